@@ -1,0 +1,226 @@
+// Channel: the balanced call path. One Channel per target service, shared by every thread.
+//
+//   fulcrum::ChannelOptions opts;
+//   opts.service_name = "calculator";
+//   opts.balancer = "p2c_least_loaded";
+//   auto channel = fulcrum::Channel::Create("static://127.0.0.1:9001,127.0.0.1:9002", opts).value();
+//
+//   static constexpr fulcrum::MethodTraits kAdd{.name = "add", .idempotent = true};
+//   int32_t sum = channel->Call<CalculatorClient>(kAdd, {}, [&](CalculatorClient& c, fulcrum::CallPhase& p) {
+//     c.send_add(1, 2);
+//     p.MarkSent();
+//     return c.recv_add();
+//   });
+//
+// Every call: pick an endpoint (the balancer), borrow a pooled connection, run the attempt,
+// record latency and outcome, and on a failure retry where safe: the request never left, or the
+// method is idempotent; never a oneway call; never past the deadline; never beyond the retry
+// budget; on an endpoint not yet tried when there is one. Generated clients call exactly this.
+//
+// Errors: exceptions declared in the IDL reach the caller unchanged (and count as successes
+// for the endpoint). When the call fails for good, Call throws fulcrum::CallError (a
+// TTransportException) naming the service, method, and each endpoint tried with its failure.
+//
+// Thread-safe.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+#include <thrift/transport/TTransportException.h>
+
+#include "fulcrum/balancer.h"
+#include "fulcrum/clock.h"
+#include "fulcrum/connection_pool.h"
+#include "fulcrum/hash.h"
+#include "fulcrum/outlier_detector.h"
+#include "fulcrum/resolver.h"
+#include "fulcrum/retry.h"
+#include "fulcrum/snapshot.h"
+#include "fulcrum/status.h"
+
+namespace fulcrum {
+
+// What the IDL says about a method; compiled into generated code.
+struct MethodTraits {
+  const char* name = "";
+  bool idempotent = false;  // retrying on another endpoint is safe
+  bool oneway = false;      // no reply: never retried once sent
+  int32_t timeout_ms = 0;   // 0: the channel's default
+  bool read = false;        // a slave may serve it (master-slave mode)
+};
+
+// Per-call choices; all optional.
+struct CallOptions {
+  std::optional<Duration> timeout;    // overrides the method's and the channel's
+  std::optional<TimePoint> deadline;  // absolute; the earlier of this and timeout wins
+  std::optional<uint64_t> hash_key;   // routing key for consistent_hash
+  std::optional<bool> idempotent;     // overrides the method's (retry override)
+  int max_attempts = 0;               // 0: the channel's
+
+  static CallOptions WithHashKey(std::string_view key) {
+    CallOptions o;
+    o.hash_key = Hash64(key);
+    return o;
+  }
+};
+
+// Handed to an attempt so it can say when its request has fully left: a failure before
+// MarkSent() is always safe to retry; after it only for idempotent methods.
+class CallPhase {
+ public:
+  void MarkSent() { sent_ = true; }
+  bool sent() const { return sent_; }
+
+ private:
+  bool sent_ = false;
+};
+
+// One failed attempt, kept for the error message.
+struct AttemptFailure {
+  std::string address;
+  StatusCode code = StatusCode::kOk;
+  std::string detail;
+};
+
+// The exception a failed call throws. A TTransportException so that code written for plain
+// Thrift clients handles it as it handles any transport error.
+class CallError : public apache::thrift::transport::TTransportException {
+ public:
+  CallError(StatusCode code, std::string message, std::vector<AttemptFailure> attempts);
+  StatusCode code() const { return code_; }
+  const std::vector<AttemptFailure>& attempts() const { return attempts_; }
+
+ private:
+  StatusCode code_;
+  std::vector<AttemptFailure> attempts_;
+};
+
+struct ChannelOptions {
+  std::string service_name = "service";  // for errors, logs and metrics
+  std::string balancer = "p2c_least_loaded";
+  BalancerContext balancer_context;
+  PoolOptions pool;
+  Duration default_timeout = std::chrono::seconds(1);
+  int max_attempts = 3;
+  RetryBudgetOptions retry_budget;
+  BackoffOptions backoff;
+  OutlierOptions outlier;
+  const Clock* clock = &Clock::Real();
+};
+
+// A point-in-time view of one endpoint, for tools, the demo and tests.
+struct EndpointReport {
+  std::string address;
+  uint32_t weight = 0;
+  int32_t in_flight = 0;
+  uint64_t calls = 0;
+  uint64_t failures = 0;
+  double ewma_ms = 0;
+  bool ejected = false;
+  int open_connections = 0;
+};
+
+class Channel : public std::enable_shared_from_this<Channel> {
+ public:
+  // Creates a channel whose endpoints come from `target` (a resolver URI).
+  static StatusOr<std::shared_ptr<Channel>> Create(std::string_view target,
+                                                   ChannelOptions options);
+  static StatusOr<std::shared_ptr<Channel>> Create(std::unique_ptr<Resolver> resolver,
+                                                   ChannelOptions options);
+  ~Channel();
+
+  // Runs `attempt(Client&, CallPhase&)` (or `attempt(Client&)`, taken as sent from the start)
+  // on a balanced, pooled connection, retrying where safe. Returns what the attempt returns.
+  template <class Client, class Fn>
+  auto Call(const MethodTraits& method, const CallOptions& options, Fn&& attempt);
+
+  // Replaces the endpoint set (resolvers call this through the listener; tests may directly).
+  void UpdateEndpoints(EndpointSet endpoints);
+
+  std::vector<EndpointReport> Endpoints() const;
+  const ChannelOptions& options() const { return options_; }
+  // Retries refused by the budget, and calls that ran out of endpoints; for metrics.
+  uint64_t budget_exhausted() const { return budget_exhausted_.load(std::memory_order_relaxed); }
+
+  // Stops the resolver and the housekeeping thread. Calls in flight finish.
+  void Shutdown();
+
+ private:
+  class Listener;
+  using AttemptFn = void (*)(void* closure, Connection& conn, CallPhase& phase);
+
+  explicit Channel(ChannelOptions options, std::unique_ptr<Balancer> balancer);
+  Status Init(std::unique_ptr<Resolver> resolver);
+
+  // The non-template engine behind Call. Throws CallError, or rethrows an application
+  // exception raised by the attempt.
+  void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
+              void* closure);
+  void Rebuild();  // re-filters backends and publishes a new picker; takes mu_
+  void OnAttemptFailure(const Backend& backend);
+  void Housekeeping();
+
+  const ChannelOptions options_;
+  const Clock& clock_;
+  Snapshot<Picker> picker_;
+  RetryBudget budget_;
+  OutlierDetector outlier_;
+  std::atomic<uint64_t> budget_exhausted_{0};
+  std::atomic<int64_t> next_unejection_ns_{0};
+
+  mutable std::mutex mu_;  // guards everything below; never held on the call path
+  std::unique_ptr<Balancer> balancer_;
+  std::unique_ptr<Resolver> resolver_;
+  std::unique_ptr<Listener> listener_;
+  BackendList backends_;   // the current set, ejected ones included
+  std::unordered_map<std::string, BackendPtr> by_address_;
+  bool panic_ = false;
+  std::vector<std::shared_ptr<ConnectionPool>> retired_pools_;  // removed, draining
+
+  std::mutex housekeeping_mu_;
+  std::condition_variable housekeeping_cv_;
+  bool shutdown_ = false;
+  std::thread housekeeping_;
+};
+
+template <class Client, class Fn>
+auto Channel::Call(const MethodTraits& method, const CallOptions& options, Fn&& attempt) {
+  constexpr bool kTakesPhase = std::is_invocable_v<Fn&, Client&, CallPhase&>;
+  using Result = std::conditional_t<kTakesPhase, std::invoke_result<Fn&, Client&, CallPhase&>,
+                                    std::invoke_result<Fn&, Client&>>::type;
+  struct Closure {
+    Fn* fn;
+    std::conditional_t<std::is_void_v<Result>, bool, std::optional<Result>> result;
+  } closure{&attempt, {}};
+  AttemptFn trampoline = [](void* c, Connection& conn, CallPhase& phase) {
+    auto* self = static_cast<Closure*>(c);
+    Client& client = conn.As<Client>();
+    if constexpr (!kTakesPhase) phase.MarkSent();
+    auto run = [&]() -> decltype(auto) {
+      if constexpr (kTakesPhase) {
+        return (*self->fn)(client, phase);
+      } else {
+        return (*self->fn)(client);
+      }
+    };
+    if constexpr (std::is_void_v<Result>) {
+      run();
+    } else {
+      self->result.emplace(run());
+    }
+  };
+  Invoke(method, options, trampoline, &closure);
+  if constexpr (!std::is_void_v<Result>) return std::move(*closure.result);
+}
+
+}  // namespace fulcrum

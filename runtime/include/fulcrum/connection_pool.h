@@ -1,0 +1,145 @@
+// ConnectionPool: a bounded pool of connected Thrift transports to one endpoint.
+//
+//   ConnectionPool pool(endpoint, options);
+//   StatusOr<ConnectionPool::Lease> lease = pool.Acquire(deadline);
+//   auto& client = lease->connection().As<CalculatorClient>();
+//   client.add(1, 2);
+//   lease->connection().MarkBroken();   // after a transport error: closed, never reused
+//
+// A call borrows a connection and returns it when the Lease goes away. Thrift's sync clients
+// are not thread-safe, so a connection serves one call at a time. At most max_connections are
+// open; idle ones beyond max_idle, or idle for longer than idle_timeout, are closed.
+//
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+#include <thrift/protocol/TProtocol.h>
+#include <thrift/transport/TSocket.h>
+
+#include "fulcrum/clock.h"
+#include "fulcrum/endpoint.h"
+#include "fulcrum/protocol.h"
+#include "fulcrum/status.h"
+
+namespace fulcrum {
+
+struct PoolOptions {
+  Protocol protocol = Protocol::kBinary;
+  int max_connections = 64;  // per endpoint; a call waits (until its deadline) beyond this
+  int max_idle = 16;         // idle connections kept per endpoint
+  Duration idle_timeout = std::chrono::seconds(30);
+  Duration connect_timeout = std::chrono::milliseconds(500);
+  // A connection idle for longer than this is checked (a non-blocking poll) before reuse, so
+  // a call is not sent on a connection the server already closed.
+  Duration recheck_after_idle = std::chrono::milliseconds(100);
+  uint32_t max_frame_size = 64u << 20;
+};
+
+class Connection {
+ public:
+  Connection(std::shared_ptr<apache::thrift::transport::TSocket> socket,
+             std::shared_ptr<apache::thrift::transport::TTransport> transport,
+             std::shared_ptr<apache::thrift::protocol::TProtocol> protocol);
+  ~Connection();
+
+  // The Thrift client of type C on this connection, made on first use and kept with it.
+  template <class C>
+  C& As() {
+    if (client_type_ != &typeid(C)) {
+      client_ = std::make_shared<C>(protocol_);
+      client_type_ = &typeid(C);
+    }
+    return *static_cast<C*>(client_.get());
+  }
+
+  const std::shared_ptr<apache::thrift::protocol::TProtocol>& protocol() const {
+    return protocol_;
+  }
+
+  // Sets the socket's send and receive timeouts; a system call only when the value changes.
+  void SetTimeout(int ms);
+  void MarkBroken() { broken_ = true; }
+  bool broken() const { return broken_; }
+  // True when the peer has closed or sent unsolicited bytes (checked without blocking).
+  bool PeerClosed() const;
+
+  TimePoint last_used;
+
+ private:
+  std::shared_ptr<apache::thrift::transport::TSocket> socket_;
+  std::shared_ptr<apache::thrift::transport::TTransport> transport_;
+  std::shared_ptr<apache::thrift::protocol::TProtocol> protocol_;
+  std::shared_ptr<void> client_;
+  const std::type_info* client_type_ = nullptr;
+  int timeout_ms_ = -1;
+  bool broken_ = false;
+};
+
+class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
+ public:
+  // Returns the connection to its pool on destruction (closed instead if broken).
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(ConnectionPool* pool, std::unique_ptr<Connection> conn)
+        : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&&) noexcept = default;
+    Lease& operator=(Lease&& other) noexcept {
+      Release();
+      pool_ = other.pool_;
+      conn_ = std::move(other.conn_);
+      return *this;
+    }
+    ~Lease() { Release(); }
+
+    Connection& connection() { return *conn_; }
+    explicit operator bool() const { return conn_ != nullptr; }
+
+   private:
+    void Release();
+    ConnectionPool* pool_ = nullptr;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  ConnectionPool(Endpoint endpoint, PoolOptions options, const Clock& clock = Clock::Real());
+  ~ConnectionPool();
+
+  // Borrows an idle connection or opens one. Waits for a free slot until `deadline` when
+  // max_connections are in use. Errors: kTransport (connect failed: nothing was sent, safe to
+  // retry anywhere), kDeadlineExceeded, kResourceExhausted (pool closed).
+  StatusOr<Lease> Acquire(TimePoint deadline);
+
+  // Closes connections idle for longer than idle_timeout. The channel calls it periodically.
+  void CloseIdle();
+  // Closes every idle connection and makes later Acquire calls fail; leased connections are
+  // closed when returned. Calls in flight finish normally.
+  void Shutdown();
+
+  int open_connections() const;
+  int idle_connections() const;
+  const Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  friend class Lease;
+  void Return(std::unique_ptr<Connection> conn);
+  StatusOr<std::unique_ptr<Connection>> Connect(TimePoint deadline);
+
+  const Endpoint endpoint_;
+  const PoolOptions options_;
+  const Clock& clock_;
+  mutable std::mutex mu_;
+  std::condition_variable slot_freed_;
+  std::vector<std::unique_ptr<Connection>> idle_;  // most recently used at the back
+  int open_ = 0;
+  bool shutdown_ = false;
+};
+
+}  // namespace fulcrum

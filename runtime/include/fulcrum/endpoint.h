@@ -1,0 +1,43 @@
+// Endpoint: one server instance a client may call, and EndpointSet, the whole list a resolver
+// delivers at once.
+//
+//   fulcrum::Endpoint e{"127.0.0.1", 9090, /*weight=*/2};
+//   e.Address();  // "127.0.0.1:9090"
+//
+// Plain values; thread-compatible (const access from many threads is safe).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace fulcrum {
+
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  // Relative share of traffic for weighted balancers. 0 means "send nothing unless nothing else
+  // is left" (balancers treat an all-zero set as all-equal rather than failing every call).
+  uint32_t weight = 1;
+  std::string zone;
+  std::map<std::string, std::string> tags;
+
+  // "host:port" ("[::1]:port" for IPv6 literals). The identity of an endpoint: two endpoints
+  // with the same address are the same server, whatever their weight or tags.
+  std::string Address() const;
+
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+// An immutable list of endpoints plus the version it was read at. Resolvers deliver whole
+// sets; the channel diffs them against what it has.
+struct EndpointSet {
+  std::vector<Endpoint> endpoints;
+  uint64_t version = 0;
+};
+
+using EndpointSetPtr = std::shared_ptr<const EndpointSet>;
+
+}  // namespace fulcrum
