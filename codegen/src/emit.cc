@@ -211,13 +211,14 @@ class Emitter {
     h << "\n// The fulcrum.* annotations of " << s.name << "'s functions, compiled in.\n"
       << "struct " << s.name << "Methods {\n";
     for (const Function& f : s.functions) {
-      h << "  static constexpr ::fulcrum::MethodTraits " << f.name << "{.name = \"" << f.name
-        << "\"";
-      if (f.idempotent) h << ", .idempotent = true";
-      if (f.oneway) h << ", .oneway = true";
-      if (f.timeout_ms > 0) h << ", .timeout_ms = " << f.timeout_ms;
-      if (f.read) h << ", .read = true";
-      h << "};\n";
+      std::string head = "  static constexpr ::fulcrum::MethodTraits " + f.name + "{";
+      std::string init = ".name = \"" + f.name + "\"";
+      if (f.idempotent) init += ", .idempotent = true";
+      if (f.oneway) init += ", .oneway = true";
+      if (f.timeout_ms > 0) init += ", .timeout_ms = " + std::to_string(f.timeout_ms);
+      if (f.read) init += ", .read = true";
+      bool fits = head.size() + init.size() + 2 <= kLineLimit;
+      h << head << (fits ? "" : "\n      ") << init << "};\n";
     }
     h << "};\n\n";
 
@@ -285,7 +286,9 @@ class Emitter {
     std::string cls = s.name + "BalancedClient";
     c << cls << "::" << cls << "(::std::shared_ptr<::fulcrum::Channel> channel)\n"
       << "    : ::fulcrum::gen::BalancedClientBase(::std::move(channel)) {}\n\n"
-      << cls << "::" << cls << "(::std::string_view target, ::fulcrum::ChannelOptions options)\n"
+      << Signature(cls + "::" + cls,
+                   {"::std::string_view target", "::fulcrum::ChannelOptions options"}, "", 0)
+      << "\n"
       << "    : ::fulcrum::gen::BalancedClientBase(\n"
       << "          ::fulcrum::gen::CreateChannelOrThrow(target, ::std::move(options))) {}\n";
     for (const Function& f : s.functions) EmitMethod(c, s, f);

@@ -132,26 +132,30 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 }
 
 // Finds fulcrum.* annotations where they mean nothing (structs, fields, enums, typedefs).
-void CheckStrayAnnotations(const Program& program, const json& node, const std::string& what) {
+// `kind` names what the list holds; `label` is the innermost named thing seen so far.
+void CheckStrayAnnotations(const Program& program, const json& node, const std::string& kind,
+                           const std::string& label) {
   if (node.is_object()) {
+    std::string here = label;
+    if (node.contains("name") && node.at("name").is_string()) {
+      here = label.empty() ? kind + " " + node.at("name").get<std::string>()
+                           : label + ", " + node.at("name").get<std::string>();
+    }
     for (const auto& [key, value] : node.items()) {
       if (key == "annotations" && value.is_object()) {
         for (const auto& [name, v] : value.items()) {
           if (name.rfind("fulcrum.", 0) == 0) {
-            throw GenError(program.idl_path + ": " + what + ": annotation " + name +
+            throw GenError(program.idl_path + ": " + (here.empty() ? kind : here) +
+                           ": annotation " + name +
                            ": fulcrum annotations belong on services and functions only");
           }
         }
       } else {
-        std::string inner = what;
-        if (node.contains("name") && node.at("name").is_string()) {
-          inner = node.at("name").get<std::string>();
-        }
-        CheckStrayAnnotations(program, value, inner);
+        CheckStrayAnnotations(program, value, kind, here);
       }
     }
   } else if (node.is_array()) {
-    for (const json& item : node) CheckStrayAnnotations(program, item, what);
+    for (const json& item : node) CheckStrayAnnotations(program, item, kind, label);
   }
 }
 
@@ -238,9 +242,9 @@ Program& Idl::LoadProgram(const std::string& name, const std::string& json_path,
     if (!inc.is_string()) throw GenError(where + ": an include that is not a string");
     program->includes.push_back(inc.get<std::string>());
   }
-  CheckStrayAnnotations(*program, j.at("enums"), "enum");
-  CheckStrayAnnotations(*program, j.at("typedefs"), "typedef");
-  CheckStrayAnnotations(*program, j.at("structs"), "struct");
+  CheckStrayAnnotations(*program, j.at("enums"), "enum", "");
+  CheckStrayAnnotations(*program, j.at("typedefs"), "typedef", "");
+  CheckStrayAnnotations(*program, j.at("structs"), "struct", "");
   Program& stored = *program;
   programs_[stored.name] = std::move(program);
   for (const std::string& inc : stored.includes) {
