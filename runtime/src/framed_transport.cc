@@ -23,7 +23,7 @@ std::shared_ptr<TTransport> FramedTransportFactory::getTransport(
   // frame limit is above Thrift's 100 MiB default (TTransport makes a config object anyway).
   const int frame = static_cast<int>(std::min<uint32_t>(max_frame_size_, INT_MAX));
   auto config = std::make_shared<TConfiguration>(
-      std::max(frame, TConfiguration::DEFAULT_MAX_MESSAGE_SIZE), frame);
+      std::max(frame, int{TConfiguration::DEFAULT_MAX_MESSAGE_SIZE}), frame);
   auto transport = std::make_shared<FramedTransport>(std::move(inner), std::move(config));
   transport->setMaxFrameSize(max_frame_size_);
   return transport;

@@ -55,8 +55,8 @@ namespace {
 void ThriftOutputToGlog(const char* message) {
   // The nonblocking server narrates its start and stop; everything else Thrift prints is a
   // connection or server problem.
-  static constexpr const char* kChatter[] = {"Serving with", "registered for", "join done",
-                                             "using libevent"};
+  static constexpr const char* kChatter[] = {"Serving with",  "registered for", "join done",
+                                             "entering loop", "run() done",     "using libevent"};
   for (const char* chatter : kChatter) {
     if (std::strstr(message, chatter) != nullptr) {
       VLOG(1) << "thrift: " << message;
