@@ -282,6 +282,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
   std::array<const Backend*, kMaxTracked> tried{};
   size_t n_tried = 0;
   std::vector<AttemptFailure> failures;  // allocated only when something fails
+  bool first_pick = true;
   PickArgs args;
   if (options.hash_key) {
     args.has_hash = true;
@@ -296,7 +297,8 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
            attempt - 1);
     }
     const Backend& backend = *pick.backend;
-    TimePoint now = attempt == 1 ? start : clock_.Now();
+    TimePoint now = first_pick ? start : clock_.Now();  // one clock read saved per call
+    first_pick = false;
     if (attempt > 1 && args.IsExcluded(&backend)) {
       // Nothing untried is left: back off before hitting the same endpoint again.
       const Duration pause =
@@ -318,6 +320,17 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
     std::string detail;
     backend.stats->OnStart();
     StatusOr<ConnectionPool::Lease> lease = backend.pool->Acquire(deadline);
+    if (!lease.ok() && lease.status().code() == StatusCode::kResourceExhausted) {
+      // The endpoint left the set after this call read its picker: pick again from the
+      // current one. Not an attempt (nothing was tried) and not a retry (no budget spent);
+      // bounded by the deadline, checked at the top of the loop.
+      backend.stats->OnAbandon();
+      std::shared_ptr<const Picker> fresh = picker_.Read();
+      if (fresh == picker) std::this_thread::yield();  // the new picker is being published
+      picker = std::move(fresh);
+      --attempt;
+      continue;
+    }
     if (!lease.ok()) {
       // Nothing left this client: safe to retry anywhere. Only a failed connect is the
       // endpoint's fault; an exhausted or closed local pool is not.
