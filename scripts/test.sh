@@ -34,7 +34,7 @@ step "build (thread)"
 "$root/scripts/setup.sh" --build-dir "$root/build-tsan" --sanitize thread \
   --build-type RelWithDebInfo --target fulcrum_stress_tests
 step "stress tests under TSan"
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
   "$root/build-tsan/tests/fulcrum_stress_tests" --gtest_brief=1
 
 echo
