@@ -45,6 +45,10 @@ class BackendTable {
   // (everything was tried; trying again beats failing the call). Deterministic.
   const Backend* FirstAllowed(const PickArgs& args, size_t start) const;
 
+  // Slow path for randomised pickers: a random active backend that is not excluded, drawn
+  // uniformly or by weight (exactly, O(n)), else what FirstAllowed gives.
+  const Backend* RandomAllowed(const PickArgs& args, Random& rng, bool by_weight) const;
+
  private:
   BackendList owned_;
   std::vector<Entry> active_;
@@ -100,7 +104,7 @@ const Backend* PickTwoChoices(const BackendTable& table, const PickArgs& args, R
   if (!args.excluded.empty()) {
     const bool ei = args.IsExcluded(a[i].backend);
     const bool ej = args.IsExcluded(a[j].backend);
-    if (ei && ej) return table.FirstAllowed(args, i);
+    if (ei && ej) return table.RandomAllowed(args, rng, /*by_weight=*/false);
     if (ei) return a[j].backend;
     if (ej) return a[i].backend;
   }
