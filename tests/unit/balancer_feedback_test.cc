@@ -174,6 +174,16 @@ TEST_P(LatencyBalancerTest, EndpointThatTurnsSlowIsAvoided) {
   EXPECT_LT(Share(counts, 0), 0.05);
 }
 
+TEST_P(LatencyBalancerTest, RecoveredEndpointWinsItsTrafficBack) {
+  Simulation sim(GetParam(), 5, 17);
+  sim.SetLatency(0, milliseconds(10));
+  EXPECT_LT(Share(sim.Run(10'000, microseconds(100)), 0), 0.10);
+  sim.SetLatency(0, milliseconds(1));
+  sim.Run(30'000, microseconds(100));  // 3 s of probes and the odd win re-measure it
+  const std::vector<int> counts = sim.Run(10'000, microseconds(100));
+  EXPECT_GT(Share(counts, 0), 0.12) << ::testing::PrintToString(counts);
+}
+
 INSTANTIATE_TEST_SUITE_P(Latency, LatencyBalancerTest,
                          ::testing::Values("least_response_time", "peak_ewma"));
 
