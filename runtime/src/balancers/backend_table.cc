@@ -46,4 +46,21 @@ const Backend* BackendTable::FirstAllowed(const PickArgs& args, size_t start) co
   return active_[start].backend;
 }
 
+const Backend* BackendTable::RandomAllowed(const PickArgs& args, Random& rng,
+                                           bool by_weight) const {
+  uint64_t total = 0;
+  for (const Entry& e : active_) {
+    if (!args.IsExcluded(e.backend)) total += by_weight ? e.weight : 1;
+  }
+  if (total == 0) return FirstAllowed(args, 0);
+  uint64_t r = rng.Uniform(total);
+  for (const Entry& e : active_) {
+    if (args.IsExcluded(e.backend)) continue;
+    const uint64_t w = by_weight ? e.weight : 1;
+    if (r < w) return e.backend;
+    r -= w;
+  }
+  return FirstAllowed(args, 0);  // unreachable: r < total
+}
+
 }  // namespace fulcrum::balancers

@@ -45,6 +45,10 @@ class BackendTable {
   // (everything was tried; trying again beats failing the call). Deterministic.
   const Backend* FirstAllowed(const PickArgs& args, size_t start) const;
 
+  // Slow path for randomised pickers: a random active backend that is not excluded, drawn
+  // uniformly or by weight (exactly, O(n)), else what FirstAllowed gives.
+  const Backend* RandomAllowed(const PickArgs& args, Random& rng, bool by_weight) const;
+
  private:
   BackendList owned_;
   std::vector<Entry> active_;
@@ -82,9 +86,15 @@ inline size_t ScaleToRange(uint64_t x, size_t n) {
 // Power of two choices: draws two distinct active entries and returns the one with the lower
 // cost. The pair is drawn in random order and the first wins a tie, so ties are broken at
 // random. `cost` is any callable Entry -> number.
+//
+// With `probe_idle`, one pick in kProbeOneIn takes the first candidate whatever its cost if it
+// has no call in flight. Latency costs only change when an endpoint answers, so without this an
+// endpoint that was slow once would never be measured again, even after it recovers.
+inline constexpr uint64_t kProbeOneIn = 128;
+
 template <class Cost>
 const Backend* PickTwoChoices(const BackendTable& table, const PickArgs& args, Random& rng,
-                              Cost&& cost) {
+                              Cost&& cost, bool probe_idle = false) {
   const std::span<const Entry> a = table.active();
   const size_t n = a.size();
   if (n == 1) {
@@ -93,16 +103,22 @@ const Backend* PickTwoChoices(const BackendTable& table, const PickArgs& args, R
   }
   // One draw gives both indices: the high half of r*n is the first, and the low half, still
   // uniform, scaled to n-1 gives the second (skipping the first makes them distinct).
-  const unsigned __int128 m = static_cast<unsigned __int128>(rng.Next()) * n;
+  const uint64_t r = rng.Next();
+  const unsigned __int128 m = static_cast<unsigned __int128>(r) * n;
   const size_t i = static_cast<size_t>(m >> 64);
   size_t j = ScaleToRange(static_cast<uint64_t>(m), n - 1);
   if (j >= i) ++j;
   if (!args.excluded.empty()) {
     const bool ei = args.IsExcluded(a[i].backend);
     const bool ej = args.IsExcluded(a[j].backend);
-    if (ei && ej) return table.FirstAllowed(args, i);
+    if (ei && ej) return table.RandomAllowed(args, rng, /*by_weight=*/false);
     if (ei) return a[j].backend;
     if (ej) return a[i].backend;
+  }
+  // The low bits of r barely influence i (the high half of r*n), so they make the coin.
+  if (probe_idle && r % kProbeOneIn == 0 && a[i].stats->in_flight() == 0 &&
+      (args.excluded.empty() || !args.IsExcluded(a[i].backend))) {
+    return a[i].backend;
   }
   return cost(a[j]) < cost(a[i]) ? a[j].backend : a[i].backend;
 }

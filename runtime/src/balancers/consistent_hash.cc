@@ -71,8 +71,9 @@ class ConsistentHashPicker final : public Picker {
       return a[x].backend->address < a[y].backend->address;
     });
     struct Walker {
-      uint32_t index;  // into a
-      uint64_t offset, skip, next = 0, filled = 0;
+      uint32_t index;       // into a
+      uint64_t next, skip;  // the permutation: next slot to try, then + skip (mod m)
+      uint64_t filled;
       uint64_t weight;
     };
     std::vector<Walker> walkers;
@@ -81,7 +82,7 @@ class ConsistentHashPicker final : public Picker {
     for (uint32_t i : order) {
       const std::string& address = a[i].backend->address;
       walkers.push_back(Walker{i, Hash64(address, kOffsetSeed) % m,
-                               Hash64(address, kSkipSeed) % (m - 1) + 1, 0, 0, a[i].weight});
+                               Hash64(address, kSkipSeed) % (m - 1) + 1, 0, a[i].weight});
       max_weight = std::max<uint64_t>(max_weight, a[i].weight);
     }
     constexpr uint32_t kFree = UINT32_MAX;
@@ -100,8 +101,9 @@ class ConsistentHashPicker final : public Picker {
       Walker& w = walkers[p];
       uint64_t slot;
       do {
-        slot = (w.offset + w.next * w.skip) % m;
-        ++w.next;
+        slot = w.next;
+        w.next += w.skip;
+        if (w.next >= m) w.next -= m;
       } while (slots_[slot] != kFree);
       slots_[slot] = w.index;
       ++w.filled;

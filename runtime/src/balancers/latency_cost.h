@@ -4,7 +4,9 @@
 //
 // An endpoint without a latency sample yet costs 0 while it is idle, so it is tried at once
 // (never starved), and a huge penalty while its first call is outstanding, so it is not sent a
-// burst before anyone knows how fast it is (Finagle's peak EWMA does the same).
+// burst before anyone knows how fast it is (Finagle's peak EWMA does the same). The pickers
+// also probe idle endpoints now and then (PickTwoChoices, probe_idle), so an endpoint that was
+// slow is measured again and wins its traffic back once it recovers.
 //
 // Thread-safety: pure functions of atomics.
 #pragma once

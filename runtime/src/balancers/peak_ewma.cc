@@ -15,9 +15,10 @@ class PeakEwmaPicker final : public Picker {
       : table_(std::move(table)), ctx_(ctx) {}
 
   PickResult Pick(const PickArgs& args) const override {
-    return {PickTwoChoices(table_, args, ctx_.rng(), [](const Entry& e) {
-      return LatencyCost(*e.stats, e.stats->peak_ewma_ns());
-    })};
+    return {PickTwoChoices(
+        table_, args, ctx_.rng(),
+        [](const Entry& e) { return LatencyCost(*e.stats, e.stats->peak_ewma_ns()); },
+        /*probe_idle=*/true)};
   }
 
  private:

@@ -16,12 +16,12 @@ class RandomPicker final : public Picker {
     Random& rng = ctx_.rng();
     size_t i = ScaleToRange(rng.Next(), a.size());
     if (args.excluded.empty() || !args.IsExcluded(a[i].backend)) return {a[i].backend};
-    // A few more draws keep the choice uniform over what is left when little is excluded.
+    // Redrawing is exact and cheap when little is excluded; the O(n) draw covers the rest.
     for (int tries = 0; tries < 4; ++tries) {
       i = ScaleToRange(rng.Next(), a.size());
       if (!args.IsExcluded(a[i].backend)) return {a[i].backend};
     }
-    return {table_.FirstAllowed(args, i)};
+    return {table_.RandomAllowed(args, ctx_.rng(), /*by_weight=*/false)};
   }
 
  private:

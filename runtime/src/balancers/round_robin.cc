@@ -18,7 +18,11 @@ class RoundRobinPicker final : public Picker {
     const std::span<const Entry> a = table_.active();
     const size_t i = next_.fetch_add(1, std::memory_order_relaxed) % a.size();
     if (args.excluded.empty() || !args.IsExcluded(a[i].backend)) return {a[i].backend};
-    // The next ones in turn: the same order a later pick would have taken.
+    // A retry takes the next turns, so retries spread as evenly as first attempts.
+    for (int tries = 0; tries < 8; ++tries) {
+      const size_t j = next_.fetch_add(1, std::memory_order_relaxed) % a.size();
+      if (!args.IsExcluded(a[j].backend)) return {a[j].backend};
+    }
     return {table_.FirstAllowed(args, i + 1)};
   }
 

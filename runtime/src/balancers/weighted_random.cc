@@ -22,11 +22,12 @@ class WeightedRandomPicker final : public Picker {
     const size_t i = Draw(ctx_.rng().Next());
     const Backend* b = table_.active()[i].backend;
     if (args.excluded.empty() || !args.IsExcluded(b)) return {b};
+    // Redrawing is exact and cheap when little is excluded; the O(n) draw covers the rest.
     for (int tries = 0; tries < 4; ++tries) {
       const Backend* again = table_.active()[Draw(ctx_.rng().Next())].backend;
       if (!args.IsExcluded(again)) return {again};
     }
-    return {table_.FirstAllowed(args, i)};
+    return {table_.RandomAllowed(args, ctx_.rng(), /*by_weight=*/true)};
   }
 
  private:

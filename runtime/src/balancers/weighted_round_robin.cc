@@ -62,13 +62,12 @@ class WeightedRoundRobinPicker final : public Picker {
   }
 
  private:
-  // Slow path: the next slots of the sequence, as later picks would take them; a bounded walk,
-  // then the plain scan (which also covers spare endpoints).
+  // Slow path: a retry takes the next turns of the sequence, so retries keep the weights
+  // among what is left. Bounded; then the plain scan (which also covers spare endpoints).
   const Backend* NextAllowed(const PickArgs& args, uint64_t slot) const {
-    const size_t n = sequence_.size();
-    const size_t steps = std::min<size_t>(n, 64);
-    for (size_t k = 1; k < steps; ++k) {
-      const Backend* b = table_.active()[sequence_[(slot + k) % n]].backend;
+    for (int tries = 0; tries < 16; ++tries) {
+      const uint64_t s = next_.fetch_add(1, std::memory_order_relaxed) % sequence_.size();
+      const Backend* b = table_.active()[sequence_[s]].backend;
       if (!args.IsExcluded(b)) return b;
     }
     return table_.FirstAllowed(args, sequence_[slot] + 1);
