@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <thrift/protocol/TProtocolException.h>
 #include <thrift/transport/TTransportException.h>
 
 #include "Echo.h"
@@ -240,6 +241,35 @@ TEST(ConnectionPoolPeerTest, UnsolicitedBytesMeanTheConnectionIsUseless) {
   lease->connection().MarkBroken();
   lease = ConnectionPool::Lease();
   EXPECT_EQ(pool.open_connections(), 0);
+}
+
+TEST(ConnectionPoolPeerTest, AGarbledReplyIsAProtocolErrorAndHalfAReplyATransportError) {
+  BadServer garbage(BadServer::Mode::kGarbageFrame);
+  BadServer half(BadServer::Mode::kHalfFrame);
+  ASSERT_TRUE(garbage.Start().ok() && half.Start().ok());
+  for (Protocol protocol : {Protocol::kBinary, Protocol::kCompact}) {
+    PoolOptions options;
+    options.protocol = protocol;
+    ConnectionPool garbage_pool(Local(garbage.port()), options);
+    auto lease = garbage_pool.Acquire(Clock::Real().Now() + seconds(10));
+    ASSERT_TRUE(lease.ok());
+    EXPECT_THROW(lease->connection().As<EchoClient>().increment(1),
+                 apache::thrift::protocol::TProtocolException);
+    lease->connection().MarkBroken();
+
+    ConnectionPool half_pool(Local(half.port()), options);
+    auto half_lease = half_pool.Acquire(Clock::Real().Now() + seconds(10));
+    ASSERT_TRUE(half_lease.ok());
+    try {
+      half_lease->connection().As<EchoClient>().increment(1);
+      ADD_FAILURE() << "half a frame was taken for a reply";
+    } catch (const TTransportException& e) {
+      EXPECT_EQ(e.getType(), TTransportException::END_OF_FILE) << e.what();
+    }
+    half_lease->connection().MarkBroken();
+  }
+  EXPECT_EQ(garbage.requests(), 2);
+  EXPECT_EQ(half.requests(), 2);
 }
 
 TEST(ConnectionPoolPeerTest, SetTimeoutBoundsACallToAServerThatNeverAnswers) {
