@@ -146,8 +146,11 @@ class Server::ConnectionTracker : public TServerEventHandler {
   void deleteContext(void* ctx, std::shared_ptr<TProtocol>, std::shared_ptr<TProtocol>) override {
     auto* conn = static_cast<ConnectionContext*>(ctx);
     if (conn->fd >= 0) {
-      std::lock_guard<std::mutex> lock(mu_);
-      open_fds_.erase(conn->fd);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        open_fds_.erase(conn->fd);
+      }
+      NotifyIfDraining();
     }
     delete conn;
   }
@@ -166,11 +169,26 @@ class Server::ConnectionTracker : public TServerEventHandler {
     return static_cast<int>(open_fds_.size());
   }
 
-  bool draining() const { return draining_.load(std::memory_order_acquire); }
-  std::mutex& drain_mu() { return drain_mu_; }
-  std::condition_variable& drained() { return drained_; }
+  // Waits until `idle()` holds and every connection that has made a call has ended, or
+  // `timeout` passes. A drained connection ends only after its last reply has been written
+  // (the nonblocking server writes replies on its I/O thread, after the handler returns).
+  template <class Pred>
+  bool WaitDrained(Duration timeout, Pred idle) {
+    std::unique_lock<std::mutex> lock(drain_mu_);
+    return drained_.wait_for(lock, timeout, [&] { return idle() && NoOpenConnections(); });
+  }
+  void NotifyIfDraining() {
+    if (!draining_.load(std::memory_order_acquire)) return;
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    drained_.notify_all();
+  }
 
  private:
+  bool NoOpenConnections() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return open_fds_.empty();
+  }
+
   std::promise<Status> listening_;
   std::mutex mu_;
   std::unordered_set<int> open_fds_;  // guarded by mu_
@@ -203,10 +221,7 @@ class Server::CountingProcessor : public TProcessor {
       if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
       keep_open = false;
     }
-    if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1 && tracker_->draining()) {
-      std::lock_guard<std::mutex> lock(tracker_->drain_mu());
-      tracker_->drained().notify_all();
-    }
+    if (in_flight_.fetch_sub(1, std::memory_order_acq_rel) == 1) tracker_->NotifyIfDraining();
     return keep_open;
   }
 
@@ -323,16 +338,12 @@ void Server::Stop() {
 
   stop_accepting_();
   tracker_->BeginDrain();
-  {
-    std::unique_lock<std::mutex> drain_lock(tracker_->drain_mu());
-    const bool drained = tracker_->drained().wait_for(
-        drain_lock, options_.drain_timeout, [this] { return counting_->in_flight() == 0; });
-    if (!drained) {
-      const int closed = tracker_->CloseAll();
-      LOG(WARNING) << "server on port " << port_.load() << ": " << counting_->in_flight()
-                   << " call(s) still running after the drain timeout; closed " << closed
-                   << " connection(s) under them";
-    }
+  if (!tracker_->WaitDrained(options_.drain_timeout,
+                             [this] { return counting_->in_flight() == 0; })) {
+    const int closed = tracker_->CloseAll();
+    LOG(WARNING) << "server on port " << port_.load() << ": " << counting_->in_flight()
+                 << " call(s) still running after the drain timeout; closed " << closed
+                 << " connection(s) under them";
   }
   // The threaded server returns from serve() once every connection has ended; the
   // nonblocking one must be told to leave its event loops.

@@ -3,9 +3,9 @@
 //
 //   auto child = fulcrum::testing::Subprocess::Spawn({FULCRUM_ECHO_SERVER, "--id=a"});
 //   ASSERT_TRUE(child.ok()) << child.status();
-//   StatusOr<std::string> port = (*child)->WaitForLine("LISTENING ", std::chrono::seconds(10));
-//   (*child)->Signal(SIGTERM);
-//   StatusOr<int> status = (*child)->Wait(std::chrono::seconds(10));  // a waitpid() status
+//   StatusOr<std::string> port = child.value()->WaitForLine("LISTENING ",
+//   std::chrono::seconds(10)); child.value()->Signal(SIGTERM); StatusOr<int> status =
+//   child.value()->Wait(std::chrono::seconds(10));  // a waitpid() status
 //   EXPECT_TRUE(WIFEXITED(status.value()) && WEXITSTATUS(status.value()) == 0);
 //
 // The child gets SIGKILL if the thread that spawned it exits (PR_SET_PDEATHSIG), and the

@@ -3,8 +3,8 @@
 //
 //   auto server = fulcrum::testing::TestServer::Start({.id = "a"});
 //   ASSERT_TRUE(server.ok()) << server.status();
-//   fulcrum::Endpoint e = (*server)->endpoint();
-//   ... (*server)->handler().increments() ...
+//   fulcrum::Endpoint e = server.value()->endpoint();
+//   ... server.value()->handler().increments() ...
 //   // stops when the unique_ptr goes away
 //
 // Thread-safe as fulcrum::Server is.
