@@ -4,6 +4,8 @@
 #include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
 
+#include <sys/socket.h>
+
 #include <map>
 #include <mutex>
 
@@ -79,6 +81,7 @@ StatusOr<std::unique_ptr<RegistryConnection>> RegistryConnection::Open(
     conn->client_ = std::make_unique<thrift::RegistryClient>(
         std::make_shared<apache::thrift::protocol::TBinaryProtocol>(conn->transport_));
     conn->transport_->open();
+    conn->fd_ = static_cast<int>(conn->socket_->getSocketFD());
   } catch (const apache::thrift::TException& e) {
     return Status::Error(StatusCode::kUnavailable,
                          "cannot reach registry at " + conn->address() + ": " + e.what());
@@ -92,6 +95,11 @@ RegistryConnection::~RegistryConnection() {
   } catch (const apache::thrift::TException&) {
     // Closing a broken connection: nothing left to do.
   }
+}
+
+void RegistryConnection::Interrupt() {
+  const int fd = fd_.load();
+  if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
 void RegistryConnection::SetRecvTimeout(int ms) { socket_->setRecvTimeout(ms); }

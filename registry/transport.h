@@ -9,6 +9,7 @@
 // RegistryConnection is thread-compatible (one thread at a time, like Thrift's clients).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -65,6 +66,9 @@ class RegistryConnection {
 
   thrift::RegistryClient& client() { return *client_; }
   void SetRecvTimeout(int ms);
+  // Makes a call blocked in another thread fail at once (shutdown(2) on the socket; the
+  // descriptor stays open until this object is destroyed). Thread-safe.
+  void Interrupt();
   std::string address() const;
 
  private:
@@ -73,6 +77,7 @@ class RegistryConnection {
   std::shared_ptr<apache::thrift::transport::TSocket> socket_;
   std::shared_ptr<apache::thrift::transport::TTransport> transport_;
   std::unique_ptr<thrift::RegistryClient> client_;
+  std::atomic<int> fd_{-1};
 };
 
 }  // namespace fulcrum::registry
