@@ -71,10 +71,18 @@ class RegistryDaemon::EventHandler final : public apache::thrift::server::TServe
   }
   void* createContext(std::shared_ptr<TProtocol> input, std::shared_ptr<TProtocol>) override {
     auto* ctx = new ConnectionContext();
-    try {
-      ctx->peer = input->getTransport()->getOrigin();
-    } catch (const TException&) {
-      ctx->peer = "?";
+    // Numeric address: getOrigin() would do a reverse DNS lookup per connection.
+    ctx->peer = "?";
+    auto framed = std::dynamic_pointer_cast<apache::thrift::transport::TFramedTransport>(
+        input->getTransport());
+    auto socket = std::dynamic_pointer_cast<apache::thrift::transport::TSocket>(
+        framed ? framed->getUnderlyingTransport() : input->getTransport());
+    if (socket) {
+      try {
+        ctx->peer = Store::Address(socket->getPeerAddress(), socket->getPeerPort());
+      } catch (const TException&) {
+        // Peer already gone: keep "?".
+      }
     }
     VLOG(1) << "connection from " << ctx->peer;
     return ctx;

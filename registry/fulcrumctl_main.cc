@@ -38,7 +38,8 @@ const char* kUsageText =
     "  list                              services with instance counts\n"
     "  show SERVICE                      instances: health, weight, zone, drained,\n"
     "                                    last-heartbeat age, reported load\n"
-    "  set-weight SERVICE HOST:PORT W    administrator's weight (-1 clears it)\n"
+    "  set-weight SERVICE HOST:PORT W    administrator's weight; W=clear returns to\n"
+    "                                    the weight the instance registered with\n"
     "  drain SERVICE HOST:PORT           clients stop sending new calls to it\n"
     "  undrain SERVICE HOST:PORT\n"
     "  remove SERVICE HOST:PORT          forget an instance that is gone\n"
@@ -61,9 +62,9 @@ int Run(const std::vector<std::string>& args) {
   int32_t weight = 0;
   if (cmd == "set-weight") {
     char* end = nullptr;
-    const long w = std::strtol(args[3].c_str(), &end, 10);
-    if (*end != '\0' || args[3].empty() || w < -1 || w > INT32_MAX) {
-      return Usage("weight '" + args[3] + "' is not an integer >= 0 (or -1 to clear)");
+    const long w = args[3] == "clear" ? -1 : std::strtol(args[3].c_str(), &end, 10);
+    if ((end != nullptr && *end != '\0') || args[3].empty() || w < -1 || w > INT32_MAX) {
+      return Usage("weight '" + args[3] + "' is not an integer >= 0 (or 'clear')");
     }
     weight = static_cast<int32_t>(w);
   }
