@@ -275,7 +275,7 @@ TEST_F(RegistryProcessTest, FulcrumctlTablesJsonAndErrors) {
   registry_->Signal(SIGTERM);
   auto status = registry_->Wait(seconds(20));
   ASSERT_TRUE(status.has_value());
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << ReadFile(LogFile());
   CommandResult unreachable = Ctl({"list"});
   EXPECT_EQ(unreachable.exit_code, 3);
   EXPECT_NE(unreachable.err.find("cannot reach registry at 127.0.0.1:" + std::to_string(port_)),
