@@ -1,2 +1,96 @@
-// Placeholder until the transport work lands; replaced by the real echo server.
-int main() { return 1; }
+// fulcrum_test_echo_server: the Echo service in its own process, for tests that SIGKILL,
+// SIGSTOP or SIGTERM a server by PID.
+//
+//   fulcrum_test_echo_server --id=a --port=0 --protocol=compact
+//   LISTENING 40123        <- on stdout once the port accepts
+//
+// SIGTERM or SIGINT: stops gracefully (in-flight calls finish, up to --drain_timeout_ms) and
+// exits 0. Bad flags: a message on stderr and exit status 2.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include "fulcrum/server.h"
+#include "support/echo_handler.h"
+
+DEFINE_string(host, "127.0.0.1", "address to listen on");
+DEFINE_int32(port, 0, "port to listen on; 0 lets the OS pick (printed as LISTENING <port>)");
+DEFINE_string(id, "", "server id returned by whoami() and slow(); default echo-<pid>");
+DEFINE_string(protocol, "binary", "binary or compact");
+DEFINE_string(server_type, "threaded", "threaded or nonblocking");
+DEFINE_int32(drain_timeout_ms, 10000, "how long a graceful stop waits for calls in flight");
+
+namespace {
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "fulcrum_test_echo_server: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("fulcrum_test_echo_server [flags]: the Echo test service");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  if (argc > 1) return Usage(std::string("unexpected argument '") + argv[1] + "'");
+
+  fulcrum::StatusOr<fulcrum::Protocol> protocol = fulcrum::ParseProtocol(FLAGS_protocol);
+  if (!protocol.ok()) return Usage("--protocol: " + protocol.status().message());
+  fulcrum::StatusOr<fulcrum::ServerType> type = fulcrum::ParseServerType(FLAGS_server_type);
+  if (!type.ok()) return Usage("--server_type: " + type.status().message());
+  if (FLAGS_port < 0 || FLAGS_port > 65535) {
+    return Usage("--port: " + std::to_string(FLAGS_port) + " is not in [0, 65535]");
+  }
+  if (FLAGS_drain_timeout_ms < 0) return Usage("--drain_timeout_ms must be >= 0");
+
+  // Block the stop signals before any thread starts, so every thread inherits the mask and
+  // only the sigwait() below ever sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::string id = FLAGS_id.empty() ? "echo-" + std::to_string(getpid()) : FLAGS_id;
+  fulcrum::ServerOptions options;
+  options.host = FLAGS_host;
+  options.port = static_cast<uint16_t>(FLAGS_port);
+  options.protocol = protocol.value();
+  options.type = type.value();
+  options.drain_timeout = std::chrono::milliseconds(FLAGS_drain_timeout_ms);
+  auto handler = std::make_shared<fulcrum::testing::EchoHandler>(id);
+  fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);
+  fulcrum::Status started = server.Start();
+  if (!started.ok()) {
+    std::fprintf(stderr, "fulcrum_test_echo_server: %s\n", started.ToString().c_str());
+    return 1;
+  }
+
+  std::promise<int> stop;
+  std::thread signal_waiter([&stop, &stop_signals] {
+    int sig = 0;
+    while (sigwait(&stop_signals, &sig) != 0) {
+    }
+    stop.set_value(sig);
+  });
+  std::printf("LISTENING %u\n", static_cast<unsigned>(server.port()));
+  std::fflush(stdout);
+
+  const int sig = stop.get_future().get();
+  LOG(INFO) << id << ": signal " << sig << ", stopping";
+  signal_waiter.join();
+  server.Stop();
+  LOG(INFO) << id << ": served " << handler->calls() << " call(s)";
+  return 0;
+}

@@ -6,7 +6,8 @@
 //   PickResult r = picker->Pick(PickArgs{});                               // on every call
 //
 // Adding a balancer: write a Balancer and a Picker, then call
-//   fulcrum::RegisterBalancer("mine", [](const BalancerContext& ctx) { return std::make_unique<Mine>(ctx); });
+//   fulcrum::RegisterBalancer("mine", [](const BalancerContext& ctx) { return
+//   std::make_unique<Mine>(ctx); });
 // examples/custom_balancer shows a whole one.
 //
 // Thread-safety: Picker::Pick is thread-safe (pickers are immutable apart from atomics).

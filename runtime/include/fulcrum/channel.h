@@ -3,10 +3,12 @@
 //   fulcrum::ChannelOptions opts;
 //   opts.service_name = "calculator";
 //   opts.balancer = "p2c_least_loaded";
-//   auto channel = fulcrum::Channel::Create("static://127.0.0.1:9001,127.0.0.1:9002", opts).value();
+//   auto channel = fulcrum::Channel::Create("static://127.0.0.1:9001,127.0.0.1:9002",
+//   opts).value();
 //
 //   static constexpr fulcrum::MethodTraits kAdd{.name = "add", .idempotent = true};
-//   int32_t sum = channel->Call<CalculatorClient>(kAdd, {}, [&](CalculatorClient& c, fulcrum::CallPhase& p) {
+//   int32_t sum = channel->Call<CalculatorClient>(kAdd, {}, [&](CalculatorClient& c,
+//   fulcrum::CallPhase& p) {
 //     c.send_add(1, 2);
 //     p.MarkSent();
 //     return c.recv_add();
@@ -26,6 +28,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -133,8 +136,7 @@ struct EndpointReport {
 class Channel : public std::enable_shared_from_this<Channel> {
  public:
   // Creates a channel whose endpoints come from `target` (a resolver URI).
-  static StatusOr<std::shared_ptr<Channel>> Create(std::string_view target,
-                                                   ChannelOptions options);
+  static StatusOr<std::shared_ptr<Channel>> Create(std::string_view target, ChannelOptions options);
   static StatusOr<std::shared_ptr<Channel>> Create(std::unique_ptr<Resolver> resolver,
                                                    ChannelOptions options);
   ~Channel();
@@ -152,6 +154,10 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // Retries refused by the budget, and calls that ran out of endpoints; for metrics.
   uint64_t budget_exhausted() const { return budget_exhausted_.load(std::memory_order_relaxed); }
 
+  // Re-admits ejected endpoints whose time is up and closes idle connections. The channel's
+  // own housekeeping thread calls it; tests driving a FakeClock may call it directly.
+  void Tick();
+
   // Stops the resolver and the housekeeping thread. Calls in flight finish.
   void Shutdown();
 
@@ -164,11 +170,12 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   // The non-template engine behind Call. Throws CallError, or rethrows an application
   // exception raised by the attempt.
-  void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
-              void* closure);
-  void Rebuild();  // re-filters backends and publishes a new picker; takes mu_
+  void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn, void* closure);
+  void RebuildLocked();  // re-filters backends and publishes a new picker; needs mu_
   void OnAttemptFailure(const Backend& backend);
-  void Housekeeping();
+  void HousekeepingLoop();
+  [[noreturn]] void Fail(const MethodTraits& method, StatusCode code, std::string_view what,
+                         std::vector<AttemptFailure> failures, int attempts) const;
 
   const ChannelOptions options_;
   const Clock& clock_;
@@ -176,16 +183,15 @@ class Channel : public std::enable_shared_from_this<Channel> {
   RetryBudget budget_;
   OutlierDetector outlier_;
   std::atomic<uint64_t> budget_exhausted_{0};
-  std::atomic<int64_t> next_unejection_ns_{0};
 
   mutable std::mutex mu_;  // guards everything below; never held on the call path
   std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<Listener> listener_;
-  BackendList backends_;   // the current set, ejected ones included
+  BackendList backends_;  // the current set, ejected ones included
   std::unordered_map<std::string, BackendPtr> by_address_;
   bool panic_ = false;
-  std::vector<std::shared_ptr<ConnectionPool>> retired_pools_;  // removed, draining
+  TimePoint next_unejection_ = TimePoint::max();
 
   std::mutex housekeeping_mu_;
   std::condition_variable housekeeping_cv_;

@@ -60,9 +60,7 @@ class Connection {
     return *static_cast<C*>(client_.get());
   }
 
-  const std::shared_ptr<apache::thrift::protocol::TProtocol>& protocol() const {
-    return protocol_;
-  }
+  const std::shared_ptr<apache::thrift::protocol::TProtocol>& protocol() const { return protocol_; }
 
   // Sets the socket's send and receive timeouts; a system call only when the value changes.
   void SetTimeout(int ms);

@@ -42,6 +42,10 @@ class EndpointStats {
     }
   }
 
+  // Ends a call started with OnStart() that never reached the endpoint for reasons that are not
+  // its fault (the local pool was exhausted or closed): no sample, no failure.
+  void OnAbandon() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+
   int32_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   uint32_t consecutive_failures() const {
     return consecutive_failures_.load(std::memory_order_relaxed);
@@ -67,8 +71,8 @@ class EndpointStats {
   void RecordLatency(TimePoint now, Duration latency) {
     const int64_t now_ns = ToNanos(now);
     const double rtt = static_cast<double>(latency.count());
-    const int64_t last = last_sample_ns_.exchange(now_ns == 0 ? 1 : now_ns,
-                                                  std::memory_order_relaxed);
+    const int64_t last =
+        last_sample_ns_.exchange(now_ns == 0 ? 1 : now_ns, std::memory_order_relaxed);
     if (last == 0) {
       ewma_ns_.store(rtt, std::memory_order_relaxed);
       peak_ewma_ns_.store(rtt, std::memory_order_relaxed);

@@ -3,13 +3,14 @@
 // look healthy the channel uses all of them (panic mode) rather than none.
 //
 //   OutlierDetector detector(options, clock);
-//   bool changed = detector.OnFailure(backend);   // after a failed call
-//   BackendList usable = detector.Filter(all);     // when (re)building the picker
+//   if (detector.MaybeEject(backend, all)) rebuild();          // after a failed call
+//   BackendList usable = detector.Filter(all, &next, &panic);   // when (re)building the picker
 //
-// Thread-safe.
+// Ejection state lives in each backend's EndpointStats, so it survives endpoint-set updates.
+// Thread-safe given that the caller serialises MaybeEject and Filter (the channel holds its
+// control-plane lock for both).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 
 #include "fulcrum/balancer.h"
@@ -18,11 +19,11 @@
 namespace fulcrum {
 
 struct OutlierOptions {
-  uint32_t consecutive_failures = 5;  // 0 disables ejection
+  uint32_t consecutive_failures = 5;                 // 0 disables ejection
   Duration base_ejection = std::chrono::seconds(1);  // doubled on every re-ejection
   Duration max_ejection = std::chrono::seconds(30);
   double max_ejected_share = 0.5;  // never eject more than this share of endpoints
-  // Panic when the share of healthy endpoints falls below this: use all of them.
+  // Panic when the share of healthy endpoints falls below this: balance over all of them.
   double panic_threshold = 0.5;
 };
 
@@ -30,18 +31,20 @@ class OutlierDetector {
  public:
   OutlierDetector(OutlierOptions options, const Clock& clock);
 
-  // Called after a failed call on `b`. Returns true when `b` was just ejected (the caller
-  // should rebuild its picker).
-  bool OnFailure(const Backend& b, size_t total_backends);
+  // Called after a failed call on `b`, one of `all`. Ejects `b` when it has failed
+  // consecutive_failures times in a row and the cap allows. Returns true when it ejected.
+  bool MaybeEject(const Backend& b, const BackendList& all) const;
+
   // The backends to balance over now: those not ejected, or all of them in panic mode.
-  // Also returns, through `next_change`, when an ejection expires (0 if none pending).
+  // Re-admits backends whose ejection has expired. `next_change` gets the earliest expiry of
+  // a remaining ejection (TimePoint::max() if none).
   BackendList Filter(const BackendList& all, TimePoint* next_change, bool* panic) const;
-  int ejected() const { return ejected_.load(std::memory_order_relaxed); }
+
+  bool IsEjected(const Backend& b) const;
 
  private:
   const OutlierOptions options_;
   const Clock& clock_;
-  std::atomic<int> ejected_{0};
 };
 
 }  // namespace fulcrum

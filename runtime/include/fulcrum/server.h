@@ -11,8 +11,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -24,6 +27,9 @@
 
 namespace apache::thrift::server {
 class TServer;
+}
+namespace apache::thrift::concurrency {
+class ThreadManager;
 }
 
 namespace fulcrum {
@@ -69,14 +75,22 @@ class Server {
 
  private:
   class CountingProcessor;
+  class ConnectionTracker;
 
   std::shared_ptr<apache::thrift::TProcessor> processor_;
   ServerOptions options_;
   std::shared_ptr<CountingProcessor> counting_;
+  std::shared_ptr<ConnectionTracker> tracker_;
+  std::shared_ptr<apache::thrift::concurrency::ThreadManager> workers_;  // kNonblocking
   std::shared_ptr<apache::thrift::server::TServer> server_;
+  std::function<void()> stop_accepting_;
   std::thread thread_;
   std::atomic<uint16_t> port_{0};
   std::atomic<bool> stopped_{false};
+  std::mutex stop_mu_;  // serialises Start and Stop
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  bool serve_done_ = true;  // not serving; guarded by done_mu_
 };
 
 }  // namespace fulcrum

@@ -14,14 +14,14 @@ namespace fulcrum {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // bad input from the user: URI, weight, balancer name, flag
-  kNotFound,          // unknown name (balancer, service, instance)
-  kUnavailable,       // no endpoint to call, or every endpoint failed
-  kDeadlineExceeded,  // the call's deadline passed
-  kResourceExhausted, // retry budget or pool exhausted
-  kTransport,         // a transport-level failure of one attempt
-  kProtocol,          // the peer sent bytes that are not Thrift
-  kApplication,       // the peer answered with a TApplicationException
+  kInvalidArgument,    // bad input from the user: URI, weight, balancer name, flag
+  kNotFound,           // unknown name (balancer, service, instance)
+  kUnavailable,        // no endpoint to call, or every endpoint failed
+  kDeadlineExceeded,   // the call's deadline passed
+  kResourceExhausted,  // retry budget or pool exhausted
+  kTransport,          // a transport-level failure of one attempt
+  kProtocol,           // the peer sent bytes that are not Thrift
+  kApplication,        // the peer answered with a TApplicationException
   kInternal,
 };
 
@@ -53,7 +53,7 @@ inline std::ostream& operator<<(std::ostream& os, const Status& s) { return os <
 template <class T>
 class StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   StatusOr(Status status) : status_(std::move(status)) {}  // NOLINT
 
   bool ok() const { return status_.ok(); }
@@ -61,6 +61,8 @@ class StatusOr {
   T& value() & { return value_; }
   const T& value() const& { return value_; }
   T&& value() && { return std::move(value_); }
+  T& operator*() & { return value_; }
+  const T& operator*() const& { return value_; }
   T* operator->() { return &value_; }
   const T* operator->() const { return &value_; }
 

@@ -1,0 +1,229 @@
+#include "fulcrum/connection_pool.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <utility>
+
+#include <glog/logging.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/transport/TTransportException.h>
+
+#include "fulcrum/framed_transport.h"
+
+namespace fulcrum {
+
+using apache::thrift::protocol::TBinaryProtocolT;
+using apache::thrift::protocol::TCompactProtocolT;
+using apache::thrift::protocol::TProtocol;
+using apache::thrift::transport::TBufferBase;
+using apache::thrift::transport::TSocket;
+using apache::thrift::transport::TTransport;
+using apache::thrift::transport::TTransportException;
+
+namespace {
+
+// Strict reads and a string limit of one frame: a garbled reply then fails at once instead of
+// making the client allocate whatever length the junk claims. Specialising on TBufferBase lets
+// the protocol use the framed buffer's inline fast path.
+std::shared_ptr<TProtocol> MakeClientProtocol(Protocol p, std::shared_ptr<FramedTransport> t,
+                                              uint32_t max_frame_size) {
+  const auto limit = static_cast<int32_t>(std::min<uint32_t>(max_frame_size, INT32_MAX));
+  if (p == Protocol::kCompact) {
+    return std::make_shared<TCompactProtocolT<TBufferBase>>(std::move(t), limit, 0);
+  }
+  return std::make_shared<TBinaryProtocolT<TBufferBase>>(std::move(t), limit, 0,
+                                                         /*strict_read=*/true,
+                                                         /*strict_write=*/true);
+}
+
+int ClampMillis(Duration d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return static_cast<int>(std::clamp<int64_t>(ms, 1, INT32_MAX));
+}
+
+}  // namespace
+
+Connection::Connection(std::shared_ptr<TSocket> socket, std::shared_ptr<TTransport> transport,
+                       std::shared_ptr<TProtocol> protocol)
+    : socket_(std::move(socket)),
+      transport_(std::move(transport)),
+      protocol_(std::move(protocol)) {}
+
+Connection::~Connection() {
+  client_.reset();
+  // Close the socket, not the framed transport: its close() would first flush whatever a
+  // failed call left in the write buffer.
+  try {
+    socket_->close();
+  } catch (const TTransportException& e) {
+    LOG(WARNING) << "closing connection: " << e.what();
+  }
+}
+
+void Connection::SetTimeout(int ms) {
+  if (ms == timeout_ms_) return;
+  socket_->setSendTimeout(ms);
+  socket_->setRecvTimeout(ms);
+  timeout_ms_ = ms;
+}
+
+bool Connection::PeerClosed() const {
+  if (!socket_->isOpen()) return true;
+  pollfd pfd{};
+  pfd.fd = socket_->getSocketFD();
+  pfd.events = POLLIN | POLLRDHUP;
+  int rc;
+  do {
+    rc = ::poll(&pfd, 1, 0);
+  } while (rc < 0 && errno == EINTR);
+  // Between calls the server sends nothing: anything readable is a close (EOF), a reset, or
+  // junk, and the connection is useless in every case.
+  return rc != 0;
+}
+
+void ConnectionPool::Lease::Release() {
+  if (conn_ == nullptr) return;
+  pool_->Return(std::move(conn_));
+  pool_ = nullptr;
+}
+
+ConnectionPool::ConnectionPool(Endpoint endpoint, PoolOptions options, const Clock& clock)
+    : endpoint_(std::move(endpoint)), options_(std::move(options)), clock_(clock) {
+  // Returning a connection must not allocate: idle_ never holds more than this.
+  idle_.reserve(
+      static_cast<size_t>(std::max(0, std::min(options_.max_idle, options_.max_connections))));
+}
+
+ConnectionPool::~ConnectionPool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int leased = open_ - static_cast<int>(idle_.size());
+  LOG_IF(ERROR, leased > 0) << "connection pool for " << endpoint_.Address() << " destroyed with "
+                            << leased << " connection(s) still leased";
+}
+
+StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (shutdown_) {
+      return Status::Error(StatusCode::kResourceExhausted,
+                           "connection pool for " + endpoint_.Address() + " is shut down");
+    }
+    if (!idle_.empty()) {
+      std::unique_ptr<Connection> conn = std::move(idle_.back());
+      idle_.pop_back();
+      if (clock_.Now() - conn->last_used <= options_.recheck_after_idle) {
+        return Lease(this, std::move(conn));
+      }
+      lock.unlock();
+      if (!conn->PeerClosed()) return Lease(this, std::move(conn));
+      VLOG(1) << "dropping a pooled connection to " << endpoint_.Address()
+              << " that the server closed";
+      conn.reset();
+      lock.lock();
+      --open_;
+      continue;
+    }
+    if (open_ < options_.max_connections) {
+      ++open_;
+      lock.unlock();
+      StatusOr<std::unique_ptr<Connection>> conn = Connect(deadline);
+      if (conn.ok()) return Lease(this, std::move(conn).value());
+      lock.lock();
+      --open_;
+      slot_freed_.notify_one();
+      return conn.status();
+    }
+    const Duration left = deadline - clock_.Now();
+    if (left <= Duration::zero()) {
+      return Status::Error(StatusCode::kDeadlineExceeded,
+                           "deadline passed waiting for one of " +
+                               std::to_string(options_.max_connections) + " busy connections to " +
+                               endpoint_.Address());
+    }
+    slot_freed_.wait_for(lock, left);
+  }
+}
+
+StatusOr<std::unique_ptr<Connection>> ConnectionPool::Connect(TimePoint deadline) {
+  const Duration left = deadline - clock_.Now();
+  if (left <= Duration::zero()) {
+    return Status::Error(StatusCode::kDeadlineExceeded,
+                         "deadline passed before connecting to " + endpoint_.Address());
+  }
+  auto socket = std::make_shared<TSocket>(endpoint_.host, endpoint_.port);
+  socket->setNoDelay(true);
+  socket->setConnTimeout(ClampMillis(std::min(left, options_.connect_timeout)));
+  auto transport = std::static_pointer_cast<FramedTransport>(
+      FramedTransportFactory(options_.max_frame_size).getTransport(socket));
+  try {
+    transport->open();
+  } catch (const TTransportException& e) {
+    return Status::Error(StatusCode::kTransport,
+                         "connect to " + endpoint_.Address() + " failed: " + e.what());
+  }
+  auto protocol = MakeClientProtocol(options_.protocol, transport, options_.max_frame_size);
+  auto conn =
+      std::make_unique<Connection>(std::move(socket), std::move(transport), std::move(protocol));
+  conn->last_used = clock_.Now();
+  return conn;
+}
+
+void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
+  if (!conn->broken()) {
+    conn->last_used = clock_.Now();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!shutdown_ && static_cast<int>(idle_.size()) < options_.max_idle) {
+      idle_.push_back(std::move(conn));
+      lock.unlock();
+      slot_freed_.notify_one();
+      return;
+    }
+  }
+  conn.reset();  // closes the socket, outside the lock
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --open_;
+  }
+  slot_freed_.notify_one();
+}
+
+void ConnectionPool::CloseIdle() {
+  std::vector<std::unique_ptr<Connection>> expired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const TimePoint now = clock_.Now();
+    // idle_ is ordered by last use, oldest first.
+    auto first_fresh = std::find_if(idle_.begin(), idle_.end(), [&](const auto& c) {
+      return now - c->last_used <= options_.idle_timeout;
+    });
+    expired.assign(std::make_move_iterator(idle_.begin()), std::make_move_iterator(first_fresh));
+    idle_.erase(idle_.begin(), first_fresh);
+    open_ -= static_cast<int>(expired.size());
+  }
+  if (!expired.empty()) slot_freed_.notify_all();
+}
+
+void ConnectionPool::Shutdown() {
+  std::vector<std::unique_ptr<Connection>> idle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+    idle.swap(idle_);
+    open_ -= static_cast<int>(idle.size());
+  }
+  slot_freed_.notify_all();  // waiters fail with kResourceExhausted
+}
+
+int ConnectionPool::open_connections() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return open_;
+}
+
+int ConnectionPool::idle_connections() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(idle_.size());
+}
+
+}  // namespace fulcrum

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole test suite:
+#   1. the default build, every test (unit, integration, stress, codegen, registry) via ctest;
+#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. the concurrency stress tests under ThreadSanitizer.
+# Installs its own dependencies (scripts/setup.sh). Exits non-zero on any failure.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh --quick    # step 1 only
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+jobs=$(nproc)
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "build (default)"
+"$root/scripts/setup.sh" --build-dir "$root/build"
+step "ctest (default build)"
+(cd "$root/build" && ctest --output-on-failure -j "$jobs" --timeout 600)
+
+[ "$quick" -eq 1 ] && exit 0
+
+step "build (address,undefined)"
+"$root/scripts/setup.sh" --build-dir "$root/build-asan" --sanitize address,undefined \
+  --build-type Debug --target fulcrum_unit_tests
+step "unit tests under ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  "$root/build-asan/tests/fulcrum_unit_tests" --gtest_brief=1
+
+step "build (thread)"
+"$root/scripts/setup.sh" --build-dir "$root/build-tsan" --sanitize thread \
+  --build-type RelWithDebInfo --target fulcrum_stress_tests
+step "stress tests under TSan"
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
+  "$root/build-tsan/tests/fulcrum_stress_tests" --gtest_brief=1
+
+echo
+echo "all test stages passed"

@@ -1,0 +1,110 @@
+// random and weighted_random: seeded statistical tests. With a fixed seed the result is
+// deterministic; the tolerances are still chosen a few standard deviations wide so a change
+// of seed or generator does not turn them into coin flips.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "fulcrum/balancer.h"
+#include "fulcrum/random.h"
+
+namespace fulcrum {
+namespace {
+
+constexpr int kPicks = 100'000;
+
+BackendList MakeBackends(const std::vector<uint32_t>& weights) {
+  BackendList out;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    out.push_back(
+        MakeBackend(Endpoint{"10.0.0.2", static_cast<uint16_t>(2000 + i), weights[i], "", {}}));
+  }
+  return out;
+}
+
+std::vector<int> Counts(const std::string& balancer, const BackendList& list, uint64_t seed,
+                        const PickArgs& args = {}) {
+  SeededRandom rng(seed);
+  BalancerContext ctx;
+  ctx.random = &rng;
+  auto picker = CreateBalancer(balancer, ctx).value()->Update(list);
+  std::vector<int> counts(list.size(), 0);
+  for (int i = 0; i < kPicks; ++i) {
+    const Backend* b = picker->Pick(args).backend;
+    for (size_t k = 0; k < list.size(); ++k) {
+      if (list[k].get() == b) ++counts[k];
+    }
+  }
+  return counts;
+}
+
+// Each share within 3% (relative) of `expected`. For the smallest share here (10%) that is
+// 3 standard deviations at 100k picks.
+void ExpectShares(const std::vector<int>& counts, const std::vector<double>& expected) {
+  ASSERT_EQ(counts.size(), expected.size());
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const double share = counts[i] / static_cast<double>(kPicks);
+    EXPECT_NEAR(share, expected[i], 0.03 * expected[i]) << "endpoint " << i;
+  }
+}
+
+TEST(RandomBalancerTest, UniformOverEndpointsWhateverTheWeights) {
+  ExpectShares(Counts("random", MakeBackends({1, 2, 3, 4}), 1), {0.25, 0.25, 0.25, 0.25});
+}
+
+TEST(RandomBalancerTest, DifferentSeedsGiveDifferentSequences) {
+  EXPECT_NE(Counts("random", MakeBackends({1, 1, 1}), 1),
+            Counts("random", MakeBackends({1, 1, 1}), 2));
+}
+
+TEST(RandomBalancerTest, ExcludedShareIsSpreadUniformlyOverTheRest) {
+  const BackendList list = MakeBackends({1, 1, 1, 1, 1});
+  const Backend* excluded[] = {list[2].get()};
+  PickArgs args;
+  args.excluded = excluded;
+  ExpectShares(Counts("random", list, 3, args), {0.25, 0.25, 0.0, 0.25, 0.25});
+}
+
+TEST(WeightedRandomBalancerTest, SharesFollowWeights) {
+  ExpectShares(Counts("weighted_random", MakeBackends({1, 2, 3, 4}), 4), {0.1, 0.2, 0.3, 0.4});
+}
+
+TEST(WeightedRandomBalancerTest, ZeroWeightGetsNothing) {
+  ExpectShares(Counts("weighted_random", MakeBackends({0, 5, 0, 15}), 5), {0.0, 0.25, 0.0, 0.75});
+}
+
+TEST(WeightedRandomBalancerTest, SkewedWeights) {
+  // Expected 99.9 picks for the light endpoint, standard deviation 10: 50..150 is 5 sigma.
+  const std::vector<int> counts = Counts("weighted_random", MakeBackends({1, 1000}), 6);
+  EXPECT_GT(counts[0], 50);
+  EXPECT_LT(counts[0], 150);
+}
+
+TEST(WeightedRandomBalancerTest, ManyEndpointsWithUnevenWeights) {
+  std::vector<uint32_t> weights;
+  std::vector<double> expected;
+  double total = 0;
+  for (uint32_t i = 0; i < 10; ++i) {
+    weights.push_back(10 + 5 * i);
+    total += weights.back();
+  }
+  for (uint32_t w : weights) expected.push_back(w / total);
+  // Smallest share 3.1%: a 3% relative tolerance would be 1.7 sigma, so allow 10% (5.6 sigma).
+  const std::vector<int> counts = Counts("weighted_random", MakeBackends(weights), 7);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    EXPECT_NEAR(counts[i] / static_cast<double>(kPicks), expected[i], 0.1 * expected[i]) << i;
+  }
+}
+
+TEST(WeightedRandomBalancerTest, ExcludedShareGoesToTheRest) {
+  const BackendList list = MakeBackends({1, 2, 3, 4});
+  const Backend* excluded[] = {list[3].get()};
+  PickArgs args;
+  args.excluded = excluded;
+  ExpectShares(Counts("weighted_random", list, 8, args), {1.0 / 6, 2.0 / 6, 3.0 / 6, 0.0});
+}
+
+}  // namespace
+}  // namespace fulcrum

@@ -1,0 +1,309 @@
+// The balanced call path against real in-process Thrift servers on 127.0.0.1.
+#include "fulcrum/channel.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "support/bad_server.h"
+#include "support/echo_calls.h"
+#include "support/test_server.h"
+
+namespace fulcrum {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::BadServer;
+using ::testing::HasSubstr;
+using testing::TestServer;
+
+// A loopback port nobody listens on: connecting to it is refused.
+uint16_t DeadPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string Target(const std::vector<uint16_t>& ports) {
+  std::string t = "static://";
+  for (size_t i = 0; i < ports.size(); ++i) {
+    t += (i ? "," : "") + std::string("127.0.0.1:") + std::to_string(ports[i]);
+  }
+  return t;
+}
+
+std::shared_ptr<Channel> MakeChannel(const std::vector<uint16_t>& ports, ChannelOptions opts = {}) {
+  if (opts.service_name == "service") opts.service_name = "echo";
+  auto ch = Channel::Create(Target(ports), opts);
+  EXPECT_TRUE(ch.ok()) << ch.status();
+  return ch.ok() ? *ch : nullptr;
+}
+
+class ChannelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* id : {"a", "b", "c"}) {
+      auto s = TestServer::Start({.id = id});
+      ASSERT_TRUE(s.ok()) << s.status();
+      servers_.push_back(std::move(s).value());
+    }
+  }
+  std::vector<uint16_t> Ports() const {
+    std::vector<uint16_t> p;
+    for (const auto& s : servers_) p.push_back(s->port());
+    return p;
+  }
+  std::vector<std::unique_ptr<TestServer>> servers_;
+};
+
+TEST_F(ChannelTest, RoundRobinSpreadsCallsEvenly) {
+  auto ch = MakeChannel(Ports(), {.balancer = "round_robin"});
+  std::map<std::string, int> hits;
+  for (int i = 0; i < 300; ++i) ++hits[testing::Whoami(*ch)];
+  EXPECT_EQ(hits, (std::map<std::string, int>{{"a", 100}, {"b", 100}, {"c", 100}}));
+  for (const EndpointReport& r : ch->Endpoints()) {
+    EXPECT_EQ(r.calls, 100u) << r.address;
+    EXPECT_EQ(r.failures, 0u);
+    EXPECT_EQ(r.open_connections, 1) << "one thread reuses one pooled connection";
+  }
+}
+
+TEST_F(ChannelTest, EveryBuiltinBalancerServesCalls) {
+  for (const std::string& name : BalancerNames()) {
+    auto ch = MakeChannel(Ports(), {.balancer = name});
+    for (int i = 0; i < 30; ++i) {
+      EXPECT_EQ(testing::Echo(*ch, "x" + std::to_string(i)), "x" + std::to_string(i)) << name;
+    }
+  }
+}
+
+TEST_F(ChannelTest, DeclaredExceptionReachesCallerAndCountsAsSuccess) {
+  auto ch = MakeChannel({servers_[0]->port()});
+  try {
+    testing::Fail(*ch, "boom");
+    FAIL() << "expected EchoError";
+  } catch (const fulcrum::test::EchoError& e) {
+    EXPECT_EQ(e.message, "boom");
+  }
+  auto reports = ch->Endpoints();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].calls, 1u);
+  EXPECT_EQ(reports[0].failures, 0u);
+  EXPECT_EQ(servers_[0]->handler().calls(), 1) << "an application error is never retried";
+}
+
+TEST_F(ChannelTest, ConnectRefusedIsRetriedElsewhereEvenWhenNotIdempotent) {
+  const uint16_t dead = DeadPort();
+  auto ch = MakeChannel({dead, servers_[0]->port()}, {.balancer = "round_robin"});
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(testing::Increment(*ch, 1), i + 1);
+  EXPECT_EQ(servers_[0]->handler().increments(), 20);
+}
+
+TEST_F(ChannelTest, NonIdempotentCallFailingAfterSendIsReportedNotRetried) {
+  for (BadServer::Mode mode : {BadServer::Mode::kGarbageFrame, BadServer::Mode::kGarbageBytes,
+                               BadServer::Mode::kHalfFrame}) {
+    BadServer bad(mode);
+    ASSERT_TRUE(bad.Start().ok());
+    auto ch = MakeChannel({bad.port(), servers_[0]->port()}, {.balancer = "round_robin"});
+    const int64_t good_before = servers_[0]->handler().increments();
+    int failed = 0;
+    for (int i = 0; i < 10; ++i) {
+      try {
+        testing::Increment(*ch, 1);
+      } catch (const CallError& e) {
+        ++failed;
+        EXPECT_THAT(e.what(), HasSubstr("echo.increment"));
+        EXPECT_THAT(e.what(), HasSubstr("not idempotent, not retried"));
+        EXPECT_THAT(e.what(), HasSubstr("127.0.0.1:" + std::to_string(bad.port())));
+        ASSERT_EQ(e.attempts().size(), 1u);
+      }
+    }
+    EXPECT_EQ(failed, 5) << "round robin sends every other call to the bad server";
+    EXPECT_EQ(bad.requests(), 5);
+    EXPECT_EQ(servers_[0]->handler().increments() - good_before, 5);
+  }
+}
+
+TEST_F(ChannelTest, IdempotentCallsSurviveMisbehavingEndpoints) {
+  for (BadServer::Mode mode : {BadServer::Mode::kGarbageFrame, BadServer::Mode::kGarbageBytes,
+                               BadServer::Mode::kHalfFrame, BadServer::Mode::kCloseOnAccept}) {
+    BadServer bad(mode);
+    ASSERT_TRUE(bad.Start().ok());
+    auto ch = MakeChannel({bad.port(), servers_[0]->port()}, {.balancer = "round_robin"});
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(testing::Whoami(*ch), "a");
+    EXPECT_GT(bad.accepted(), 0);
+    const auto reports = ch->Endpoints();
+    EXPECT_GT(reports[0].failures, 0u) << "the bad endpoint counts failures";
+    EXPECT_EQ(reports[1].failures, 0u);
+  }
+}
+
+TEST_F(ChannelTest, DeadlineHoldsWhenEveryEndpointHangs) {
+  std::vector<std::unique_ptr<BadServer>> hung;
+  std::vector<uint16_t> ports;
+  for (int i = 0; i < 3; ++i) {
+    hung.push_back(std::make_unique<BadServer>(BadServer::Mode::kHang));
+    ASSERT_TRUE(hung.back()->Start().ok());
+    ports.push_back(hung.back()->port());
+  }
+  auto ch = MakeChannel(ports);
+  const auto start = std::chrono::steady_clock::now();
+  CallOptions o;
+  o.timeout = milliseconds(200);
+  try {
+    testing::Whoami(*ch, o);
+    FAIL() << "expected a deadline error";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
+    EXPECT_EQ(e.getType(), apache::thrift::transport::TTransportException::TIMED_OUT);
+    EXPECT_THAT(e.what(), HasSubstr("deadline exceeded"));
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  // The bound is the deadline itself plus scheduling slack, not a performance figure.
+  EXPECT_LT(elapsed, milliseconds(200 + 800));
+  EXPECT_GE(elapsed, milliseconds(190));
+}
+
+TEST_F(ChannelTest, NoEndpointsIsAClearError) {
+  auto ch = MakeChannel(Ports());
+  ch->UpdateEndpoints({});
+  try {
+    testing::Echo(*ch, "x");
+    FAIL();
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kUnavailable);
+    EXPECT_THAT(e.what(), HasSubstr("echo.echo: no endpoint available"));
+  }
+}
+
+TEST(ChannelCreateTest, BadBalancerOrTargetOrOptionsAreClearErrors) {
+  auto a = Channel::Create("static://127.0.0.1:1", {.balancer = "fastest_please"});
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(a.status().message(), HasSubstr("round_robin"));
+  EXPECT_FALSE(Channel::Create("static://127.0.0.1:1;weight=-2", {}).ok());
+  EXPECT_FALSE(Channel::Create("nope", {}).ok());
+  EXPECT_FALSE(Channel::Create("static://127.0.0.1:1", {.max_attempts = 0}).ok());
+}
+
+TEST_F(ChannelTest, RetryBudgetStopsRetryStorms) {
+  ChannelOptions opts;
+  opts.retry_budget = {.ratio = 0.0, .min_per_second = 0};
+  opts.outlier.consecutive_failures = 0;
+  auto ch = MakeChannel({DeadPort(), DeadPort()}, opts);
+  try {
+    testing::Echo(*ch, "x");
+    FAIL();
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kResourceExhausted);
+    EXPECT_THAT(e.what(), HasSubstr("retry budget exhausted"));
+    EXPECT_THAT(e.what(), HasSubstr("TRANSPORT"));
+  }
+  EXPECT_EQ(ch->budget_exhausted(), 1u);
+}
+
+TEST_F(ChannelTest, AllAttemptsFailedNamesEveryEndpointTried) {
+  const uint16_t d1 = DeadPort(), d2 = DeadPort();
+  auto ch = MakeChannel({d1, d2}, {.max_attempts = 2});
+  try {
+    testing::Echo(*ch, "x");
+    FAIL();
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kUnavailable);
+    EXPECT_THAT(e.what(), HasSubstr("after 2 attempts"));
+    EXPECT_THAT(e.what(), HasSubstr("127.0.0.1:" + std::to_string(d1)));
+    EXPECT_THAT(e.what(), HasSubstr("127.0.0.1:" + std::to_string(d2)));
+  }
+}
+
+TEST_F(ChannelTest, EndpointRemovedWhileACallIsInFlight) {
+  auto ch = MakeChannel({servers_[0]->port()});
+  std::string slow_result;
+  std::thread caller([&] { slow_result = testing::Slow(*ch, 300); });
+  while (servers_[0]->handler().slow_in_progress() == 0) std::this_thread::yield();
+  ch->UpdateEndpoints(ParseStaticEndpoints(Target({servers_[1]->port()}).substr(9)).value());
+  EXPECT_EQ(testing::Whoami(*ch), "b");
+  caller.join();
+  EXPECT_EQ(slow_result, "a") << "the call in flight finished on the endpoint that left";
+  auto reports = ch->Endpoints();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].address, "127.0.0.1:" + std::to_string(servers_[1]->port()));
+}
+
+TEST_F(ChannelTest, WeightChangeKeepsStatistics) {
+  auto ch = MakeChannel({servers_[0]->port()});
+  for (int i = 0; i < 5; ++i) testing::Echo(*ch, "x");
+  EndpointSet set;
+  set.endpoints.push_back(servers_[0]->endpoint());
+  set.endpoints[0].weight = 7;
+  ch->UpdateEndpoints(set);
+  auto reports = ch->Endpoints();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].weight, 7u);
+  EXPECT_EQ(reports[0].calls, 5u);
+}
+
+TEST_F(ChannelTest, DeadEndpointIsEjectedAndCallsKeepSucceeding) {
+  const uint16_t dead = DeadPort();
+  auto ch =
+      MakeChannel({dead, servers_[0]->port(), servers_[1]->port()}, {.balancer = "round_robin"});
+  for (int i = 0; i < 60; ++i) testing::Echo(*ch, "x");
+  bool ejected = false;
+  for (const EndpointReport& r : ch->Endpoints()) {
+    if (r.address == "127.0.0.1:" + std::to_string(dead)) {
+      ejected = r.ejected;
+      EXPECT_EQ(r.failures, 5u) << "ejected after 5 consecutive failures, then left alone";
+    }
+  }
+  EXPECT_TRUE(ejected);
+}
+
+TEST_F(ChannelTest, OnewayIsDeliveredAndRetriedOnlyBeforeSending) {
+  auto ch = MakeChannel({DeadPort(), servers_[0]->port()}, {.balancer = "round_robin"});
+  for (int i = 0; i < 10; ++i) testing::Notify(*ch, "n");
+  // Oneway calls are not acknowledged; a whoami on the same connection orders after them.
+  testing::Whoami(*ch);
+  testing::Whoami(*ch);
+  EXPECT_EQ(servers_[0]->handler().notifications(), 10);
+}
+
+TEST_F(ChannelTest, ConsistentHashKeepsAKeyOnOneEndpoint) {
+  auto ch = MakeChannel(Ports(), {.balancer = "consistent_hash"});
+  std::map<std::string, std::set<std::string>> owners;
+  for (int round = 0; round < 3; ++round) {
+    for (int k = 0; k < 50; ++k) {
+      const std::string key = "user-" + std::to_string(k);
+      owners[key].insert(testing::Whoami(*ch, CallOptions::WithHashKey(key)));
+    }
+  }
+  std::set<std::string> used;
+  for (const auto& [key, who] : owners) {
+    EXPECT_EQ(who.size(), 1u) << key;
+    used.insert(*who.begin());
+  }
+  EXPECT_EQ(used.size(), 3u) << "50 keys spread over all 3 endpoints";
+}
+
+TEST_F(ChannelTest, CompactProtocolEndToEnd) {
+  auto s = TestServer::Start({.id = "compact", .protocol = Protocol::kCompact});
+  ASSERT_TRUE(s.ok());
+  ChannelOptions opts;
+  opts.pool.protocol = Protocol::kCompact;
+  auto ch = MakeChannel({(*s)->port()}, opts);
+  EXPECT_EQ(testing::Whoami(*ch), "compact");
+}
+
+}  // namespace
+}  // namespace fulcrum

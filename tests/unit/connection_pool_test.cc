@@ -1,0 +1,330 @@
+#include "fulcrum/connection_pool.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <thrift/protocol/TProtocolException.h>
+#include <thrift/transport/TTransportException.h>
+
+#include "Echo.h"
+#include "support/bad_server.h"
+#include "support/test_server.h"
+#include "testing/fake_clock.h"
+
+namespace fulcrum {
+namespace {
+
+using apache::thrift::transport::TTransportException;
+using fulcrum::test::EchoClient;
+using fulcrum::testing::BadServer;
+using fulcrum::testing::FakeClock;
+using fulcrum::testing::TestServer;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+Endpoint Local(uint16_t port) {
+  Endpoint e;
+  e.host = "127.0.0.1";
+  e.port = port;
+  return e;
+}
+
+template <class F>
+bool Eventually(F condition) {
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return true;
+}
+
+class ConnectionPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = TestServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(server).value();
+  }
+  TimePoint Later() const { return clock_.Now() + seconds(10); }
+
+  FakeClock clock_;
+  std::unique_ptr<TestServer> server_;
+};
+
+TEST_F(ConnectionPoolTest, ReusesAnIdleConnection) {
+  ConnectionPool pool(server_->endpoint(), {}, clock_);
+  Connection* first = nullptr;
+  {
+    auto lease = pool.Acquire(Later());
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    first = &lease->connection();
+    EXPECT_EQ(lease->connection().As<EchoClient>().increment(1), 1);
+    EXPECT_EQ(pool.open_connections(), 1);
+    EXPECT_EQ(pool.idle_connections(), 0);
+  }
+  EXPECT_EQ(pool.idle_connections(), 1);
+  auto lease = pool.Acquire(Later());
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(&lease->connection(), first);  // the same object, still open: not a new socket
+  EXPECT_EQ(lease->connection().As<EchoClient>().increment(1), 2);
+  EXPECT_EQ(pool.open_connections(), 1);
+}
+
+TEST_F(ConnectionPoolTest, TakesTheMostRecentlyUsedIdleConnection) {
+  ConnectionPool pool(server_->endpoint(), {}, clock_);
+  auto a = pool.Acquire(Later());
+  auto b = pool.Acquire(Later());
+  ASSERT_TRUE(a.ok() && b.ok());
+  Connection* returned_last = &b->connection();
+  a = ConnectionPool::Lease();  // returns a
+  b = ConnectionPool::Lease();  // then b
+  auto again = pool.Acquire(Later());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(&again->connection(), returned_last);
+}
+
+TEST_F(ConnectionPoolTest, AtMostMaxConnectionsThenWaitsUntilTheDeadline) {
+  PoolOptions options;
+  options.max_connections = 2;
+  ConnectionPool pool(server_->endpoint(), options);  // real clock: the wait is real
+  auto a = pool.Acquire(Clock::Real().Now() + seconds(10));
+  auto b = pool.Acquire(Clock::Real().Now() + seconds(10));
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto c = pool.Acquire(Clock::Real().Now() + milliseconds(20));
+  EXPECT_EQ(c.status().code(), StatusCode::kDeadlineExceeded) << c.status();
+  EXPECT_EQ(pool.open_connections(), 2);
+}
+
+TEST_F(ConnectionPoolTest, AWaiterGetsTheConnectionReleasedBeforeItsDeadline) {
+  PoolOptions options;
+  options.max_connections = 1;
+  ConnectionPool pool(server_->endpoint(), options);
+  auto held = pool.Acquire(Clock::Real().Now() + seconds(10));
+  ASSERT_TRUE(held.ok());
+  Connection* conn = &held->connection();
+  auto waiter = std::async(std::launch::async, [&] {
+    auto lease = pool.Acquire(Clock::Real().Now() + seconds(30));
+    return lease.ok() ? &lease->connection() : nullptr;
+  });
+  held = ConnectionPool::Lease();  // release
+  EXPECT_EQ(waiter.get(), conn);
+  EXPECT_EQ(pool.open_connections(), 1);
+}
+
+TEST_F(ConnectionPoolTest, ABrokenConnectionIsClosedAndNeverReused) {
+  ConnectionPool pool(server_->endpoint(), {}, clock_);
+  {
+    auto lease = pool.Acquire(Later());
+    ASSERT_TRUE(lease.ok());
+    lease->connection().MarkBroken();
+    EXPECT_TRUE(lease->connection().broken());
+  }
+  EXPECT_EQ(pool.open_connections(), 0);
+  EXPECT_EQ(pool.idle_connections(), 0);
+  auto lease = pool.Acquire(Later());
+  ASSERT_TRUE(lease.ok());
+  EXPECT_FALSE(lease->connection().broken());
+  EXPECT_EQ(pool.open_connections(), 1);
+}
+
+TEST_F(ConnectionPoolTest, ClosesConnectionsIdleLongerThanIdleTimeout) {
+  PoolOptions options;
+  options.idle_timeout = seconds(30);
+  ConnectionPool pool(server_->endpoint(), options, clock_);
+  auto old_lease = pool.Acquire(Later());
+  auto new_lease = pool.Acquire(Later());
+  ASSERT_TRUE(old_lease.ok() && new_lease.ok());
+  old_lease = ConnectionPool::Lease();  // idle since t0
+  clock_.Advance(seconds(20));
+  new_lease = ConnectionPool::Lease();  // idle since t0 + 20 s
+  clock_.Advance(seconds(11));          // t0 + 31 s
+  pool.CloseIdle();
+  EXPECT_EQ(pool.idle_connections(), 1);
+  EXPECT_EQ(pool.open_connections(), 1);
+  clock_.Advance(seconds(20));
+  pool.CloseIdle();
+  EXPECT_EQ(pool.idle_connections(), 0);
+  EXPECT_EQ(pool.open_connections(), 0);
+}
+
+TEST_F(ConnectionPoolTest, KeepsAtMostMaxIdle) {
+  PoolOptions options;
+  options.max_idle = 1;
+  ConnectionPool pool(server_->endpoint(), options, clock_);
+  auto a = pool.Acquire(Later());
+  auto b = pool.Acquire(Later());
+  ASSERT_TRUE(a.ok() && b.ok());
+  a = ConnectionPool::Lease();
+  b = ConnectionPool::Lease();
+  EXPECT_EQ(pool.idle_connections(), 1);
+  EXPECT_EQ(pool.open_connections(), 1);
+}
+
+TEST(ConnectionPoolConnectTest, RefusedConnectIsATransportErrorNamingTheAddress) {
+  // A bound socket that does not listen: its port refuses connections and stays ours.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const uint16_t port = ntohs(addr.sin_port);
+
+  ConnectionPool pool(Local(port), {});
+  auto lease = pool.Acquire(Clock::Real().Now() + seconds(10));
+  ::close(fd);
+  ASSERT_FALSE(lease.ok());
+  EXPECT_EQ(lease.status().code(), StatusCode::kTransport);
+  EXPECT_NE(lease.status().message().find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << lease.status();
+  EXPECT_NE(lease.status().message().find("refused"), std::string::npos) << lease.status();
+  EXPECT_EQ(pool.open_connections(), 0);
+}
+
+TEST(ConnectionPoolConnectTest, APassedDeadlineFailsWithoutConnecting) {
+  BadServer server(BadServer::Mode::kHang);
+  ASSERT_TRUE(server.Start().ok());
+  FakeClock clock;
+  ConnectionPool pool(Local(server.port()), {}, clock);
+  auto lease = pool.Acquire(clock.Now() - milliseconds(1));
+  EXPECT_EQ(lease.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(server.accepted(), 0);
+}
+
+TEST(ConnectionPoolPeerTest, AConnectionTheServerClosedIsDroppedNotUsed) {
+  BadServer server(BadServer::Mode::kCloseOnAccept);
+  ASSERT_TRUE(server.Start().ok());
+  FakeClock clock;
+  PoolOptions options;
+  options.recheck_after_idle = milliseconds(100);
+  ConnectionPool pool(Local(server.port()), options, clock);
+  {
+    auto lease = pool.Acquire(clock.Now() + seconds(10));
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    ASSERT_TRUE(Eventually([&] { return lease->connection().PeerClosed(); }));
+  }
+  ASSERT_EQ(pool.idle_connections(), 1);
+
+  // Used again at once: not rechecked (the hot path makes no system call)...
+  {
+    auto lease = pool.Acquire(clock.Now() + seconds(10));
+    ASSERT_TRUE(lease.ok());
+    EXPECT_EQ(server.accepted(), 1);
+  }
+  // ...but idle for longer than recheck_after_idle, it is checked, found closed and replaced.
+  clock.Advance(milliseconds(101));
+  auto lease = pool.Acquire(clock.Now() + seconds(10));
+  ASSERT_TRUE(lease.ok());
+  EXPECT_TRUE(Eventually([&] { return server.accepted() == 2; }));
+  EXPECT_EQ(pool.open_connections(), 1);
+}
+
+TEST(ConnectionPoolPeerTest, UnsolicitedBytesMeanTheConnectionIsUseless) {
+  BadServer server(BadServer::Mode::kGarbageBytes);
+  ASSERT_TRUE(server.Start().ok());
+  ConnectionPool pool(Local(server.port()), {});
+  auto lease = pool.Acquire(Clock::Real().Now() + seconds(10));
+  ASSERT_TRUE(lease.ok());
+  EXPECT_FALSE(lease->connection().PeerClosed());
+  // A call gets junk back: the caller marks the connection broken.
+  EXPECT_THROW(lease->connection().As<EchoClient>().increment(1), TTransportException);
+  lease->connection().MarkBroken();
+  lease = ConnectionPool::Lease();
+  EXPECT_EQ(pool.open_connections(), 0);
+}
+
+TEST(ConnectionPoolPeerTest, AGarbledReplyIsAProtocolErrorAndHalfAReplyATransportError) {
+  BadServer garbage(BadServer::Mode::kGarbageFrame);
+  BadServer half(BadServer::Mode::kHalfFrame);
+  ASSERT_TRUE(garbage.Start().ok() && half.Start().ok());
+  for (Protocol protocol : {Protocol::kBinary, Protocol::kCompact}) {
+    PoolOptions options;
+    options.protocol = protocol;
+    ConnectionPool garbage_pool(Local(garbage.port()), options);
+    auto lease = garbage_pool.Acquire(Clock::Real().Now() + seconds(10));
+    ASSERT_TRUE(lease.ok());
+    EXPECT_THROW(lease->connection().As<EchoClient>().increment(1),
+                 apache::thrift::protocol::TProtocolException);
+    lease->connection().MarkBroken();
+
+    ConnectionPool half_pool(Local(half.port()), options);
+    auto half_lease = half_pool.Acquire(Clock::Real().Now() + seconds(10));
+    ASSERT_TRUE(half_lease.ok());
+    try {
+      half_lease->connection().As<EchoClient>().increment(1);
+      ADD_FAILURE() << "half a frame was taken for a reply";
+    } catch (const TTransportException& e) {
+      EXPECT_EQ(e.getType(), TTransportException::END_OF_FILE) << e.what();
+    }
+    half_lease->connection().MarkBroken();
+  }
+  EXPECT_EQ(garbage.requests(), 2);
+  EXPECT_EQ(half.requests(), 2);
+}
+
+TEST(ConnectionPoolPeerTest, SetTimeoutBoundsACallToAServerThatNeverAnswers) {
+  BadServer server(BadServer::Mode::kHang);
+  ASSERT_TRUE(server.Start().ok());
+  ConnectionPool pool(Local(server.port()), {});
+  auto lease = pool.Acquire(Clock::Real().Now() + seconds(10));
+  ASSERT_TRUE(lease.ok());
+  lease->connection().SetTimeout(50);
+  try {
+    lease->connection().As<EchoClient>().increment(1);
+    ADD_FAILURE() << "a hung server answered";
+  } catch (const TTransportException& e) {
+    EXPECT_EQ(e.getType(), TTransportException::TIMED_OUT) << e.what();
+  }
+  lease->connection().MarkBroken();
+}
+
+TEST_F(ConnectionPoolTest, ShutdownClosesIdleFailsNewCallsAndClosesReturnedLeases) {
+  PoolOptions options;
+  options.max_connections = 2;
+  ConnectionPool pool(server_->endpoint(), options);
+  auto idle = pool.Acquire(Clock::Real().Now() + seconds(10));
+  auto busy = pool.Acquire(Clock::Real().Now() + seconds(10));
+  ASSERT_TRUE(idle.ok() && busy.ok());
+  idle = ConnectionPool::Lease();
+  auto second = pool.Acquire(Clock::Real().Now() + seconds(10));  // takes the idle one
+  ASSERT_TRUE(second.ok());
+  auto waiter = std::async(
+      std::launch::async, [&] { return pool.Acquire(Clock::Real().Now() + seconds(30)).status(); });
+
+  pool.Shutdown();
+  EXPECT_EQ(waiter.get().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(pool.Acquire(Clock::Real().Now() + seconds(10)).status().code(),
+            StatusCode::kResourceExhausted);
+  // A call in flight finishes normally; its connection is closed when returned.
+  EXPECT_EQ(busy->connection().As<EchoClient>().increment(5), 5);
+  busy = ConnectionPool::Lease();
+  second = ConnectionPool::Lease();
+  EXPECT_EQ(pool.open_connections(), 0);
+  EXPECT_EQ(pool.idle_connections(), 0);
+}
+
+TEST_F(ConnectionPoolTest, CompactProtocol) {
+  auto server = TestServer::Start({.id = "compact", .protocol = Protocol::kCompact});
+  ASSERT_TRUE(server.ok());
+  PoolOptions options;
+  options.protocol = Protocol::kCompact;
+  ConnectionPool pool(server.value()->endpoint(), options, clock_);
+  auto lease = pool.Acquire(Later());
+  ASSERT_TRUE(lease.ok());
+  std::string out;
+  lease->connection().As<EchoClient>().whoami(out);
+  EXPECT_EQ(out, "compact");
+}
+
+}  // namespace
+}  // namespace fulcrum
