@@ -1,0 +1,160 @@
+// The fulcrum-registry API. The registry dogfoods Thrift: this file is served by the
+// `fulcrum-registry` daemon and called by fulcrum::Server (registration and heartbeats), by the
+// fulcrum:// resolver (lookup and watch) and by `fulcrumctl` (admin).
+//
+// Authentication: calls that change state (register, heartbeat, deregister and every admin
+// call) carry a bearer token in their `token` argument; the registry compares it in constant
+// time with the one in its --token_file. lookup, watch, list_services and describe are open.
+//
+// Versions: every service has a version that changes whenever anything a client could route
+// on changes (instances added, removed, up/down, weight, drained). Versions keep increasing
+// across registry restarts (they start from the wall clock), and a watcher treats any version
+// different from the one it knows as news.
+
+namespace cpp fulcrum.registry.thrift
+
+// ---- Shared types -------------------------------------------------------------------------
+
+enum ErrorCode {
+  INVALID_ARGUMENT = 1,   // empty service name, port 0, negative weight, bad max wait...
+  NOT_FOUND = 2,          // unknown service or instance
+  UNAUTHENTICATED = 3,    // missing or wrong token
+  UNAVAILABLE = 4,        // the registry cannot serve the call now (shutting down)
+  INTERNAL = 5,           // e.g. the admin state could not be written to disk; nothing changed
+}
+
+// Every refused call says why: `code` for programs, `message` for people.
+exception RegistryError {
+  1: ErrorCode code,
+  2: string message,
+}
+
+// One server instance. Its identity is (service, host, port).
+struct Instance {
+  1: string service_name,
+  2: string host,
+  3: i32 port,
+  // Relative share of traffic. An administrator's weight (set_weight) overrides it.
+  4: i32 weight = 1,
+  5: string zone,
+  6: map<string, string> metadata,
+}
+
+// What a server reports with each heartbeat.
+struct LoadReport {
+  1: i64 in_flight,          // calls being served now
+  2: double calls_per_second, // over the last reporting interval
+}
+
+// Master-slave roles (the master-slave issue fills these in; until then every instance is
+// NONE).
+enum Role {
+  NONE = 0,
+  MASTER = 1,
+  SLAVE = 2,
+}
+
+// The registry's answer to a heartbeat.
+struct Directives {
+  // The registry does not know this lease (it restarted, or the instance was removed or
+  // timed out): register again.
+  1: bool reregister,
+  // An administrator drained this instance: clients are told to stop sending it calls.
+  2: bool drained,
+  // Reserved for master-slave: this instance's role, the group's epoch, and who the master is.
+  3: Role role = Role.NONE,
+  4: i64 epoch,
+  5: string master_address,
+  // The heartbeat interval the registry expects, in milliseconds.
+  6: i32 heartbeat_interval_ms,
+}
+
+struct Lease {
+  1: i64 id,
+  2: i32 heartbeat_interval_ms,
+  3: i32 heartbeat_timeout_ms,
+}
+
+enum Health {
+  UP = 1,
+  DOWN = 2,     // heartbeats stopped for longer than the timeout
+}
+
+// An instance as the registry sees it.
+struct InstanceState {
+  1: Instance instance,
+  2: Health health,
+  // The weight clients should use: the administrator's if one is set, else the registered one.
+  3: i32 effective_weight,
+  4: bool drained,
+  // Milliseconds since the last heartbeat (or registration).
+  5: i64 last_heartbeat_age_ms,
+  6: LoadReport load,
+  7: bool admin_weight_set,
+  8: Role role = Role.NONE,
+  9: i64 epoch,
+}
+
+// A whole, versioned instance list of one service (every instance, up or down, drained or
+// not: a resolver keeps the UP, not drained ones).
+struct ServiceSnapshot {
+  1: string service_name,
+  2: i64 version,
+  3: list<InstanceState> instances,
+}
+
+struct WatchResult {
+  // false: max_wait_ms passed with no change; `snapshot` is then the current (same) list.
+  1: bool changed,
+  2: ServiceSnapshot snapshot,
+}
+
+struct ServiceSummary {
+  1: string service_name,
+  2: i64 version,
+  3: i32 instances,
+  4: i32 up,
+  5: i32 drained,
+}
+
+// ---- The service -------------------------------------------------------------------------
+
+service Registry {
+  // Registers (or re-registers) an instance and returns its lease. Registering an address
+  // that is already registered replaces the old lease (the server restarted).
+  Lease register_instance(1: string token, 2: Instance instance) throws (1: RegistryError err),
+
+  // Keeps a lease alive. An unknown lease is not an error: the directives say reregister.
+  Directives heartbeat(1: string token, 2: i64 lease, 3: LoadReport load)
+      throws (1: RegistryError err),
+
+  // Removes the instance holding `lease` at once (a server draining on SIGTERM).
+  void deregister(1: string token, 2: i64 lease) throws (1: RegistryError err),
+
+  // The current list of `service`. An unknown service has version 0 and no instances.
+  ServiceSnapshot lookup(1: string service_name) throws (1: RegistryError err),
+
+  // Long poll: returns as soon as the service's version differs from `known_version`, or
+  // after max_wait_ms (capped by the registry) with changed = false.
+  WatchResult watch(1: string service_name, 2: i64 known_version, 3: i32 max_wait_ms)
+      throws (1: RegistryError err),
+
+  // ---- Admin (token required). Changes are on disk (fsync) before the call returns. ----
+
+  list<ServiceSummary> list_services() throws (1: RegistryError err),
+
+  // Sets the weight clients use for one instance (address = "host:port"), overriding the
+  // registered weight until cleared with weight = -1.
+  void set_weight(1: string token, 2: string service_name, 3: string address, 4: i32 weight)
+      throws (1: RegistryError err),
+
+  void drain(1: string token, 2: string service_name, 3: string address)
+      throws (1: RegistryError err),
+  void undrain(1: string token, 2: string service_name, 3: string address)
+      throws (1: RegistryError err),
+
+  // Forgets an instance and its admin state. A live instance will re-register on its next
+  // heartbeat; remove is for instances that are gone.
+  void remove_instance(1: string token, 2: string service_name, 3: string address)
+      throws (1: RegistryError err),
+}

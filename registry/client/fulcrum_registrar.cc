@@ -1,0 +1,215 @@
+#include "client/fulcrum_registrar.h"
+
+#include <glog/logging.h>
+
+namespace fulcrum::registry {
+namespace {
+
+Status FromRegistryError(const thrift::RegistryError& e) {
+  StatusCode code = StatusCode::kInternal;
+  switch (e.code) {
+    case thrift::ErrorCode::INVALID_ARGUMENT:
+      code = StatusCode::kInvalidArgument;
+      break;
+    case thrift::ErrorCode::NOT_FOUND:
+      code = StatusCode::kNotFound;
+      break;
+    case thrift::ErrorCode::UNAUTHENTICATED:
+      code = StatusCode::kInvalidArgument;
+      break;
+    case thrift::ErrorCode::UNAVAILABLE:
+      code = StatusCode::kUnavailable;
+      break;
+    default:
+      break;
+  }
+  return Status::Error(code, "registry refused: " + e.message);
+}
+
+InstanceRole ToRole(thrift::Role::type r) {
+  switch (r) {
+    case thrift::Role::MASTER:
+      return InstanceRole::kMaster;
+    case thrift::Role::SLAVE:
+      return InstanceRole::kSlave;
+    default:
+      return InstanceRole::kNone;
+  }
+}
+
+}  // namespace
+
+FulcrumRegistrar::FulcrumRegistrar(FulcrumRegistrarOptions options)
+    : options_(std::move(options)),
+      interval_ms_(static_cast<int>(options_.heartbeat_interval.count())) {}
+
+FulcrumRegistrar::~FulcrumRegistrar() { StopThread(); }
+
+Status FulcrumRegistrar::Connect() {
+  if (conn_) return Status::Ok();
+  auto conn = RegistryConnection::Open(options_.connection);
+  if (!conn.ok()) return conn.status();
+  std::lock_guard lock(conn_mu_);
+  conn_ = std::move(conn).value();
+  return Status::Ok();
+}
+
+void FulcrumRegistrar::DropConnection() {
+  std::lock_guard lock(conn_mu_);
+  conn_.reset();
+}
+
+Status FulcrumRegistrar::RegisterOnce() {
+  Status s = Connect();
+  if (!s.ok()) return s;
+  try {
+    thrift::Lease lease;
+    conn_->client().register_instance(lease, options_.token, instance_);
+    if (lease.heartbeat_interval_ms > 0) interval_ms_ = lease.heartbeat_interval_ms;
+    lease_ = lease.id;
+    return Status::Ok();
+  } catch (const thrift::RegistryError& e) {
+    return FromRegistryError(e);
+  } catch (const apache::thrift::TException& e) {
+    DropConnection();
+    return Status::Error(StatusCode::kUnavailable, "registry at " + options_.connection.host + ":" +
+                                                       std::to_string(options_.connection.port) +
+                                                       ": " + e.what());
+  }
+}
+
+Status FulcrumRegistrar::HeartbeatOnce() {
+  Status s = Connect();
+  if (!s.ok()) return s;
+  thrift::LoadReport load;
+  if (callbacks_.load) {
+    const LoadReport r = callbacks_.load();
+    load.in_flight = r.in_flight;
+    load.calls_per_second = r.calls_per_second;
+  }
+  thrift::Directives d;
+  try {
+    conn_->client().heartbeat(d, options_.token, lease_.load(), load);
+  } catch (const thrift::RegistryError& e) {
+    return FromRegistryError(e);
+  } catch (const apache::thrift::TException& e) {
+    DropConnection();
+    return Status::Error(StatusCode::kUnavailable, "registry at " + options_.connection.host + ":" +
+                                                       std::to_string(options_.connection.port) +
+                                                       ": " + e.what());
+  }
+  if (d.heartbeat_interval_ms > 0) interval_ms_ = d.heartbeat_interval_ms;
+  if (d.reregister) {
+    LOG(INFO) << "registry does not know " << instance_.service_name << "/" << instance_.host << ":"
+              << instance_.port << " any more (it restarted?): registering again";
+    lease_ = 0;
+    reregistrations_.fetch_add(1);
+    return Status::Ok();
+  }
+  if (callbacks_.on_directives) {
+    RegistrarDirectives out;
+    out.drained = d.drained;
+    out.role = ToRole(d.role);
+    out.epoch = d.epoch;
+    out.master_address = d.master_address;
+    callbacks_.on_directives(out);
+  }
+  return Status::Ok();
+}
+
+Status FulcrumRegistrar::Register(const ServiceInstance& instance, RegistrationOptions options) {
+  if (thread_.joinable()) {
+    return Status::Error(StatusCode::kInvalidArgument, "Register called twice");
+  }
+  instance_.service_name = instance.service;
+  instance_.host = instance.host;
+  instance_.port = instance.port;
+  instance_.weight = static_cast<int32_t>(instance.weight);
+  instance_.zone = instance.zone;
+  instance_.metadata = instance.metadata;
+  callbacks_ = std::move(options);
+  Status s = RegisterOnce();
+  if (!s.ok() && s.code() != StatusCode::kUnavailable) return s;  // refused: do not retry
+  if (!s.ok()) {
+    LOG(WARNING) << "cannot register " << instance.service << " now (" << s.message()
+                 << "); retrying in the background";
+  }
+  thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+bool FulcrumRegistrar::Wait(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, d, [this] { return stopping_; });
+}
+
+void FulcrumRegistrar::Loop() {
+  bool outage = lease_.load() == 0;
+  auto backoff = options_.min_backoff;
+  if (!outage && !Wait(std::chrono::milliseconds(interval_ms_.load()))) return;
+  while (true) {
+    const bool had_lease = lease_.load() != 0;
+    Status s = had_lease ? HeartbeatOnce() : RegisterOnce();
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    if (!s.ok()) {
+      if (!outage) {
+        LOG(WARNING) << "registry unreachable or refusing (" << s.message()
+                     << "); still serving, retrying every <= " << options_.max_backoff.count()
+                     << " ms";
+      }
+      outage = true;
+      if (!Wait(backoff)) return;
+      backoff = std::min(backoff * 2, options_.max_backoff);
+      continue;
+    }
+    if (outage) {
+      LOG(INFO) << "registered " << instance_.service_name << " with the registry at "
+                << options_.connection.host << ":" << options_.connection.port;
+    }
+    outage = false;
+    backoff = options_.min_backoff;
+    if (lease_.load() == 0) continue;  // asked to re-register: do it now
+    if (!Wait(std::chrono::milliseconds(interval_ms_.load()))) return;
+  }
+}
+
+void FulcrumRegistrar::StopThread() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  {
+    std::lock_guard lock(conn_mu_);
+    if (conn_) conn_->Interrupt();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+Status FulcrumRegistrar::Deregister() {
+  StopThread();
+  const int64_t lease = lease_.exchange(0);
+  if (lease == 0) return Status::Ok();
+  DropConnection();  // possibly interrupted above
+  Status s = Connect();
+  if (s.ok()) {
+    try {
+      conn_->client().deregister(options_.token, lease);
+    } catch (const thrift::RegistryError& e) {
+      s = FromRegistryError(e);
+    } catch (const apache::thrift::TException& e) {
+      s = Status::Error(StatusCode::kUnavailable, e.what());
+    }
+  }
+  DropConnection();
+  if (!s.ok()) {
+    LOG(WARNING) << "could not deregister " << instance_.service_name << " (" << s.message()
+                 << "); the registry will mark it down after its heartbeat timeout";
+  }
+  return s;
+}
+
+}  // namespace fulcrum::registry

@@ -1,0 +1,109 @@
+#include "ctl_format.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "store.h"
+
+namespace fulcrum::registry {
+namespace {
+
+std::string HealthName(thrift::Health::type h) { return h == thrift::Health::UP ? "UP" : "DOWN"; }
+
+std::string Age(int64_t ms) {
+  char buf[32];
+  if (ms < 10'000) {
+    std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(ms) / 1000.0);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%llds", static_cast<long long>(ms / 1000));
+  }
+  return buf;
+}
+
+std::string Rate(double r) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", r);
+  return buf;
+}
+
+}  // namespace
+
+std::string RenderTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string FormatServices(const std::vector<thrift::ServiceSummary>& services, bool json) {
+  if (json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& s : services) {
+      j.push_back({{"service", s.service_name},
+                   {"version", s.version},
+                   {"instances", s.instances},
+                   {"up", s.up},
+                   {"drained", s.drained}});
+    }
+    return j.dump(2) + "\n";
+  }
+  if (services.empty()) return "no services registered\n";
+  std::vector<std::vector<std::string>> rows = {{"SERVICE", "INSTANCES", "UP", "DRAINED"}};
+  for (const auto& s : services) {
+    rows.push_back({s.service_name, std::to_string(s.instances), std::to_string(s.up),
+                    std::to_string(s.drained)});
+  }
+  return RenderTable(rows);
+}
+
+std::string FormatInstances(const thrift::ServiceSnapshot& snapshot, bool json) {
+  if (json) {
+    nlohmann::json instances = nlohmann::json::array();
+    for (const auto& s : snapshot.instances) {
+      instances.push_back({{"address", Store::Address(s.instance.host, s.instance.port)},
+                           {"host", s.instance.host},
+                           {"port", s.instance.port},
+                           {"health", HealthName(s.health)},
+                           {"weight", s.effective_weight},
+                           {"registered_weight", s.instance.weight},
+                           {"admin_weight_set", s.admin_weight_set},
+                           {"zone", s.instance.zone},
+                           {"drained", s.drained},
+                           {"last_heartbeat_age_ms", s.last_heartbeat_age_ms},
+                           {"in_flight", s.load.in_flight},
+                           {"calls_per_second", s.load.calls_per_second},
+                           {"metadata", s.instance.metadata}});
+    }
+    return nlohmann::json{{"service", snapshot.service_name},
+                          {"version", snapshot.version},
+                          {"instances", instances}}
+               .dump(2) +
+           "\n";
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"ADDRESS", "HEALTH", "WEIGHT", "ZONE", "DRAINED", "LAST-HB", "IN-FLIGHT", "CALLS/S"}};
+  for (const auto& s : snapshot.instances) {
+    std::string weight = std::to_string(s.effective_weight);
+    if (s.admin_weight_set) weight += " (admin)";
+    rows.push_back({Store::Address(s.instance.host, s.instance.port), HealthName(s.health), weight,
+                    s.instance.zone.empty() ? "-" : s.instance.zone, s.drained ? "yes" : "no",
+                    Age(s.last_heartbeat_age_ms), std::to_string(s.load.in_flight),
+                    Rate(s.load.calls_per_second)});
+  }
+  return "service " + snapshot.service_name + " (version " + std::to_string(snapshot.version) +
+         ")\n" + RenderTable(rows);
+}
+
+}  // namespace fulcrum::registry

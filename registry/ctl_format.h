@@ -1,0 +1,22 @@
+// Output of `fulcrumctl`: readable tables by default, JSON with --json. Pure functions of the
+// registry's answers so they are tested without a registry.
+//
+//   std::cout << FormatServices(summaries, /*json=*/false);
+//
+// Thread-safe (no state).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "Registry.h"
+
+namespace fulcrum::registry {
+
+std::string FormatServices(const std::vector<thrift::ServiceSummary>& services, bool json);
+std::string FormatInstances(const thrift::ServiceSnapshot& snapshot, bool json);
+
+// Left-aligned columns separated by two spaces; the first row is the header.
+std::string RenderTable(const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace fulcrum::registry

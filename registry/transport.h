@@ -1,0 +1,83 @@
+// Transports shared by the registry daemon and its clients: framed transport with a bounded
+// frame size whose per-message byte budget is reset at the end of every message (the Thrift
+// 0.17 bug in DESIGN.md; fulcrum::FramedTransport in the runtime does the same and replaces
+// this once it lands), and a client connection helper with optional TLS.
+//
+//   auto conn = RegistryConnection::Open({.host = "127.0.0.1", .port = 7000});
+//   if (conn.ok()) conn.value()->client().lookup(snapshot, "calc");
+//
+// RegistryConnection is thread-compatible (one thread at a time, like Thrift's clients).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TSocket.h>
+
+#include "Registry.h"
+#include "fulcrum/status.h"
+
+namespace fulcrum::registry {
+
+class ResettingFramedTransport : public apache::thrift::transport::TFramedTransport {
+ public:
+  using TFramedTransport::TFramedTransport;
+  uint32_t readEnd() override {
+    const uint32_t n = TFramedTransport::readEnd();
+    resetConsumedMessageSize();
+    return n;
+  }
+};
+
+class ResettingFramedTransportFactory : public apache::thrift::transport::TTransportFactory {
+ public:
+  explicit ResettingFramedTransportFactory(uint32_t max_frame_size)
+      : max_frame_size_(max_frame_size) {}
+  std::shared_ptr<apache::thrift::transport::TTransport> getTransport(
+      std::shared_ptr<apache::thrift::transport::TTransport> inner) override;
+
+ private:
+  uint32_t max_frame_size_;
+};
+
+struct ConnectionOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  int connect_timeout_ms = 1000;
+  // Covers the longest watch the caller makes plus slack.
+  int recv_timeout_ms = 5000;
+  int send_timeout_ms = 5000;
+  // TLS: a CA file to verify the registry's certificate with. Empty: plain TCP.
+  std::string tls_ca_file;
+  uint32_t max_frame_size = 16u << 20;
+};
+
+// "host:port" or "[v6]:port" -> host, port.
+Status ParseRegistryAddress(const std::string& address, std::string* host, int* port);
+
+class RegistryConnection {
+ public:
+  // Connects; kUnavailable saying "cannot reach registry at host:port: why" on failure.
+  static StatusOr<std::unique_ptr<RegistryConnection>> Open(const ConnectionOptions& options);
+  ~RegistryConnection();
+
+  thrift::RegistryClient& client() { return *client_; }
+  void SetRecvTimeout(int ms);
+  // Makes a call blocked in another thread fail at once (shutdown(2) on the socket; the
+  // descriptor stays open until this object is destroyed). Thread-safe.
+  void Interrupt();
+  std::string address() const;
+
+ private:
+  RegistryConnection() = default;
+  ConnectionOptions options_;
+  std::shared_ptr<apache::thrift::transport::TSocket> socket_;
+  std::shared_ptr<apache::thrift::transport::TTransport> transport_;
+  std::unique_ptr<thrift::RegistryClient> client_;
+  std::atomic<int> fd_{-1};
+};
+
+}  // namespace fulcrum::registry

@@ -1,0 +1,89 @@
+// Registrar: how a server announces itself to a discovery backend and keeps its entry alive.
+// The backend is chosen by URI scheme, so nothing outside the backend's own code knows which
+// one is in use (fulcrum:// is fulcrum-registry; etcd:// comes next).
+//
+//   fulcrum::registry::RegisterFulcrumBackend();   // once, at startup (registry/client)
+//   auto registrar = fulcrum::CreateRegistrar("fulcrum://127.0.0.1:7000?token_file=/etc/tok");
+//   fulcrum::ServiceInstance self{.service = "calc", .host = "127.0.0.1", .port = 9090};
+//   CHECK((*registrar)->Register(self, {.load = [&] { return LoadReport{...}; }}).ok());
+//   ...
+//   (*registrar)->Deregister();   // first step of a drain on SIGTERM
+//
+// Thread-safety: Register and Deregister may be called from any thread, once each, in that
+// order. Callbacks run on the registrar's own thread, never two at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "fulcrum/status.h"
+
+namespace fulcrum {
+
+struct ServiceInstance {
+  std::string service;
+  std::string host;
+  uint16_t port = 0;
+  uint32_t weight = 1;
+  std::string zone;
+  std::map<std::string, std::string> metadata;
+};
+
+// What a server reports with each heartbeat.
+struct LoadReport {
+  int64_t in_flight = 0;
+  double calls_per_second = 0;
+};
+
+enum class InstanceRole { kNone, kMaster, kSlave };
+
+// What the backend tells a registered server (master-slave fills in role and epoch).
+struct RegistrarDirectives {
+  bool drained = false;
+  InstanceRole role = InstanceRole::kNone;
+  int64_t epoch = 0;
+  std::string master_address;
+};
+
+struct RegistrationOptions {
+  // Called before every heartbeat; empty: report zeros.
+  std::function<LoadReport()> load;
+  // Called after every heartbeat the backend answered.
+  std::function<void(const RegistrarDirectives&)> on_directives;
+};
+
+class Registrar {
+ public:
+  virtual ~Registrar() = default;
+
+  // Registers and keeps the registration alive from a background thread until Deregister:
+  // heartbeats with the load report, registers again when the backend has forgotten the
+  // instance (it restarted), and rides out the backend being down (logging it). Returns OK
+  // once registered or when the backend is unreachable (it keeps trying); an error when the
+  // backend refuses (invalid instance, bad credentials), and then nothing runs.
+  virtual Status Register(const ServiceInstance& instance, RegistrationOptions options) = 0;
+
+  // Stops heartbeating and removes the instance from the backend at once, so clients stop
+  // choosing it. OK if there was nothing to remove; kUnavailable if the backend could not be
+  // told (the entry then expires by itself after the heartbeat timeout).
+  virtual Status Deregister() = 0;
+
+  // True while the backend holds a live registration for this instance.
+  virtual bool registered() const = 0;
+};
+
+using RegistrarFactory =
+    std::function<StatusOr<std::unique_ptr<Registrar>>(std::string_view rest_of_uri)>;
+
+// Registers a scheme ("fulcrum", "etcd"). Thread-safe. kInvalidArgument if already taken.
+Status RegisterRegistrarScheme(std::string scheme, RegistrarFactory factory);
+
+// "scheme://rest" -> the scheme's registrar. kInvalidArgument with the reason for a malformed
+// URI or an unknown scheme.
+StatusOr<std::unique_ptr<Registrar>> CreateRegistrar(std::string_view uri);
+
+}  // namespace fulcrum

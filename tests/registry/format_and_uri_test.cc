@@ -1,0 +1,120 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "client/fulcrum_resolver.h"
+#include "client/uri.h"
+#include "ctl_format.h"
+
+namespace fulcrum::registry {
+namespace {
+
+thrift::ServiceSnapshot Snapshot() {
+  thrift::ServiceSnapshot snap;
+  snap.service_name = "calc";
+  snap.version = 42;
+  thrift::InstanceState a;
+  a.instance.host = "127.0.0.1";
+  a.instance.port = 9001;
+  a.instance.weight = 1;
+  a.instance.zone = "z1";
+  a.health = thrift::Health::UP;
+  a.effective_weight = 5;
+  a.admin_weight_set = true;
+  a.last_heartbeat_age_ms = 250;
+  a.load.in_flight = 3;
+  a.load.calls_per_second = 120.25;
+  thrift::InstanceState b = a;
+  b.instance.port = 9002;
+  b.health = thrift::Health::DOWN;
+  b.effective_weight = 1;
+  b.admin_weight_set = false;
+  b.drained = true;
+  b.last_heartbeat_age_ms = 12'500;
+  thrift::InstanceState c = a;
+  c.instance.port = 9003;
+  c.admin_weight_set = false;
+  c.effective_weight = 2;
+  snap.instances = {a, b, c};
+  return snap;
+}
+
+TEST(CtlFormatTest, InstancesTable) {
+  EXPECT_EQ(FormatInstances(Snapshot(), false),
+            "service calc (version 42)\n"
+            "ADDRESS         HEALTH  WEIGHT     ZONE  DRAINED  LAST-HB  IN-FLIGHT  CALLS/S\n"
+            "127.0.0.1:9001  UP      5 (admin)  z1    no       0.2s     3          120.2\n"
+            "127.0.0.1:9002  DOWN    1          z1    yes      12s      3          120.2\n"
+            "127.0.0.1:9003  UP      2          z1    no       0.2s     3          120.2\n");
+}
+
+TEST(CtlFormatTest, InstancesJson) {
+  const nlohmann::json j = nlohmann::json::parse(FormatInstances(Snapshot(), true));
+  EXPECT_EQ(j["service"], "calc");
+  EXPECT_EQ(j["version"], 42);
+  ASSERT_EQ(j["instances"].size(), 3u);
+  EXPECT_EQ(j["instances"][0]["address"], "127.0.0.1:9001");
+  EXPECT_EQ(j["instances"][0]["weight"], 5);
+  EXPECT_EQ(j["instances"][0]["admin_weight_set"], true);
+  EXPECT_EQ(j["instances"][1]["health"], "DOWN");
+  EXPECT_EQ(j["instances"][1]["drained"], true);
+  EXPECT_EQ(j["instances"][1]["last_heartbeat_age_ms"], 12500);
+  EXPECT_EQ(j["instances"][0]["in_flight"], 3);
+}
+
+TEST(CtlFormatTest, ServicesTableAndJson) {
+  thrift::ServiceSummary s;
+  s.service_name = "calc";
+  s.version = 7;
+  s.instances = 3;
+  s.up = 2;
+  s.drained = 1;
+  EXPECT_EQ(FormatServices({s}, false),
+            "SERVICE  INSTANCES  UP  DRAINED\n"
+            "calc     3          2   1\n");
+  const nlohmann::json j = nlohmann::json::parse(FormatServices({s}, true));
+  EXPECT_EQ(j[0]["service"], "calc");
+  EXPECT_EQ(j[0]["up"], 2);
+  EXPECT_EQ(FormatServices({}, false), "no services registered\n");
+}
+
+TEST(ResolverSnapshotTest, KeepsUpUndrainedWithEffectiveWeights) {
+  EndpointSet set = ToEndpointSet(Snapshot());
+  EXPECT_EQ(set.version, 42u);
+  ASSERT_EQ(set.endpoints.size(), 2u);
+  EXPECT_EQ(set.endpoints[0].Address(), "127.0.0.1:9001");
+  EXPECT_EQ(set.endpoints[0].weight, 5u);
+  EXPECT_EQ(set.endpoints[0].zone, "z1");
+  EXPECT_EQ(set.endpoints[1].Address(), "127.0.0.1:9003");
+  EXPECT_EQ(set.endpoints[1].weight, 2u);
+}
+
+TEST(FulcrumUriTest, Parses) {
+  StatusOr<FulcrumUri> uri =
+      ParseFulcrumUri("127.0.0.1:7000/calc?token_file=/etc/tok&tls_ca_file=/etc/ca.pem");
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  EXPECT_EQ(uri->host, "127.0.0.1");
+  EXPECT_EQ(uri->port, 7000);
+  EXPECT_EQ(uri->service, "calc");
+  EXPECT_EQ(uri->token_file, "/etc/tok");
+  EXPECT_EQ(uri->tls_ca_file, "/etc/ca.pem");
+
+  uri = ParseFulcrumUri("[::1]:7000");
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  EXPECT_EQ(uri->host, "::1");
+  EXPECT_EQ(uri->service, "");
+}
+
+TEST(FulcrumUriTest, RejectsMalformed) {
+  EXPECT_EQ(ParseFulcrumUri("").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseFulcrumUri("host").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseFulcrumUri("host:0/calc").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseFulcrumUri("host:99999/calc").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseFulcrumUri("host:1/a/b").status().code(), StatusCode::kInvalidArgument);
+  StatusOr<FulcrumUri> bad = ParseFulcrumUri("host:1/calc?colour=blue");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown parameter 'colour'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fulcrum::registry
