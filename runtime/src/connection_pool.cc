@@ -11,6 +11,7 @@
 #include <thrift/transport/TTransportException.h>
 
 #include "fulcrum/framed_transport.h"
+#include "thrift_logging.h"
 
 namespace fulcrum {
 
@@ -91,6 +92,7 @@ void ConnectionPool::Lease::Release() {
 
 ConnectionPool::ConnectionPool(Endpoint endpoint, PoolOptions options, const Clock& clock)
     : endpoint_(std::move(endpoint)), options_(std::move(options)), clock_(clock) {
+  internal::RouteThriftOutputToGlog();
   // Returning a connection must not allocate: idle_ never holds more than this.
   idle_.reserve(
       static_cast<size_t>(std::max(0, std::min(options_.max_idle, options_.max_connections))));
