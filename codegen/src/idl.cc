@@ -12,6 +12,10 @@ namespace {
 
 using nlohmann::json;
 
+// Far beyond any real IDL (each nested container type adds two levels), and shallow enough
+// that walking the tree recursively cannot exhaust the stack.
+constexpr size_t kMaxNesting = 512;
+
 std::string DirOf(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
@@ -204,7 +208,12 @@ Program& Idl::LoadProgram(const std::string& name, const std::string& json_path,
   auto program = std::make_unique<Program>();
   program->idl_path = idl_path;
   try {
-    program->json = json::parse(RepairThriftJson(text ? *text : ReadFile(json_path)));
+    std::string repaired = RepairThriftJson(text ? *text : ReadFile(json_path));
+    if (JsonNesting(repaired) > kMaxNesting) {
+      throw GenError(json_path + ": JSON nested deeper than " + std::to_string(kMaxNesting) +
+                     " levels (is this thrift --gen json output?)");
+    }
+    program->json = json::parse(repaired);
   } catch (const json::exception& e) {
     throw GenError(json_path + ": malformed JSON: " + e.what());
   }

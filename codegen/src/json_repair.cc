@@ -1,5 +1,6 @@
 #include "json_repair.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace fulcrum::codegen {
@@ -104,6 +105,22 @@ std::string RepairThriftJson(std::string_view s) {
     }
   }
   return out;
+}
+
+size_t JsonNesting(std::string_view s) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  for (size_t i = 0; i < s.size();) {
+    char c = s[i];
+    if (c == '"') {
+      i = SkipString(s, i);
+      continue;
+    }
+    if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
+    if ((c == ']' || c == '}') && depth > 0) --depth;
+    ++i;
+  }
+  return deepest;
 }
 
 }  // namespace fulcrum::codegen

@@ -15,4 +15,9 @@ namespace fulcrum::codegen {
 
 std::string RepairThriftJson(std::string_view raw);
 
+// The deepest nesting of arrays and objects in `text` (brackets inside strings do not count).
+// The stock compiler's output nests a few levels per type; the loader refuses absurd depths
+// rather than recursing into them.
+size_t JsonNesting(std::string_view text);
+
 }  // namespace fulcrum::codegen

@@ -261,6 +261,16 @@ TEST_F(FulcrumGenTest, MalformedOrMisshapenJsonIsAClearError) {
   for (const char* text : cases) {
     EXPECT_THROW(Idl::FromText(text, dir_.string()), GenError) << text;
   }
+  // Absurd nesting is refused up front, not recursed into until the stack runs out.
+  std::string deep = R"({"name": "t", "includes": [], "enums": [], "typedefs": [], "structs": [)"
+                     R"({"name": "S", "fields": [], "x": )" +
+                     std::string(200000, '[') + std::string(200000, ']') + R"(}], "services": []})";
+  try {
+    Idl::FromText(deep, dir_.string());
+    ADD_FAILURE() << "no error";
+  } catch (const GenError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("nested deeper"));
+  }
 }
 
 TEST(JsonRepair, QuotesBareKeysAndLeavesTheRestAlone) {
