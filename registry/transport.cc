@@ -1,5 +1,7 @@
 #include "transport.h"
 
+#include "fulcrum/framed_transport.h"
+
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
@@ -15,13 +17,6 @@ using apache::thrift::transport::TSocket;
 using apache::thrift::transport::TSSLSocketFactory;
 using apache::thrift::transport::TTransport;
 using apache::thrift::transport::TTransportException;
-
-std::shared_ptr<TTransport> ResettingFramedTransportFactory::getTransport(
-    std::shared_ptr<TTransport> inner) {
-  auto t = std::make_shared<ResettingFramedTransport>(std::move(inner));
-  t->setMaxFrameSize(max_frame_size_);
-  return t;
-}
 
 Status ParseRegistryAddress(const std::string& address, std::string* host, int* port) {
   const size_t colon = address.rfind(':');
@@ -75,9 +70,7 @@ StatusOr<std::unique_ptr<RegistryConnection>> RegistryConnection::Open(
     conn->socket_->setConnTimeout(options.connect_timeout_ms);
     conn->socket_->setRecvTimeout(options.recv_timeout_ms);
     conn->socket_->setSendTimeout(options.send_timeout_ms);
-    auto framed = std::make_shared<ResettingFramedTransport>(conn->socket_);
-    framed->setMaxFrameSize(options.max_frame_size);
-    conn->transport_ = framed;
+    conn->transport_ = FramedTransportFactory(options.max_frame_size).getTransport(conn->socket_);
     conn->client_ = std::make_unique<thrift::RegistryClient>(
         std::make_shared<apache::thrift::protocol::TBinaryProtocol>(conn->transport_));
     conn->transport_->open();
