@@ -10,6 +10,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   FLAGS_minloglevel = 2;  // Thrift's own chatter stays out of a CLI's output
   google::InitGoogleLogging(argv[0]);
+  std::signal(SIGPIPE, SIG_IGN);  // a registry that hangs up mid-call is an error, not death
   // Thrift prints socket errors itself; fulcrumctl reports them once, in its own words.
   apache::thrift::GlobalOutput.setOutputFunction([](const char*) {});
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -6,6 +6,8 @@
 #include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <map>
@@ -17,6 +19,35 @@ using apache::thrift::transport::TSocket;
 using apache::thrift::transport::TSSLSocketFactory;
 using apache::thrift::transport::TTransport;
 using apache::thrift::transport::TTransportException;
+
+ScopedSigpipeBlock::ScopedSigpipeBlock() {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  was_blocked_ = sigismember(&old, SIGPIPE) == 1;
+}
+
+ScopedSigpipeBlock::~ScopedSigpipeBlock() {
+  if (was_blocked_) return;
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigset_t pending;
+  sigpending(&pending);
+  if (sigismember(&pending, SIGPIPE) == 1) {
+    const timespec zero{0, 0};
+    sigtimedwait(&pipe_set, nullptr, &zero);  // discard the one our write raised
+  }
+  pthread_sigmask(SIG_UNBLOCK, &pipe_set, nullptr);
+}
+
+void BlockSigpipeInThisThread() {
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+}
 
 Status ParseRegistryAddress(const std::string& address, std::string* host, int* port) {
   const size_t colon = address.rfind(':');
@@ -58,6 +89,7 @@ std::shared_ptr<TSSLSocketFactory> ClientSslFactory(const std::string& ca_file) 
 
 StatusOr<std::unique_ptr<RegistryConnection>> RegistryConnection::Open(
     const ConnectionOptions& options) {
+  ScopedSigpipeBlock no_sigpipe;
   std::unique_ptr<RegistryConnection> conn(new RegistryConnection());
   conn->options_ = options;
   try {
@@ -83,6 +115,7 @@ StatusOr<std::unique_ptr<RegistryConnection>> RegistryConnection::Open(
 }
 
 RegistryConnection::~RegistryConnection() {
+  ScopedSigpipeBlock no_sigpipe;  // TLS close writes close_notify to a peer that may be gone
   try {
     if (transport_) transport_->close();
   } catch (const apache::thrift::TException&) {

@@ -33,6 +33,22 @@ struct ConnectionOptions {
   uint32_t max_frame_size = 16u << 20;
 };
 
+// OpenSSL writes with write(2), so a peer that closed a TLS connection raises SIGPIPE, which
+// kills a process that has not ignored it. Registry clients hold one of these around TLS I/O
+// on threads they do not own: SIGPIPE is blocked for the scope and one raised meanwhile is
+// discarded. Their own threads call BlockSigpipeInThisThread() once instead.
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock();
+  ~ScopedSigpipeBlock();
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+
+ private:
+  bool was_blocked_ = false;
+};
+void BlockSigpipeInThisThread();
+
 // "host:port" or "[v6]:port" -> host, port.
 Status ParseRegistryAddress(const std::string& address, std::string* host, int* port);
 

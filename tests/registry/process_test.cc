@@ -9,9 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
+
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
+#include "client/fulcrum_registrar.h"
+#include "client/fulcrum_resolver.h"
 #include "transport.h"
 
 namespace fulcrum::registry {
@@ -299,6 +304,44 @@ TEST_F(RegistryProcessTest, ServesTlsWithThrowawayCertificates) {
 
   CommandResult plain = Ctl({"list", "--timeout_ms=1000"});
   EXPECT_NE(plain.exit_code, 0) << "plain TCP talked to a TLS registry";
+
+  // The fulcrum:// registrar and resolver over TLS.
+  ConnectionOptions tls_conn;
+  tls_conn.port = port_;
+  tls_conn.tls_ca_file = cert;
+  FulcrumRegistrarOptions registrar_options;
+  registrar_options.connection = tls_conn;
+  registrar_options.token = kToken;
+  FulcrumRegistrar registrar(registrar_options);
+  ServiceInstance instance;
+  instance.service = "calc";
+  instance.host = "127.0.0.1";
+  instance.port = 9001;
+  ASSERT_TRUE(registrar.Register(instance, {}).ok());
+  EXPECT_TRUE(registrar.registered());
+
+  FulcrumResolverOptions resolver_options;
+  resolver_options.connection = tls_conn;
+  resolver_options.service = "calc";
+  FulcrumResolver resolver(resolver_options);
+  struct Listener : ResolverListener {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t endpoints = 0;
+    void OnUpdate(EndpointSet set) override {
+      std::lock_guard lock(mu);
+      endpoints = set.endpoints.size();
+      cv.notify_all();
+    }
+    void OnError(const Status&) override {}
+  } listener;
+  ASSERT_TRUE(resolver.Start(&listener).ok());
+  {
+    std::unique_lock lock(listener.mu);
+    EXPECT_TRUE(listener.cv.wait_for(lock, seconds(10), [&] { return listener.endpoints == 1; }));
+  }
+  resolver.Stop();
+  EXPECT_TRUE(registrar.Deregister().ok());
 }
 
 }  // namespace
