@@ -39,6 +39,7 @@ DEFINE_int32(payload, 16, "echo payload bytes");
 DEFINE_string(balancers, "p2c_least_loaded", "comma-separated balancers for the Fulcrum runs");
 DEFINE_string(server_type, "threaded", "threaded or nonblocking");
 DEFINE_string(server_binary, FULCRUM_ECHO_SERVER, "the echo server to start");
+DEFINE_bool(raw_spread, false, "also run raw Thrift spread round-robin over all servers");
 DEFINE_int32(memory_endpoints, 0, "if > 0: measure client memory with this many endpoints");
 DEFINE_int32(serve_listeners, 0, "internal: serve echo on this many ports (memory mode)");
 
@@ -138,6 +139,31 @@ RunResult RunRaw(const std::vector<uint16_t>& ports, const std::string& payload)
   return r;
 }
 
+// Raw Thrift spread over every server: each thread owns one connection per server and takes
+// them in turn. No balancer, no pool: what spreading load costs by itself.
+RunResult RunRawSpread(const std::vector<uint16_t>& ports, const std::string& payload) {
+  using namespace apache::thrift;
+  std::vector<std::vector<std::unique_ptr<EchoClient>>> clients(FLAGS_threads);
+  std::vector<std::shared_ptr<transport::TTransport>> transports;
+  for (int t = 0; t < FLAGS_threads; ++t) {
+    for (uint16_t port : ports) {
+      auto socket = std::make_shared<transport::TSocket>("127.0.0.1", port);
+      auto framed = std::make_shared<transport::TFramedTransport>(socket);
+      framed->open();
+      transports.push_back(framed);
+      clients[t].push_back(
+          std::make_unique<EchoClient>(std::make_shared<protocol::TBinaryProtocol>(framed)));
+    }
+  }
+  std::vector<size_t> next(FLAGS_threads, static_cast<size_t>(0));
+  RunResult r = Drive(FLAGS_threads, [&](int t) {
+    std::string out;
+    clients[t][next[t]++ % clients[t].size()]->echo(out, payload);
+  });
+  for (auto& tr : transports) tr->close();
+  return r;
+}
+
 RunResult RunFulcrum(const std::vector<uint16_t>& ports, const std::string& balancer,
                      const std::string& payload) {
   std::string target = "static://";
@@ -215,6 +241,9 @@ int Throughput() {
       RunResult r = RunRaw(servers.ports, payload);
       PrintRow("raw thrift (1 conn/thread)", n, r);
       raw.push_back(r.calls_per_sec);
+      if (n > 1 && FLAGS_raw_spread) {
+        PrintRow("raw thrift, spread over servers", n, RunRawSpread(servers.ports, payload));
+      }
       for (const std::string& b : Split(FLAGS_balancers)) {
         RunResult f = RunFulcrum(servers.ports, b, payload);
         PrintRow("fulcrum " + b, n, f);

@@ -11,6 +11,7 @@
 #include <thrift/transport/TTransportException.h>
 
 #include "fulcrum/framed_transport.h"
+#include "thrift_logging.h"
 
 namespace fulcrum {
 
@@ -91,22 +92,79 @@ void ConnectionPool::Lease::Release() {
 
 ConnectionPool::ConnectionPool(Endpoint endpoint, PoolOptions options, const Clock& clock)
     : endpoint_(std::move(endpoint)), options_(std::move(options)), clock_(clock) {
+  internal::RouteThriftOutputToGlog();
   // Returning a connection must not allocate: idle_ never holds more than this.
   idle_.reserve(
       static_cast<size_t>(std::max(0, std::min(options_.max_idle, options_.max_connections))));
 }
 
 ConnectionPool::~ConnectionPool() {
+  std::vector<std::unique_ptr<Connection>> parked;
+  DrainSlots(&parked);
   std::lock_guard<std::mutex> lock(mu_);
-  const int leased = open_ - static_cast<int>(idle_.size());
+  const int leased = open_ - static_cast<int>(idle_.size() + parked.size());
   LOG_IF(ERROR, leased > 0) << "connection pool for " << endpoint_.Address() << " destroyed with "
                             << leased << " connection(s) still leased";
 }
 
+namespace {
+
+// Each thread gets a small index once; its home slot in every pool is that index mod kSlots.
+// Sequential indices (not thread-id hashes) keep the first kSlots threads collision-free.
+size_t ThreadSlotIndex() {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t index = next.fetch_add(1, std::memory_order_relaxed);
+  return index;
+}
+
+}  // namespace
+
+std::unique_ptr<Connection> ConnectionPool::TakeFromSlot() {
+  Slot& slot = slots_[ThreadSlotIndex() % kSlots];
+  if (slot.conn.load(std::memory_order_relaxed) == nullptr) return nullptr;
+  return std::unique_ptr<Connection>(slot.conn.exchange(nullptr, std::memory_order_acq_rel));
+}
+
+std::unique_ptr<Connection> ConnectionPool::ParkInSlot(std::unique_ptr<Connection> conn) {
+  Slot& slot = slots_[ThreadSlotIndex() % kSlots];
+  Connection* expected = nullptr;
+  if (!slot.conn.compare_exchange_strong(expected, conn.get(), std::memory_order_acq_rel)) {
+    return conn;
+  }
+  conn.release();
+  // Shutdown may have drained the slots between our check and the park: take it back.
+  if (shutdown_.load(std::memory_order_acquire)) {
+    return std::unique_ptr<Connection>(slot.conn.exchange(nullptr, std::memory_order_acq_rel));
+  }
+  return nullptr;
+}
+
+void ConnectionPool::DrainSlots(std::vector<std::unique_ptr<Connection>>* out) {
+  for (Slot& slot : slots_) {
+    if (Connection* c = slot.conn.exchange(nullptr, std::memory_order_acq_rel)) {
+      out->emplace_back(c);
+    }
+  }
+}
+
+void ConnectionPool::CloseLocked(int n) { open_ -= n; }
+
 StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
+  if (!shutdown_.load(std::memory_order_acquire)) {
+    if (std::unique_ptr<Connection> conn = TakeFromSlot()) {
+      if (clock_.Now() - conn->last_used <= options_.recheck_after_idle || !conn->PeerClosed()) {
+        return Lease(this, std::move(conn));
+      }
+      VLOG(1) << "dropping a pooled connection to " << endpoint_.Address()
+              << " that the server closed";
+      conn.reset();
+      std::lock_guard<std::mutex> lock(mu_);
+      CloseLocked(1);
+    }
+  }
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    if (shutdown_) {
+    if (shutdown_.load(std::memory_order_relaxed)) {
       return Status::Error(StatusCode::kResourceExhausted,
                            "connection pool for " + endpoint_.Address() + " is shut down");
     }
@@ -122,7 +180,7 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
               << " that the server closed";
       conn.reset();
       lock.lock();
-      --open_;
+      CloseLocked(1);
       continue;
     }
     if (open_ < options_.max_connections) {
@@ -131,9 +189,17 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
       StatusOr<std::unique_ptr<Connection>> conn = Connect(deadline);
       if (conn.ok()) return Lease(this, std::move(conn).value());
       lock.lock();
-      --open_;
+      CloseLocked(1);
       slot_freed_.notify_one();
       return conn.status();
+    }
+    // Every connection is leased or parked in other threads' slots: pull the parked ones into
+    // the list, then wait for a return.
+    std::vector<std::unique_ptr<Connection>> parked;
+    DrainSlots(&parked);
+    if (!parked.empty()) {
+      for (auto& c : parked) idle_.push_back(std::move(c));
+      continue;
     }
     const Duration left = deadline - clock_.Now();
     if (left <= Duration::zero()) {
@@ -142,7 +208,9 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
                                std::to_string(options_.max_connections) + " busy connections to " +
                                endpoint_.Address());
     }
+    waiters_.fetch_add(1, std::memory_order_relaxed);
     slot_freed_.wait_for(lock, left);
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -173,8 +241,14 @@ StatusOr<std::unique_ptr<Connection>> ConnectionPool::Connect(TimePoint deadline
 void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
   if (!conn->broken()) {
     conn->last_used = clock_.Now();
+    if (waiters_.load(std::memory_order_relaxed) == 0 &&
+        !shutdown_.load(std::memory_order_acquire)) {
+      conn = ParkInSlot(std::move(conn));
+      if (conn == nullptr) return;
+    }
     std::unique_lock<std::mutex> lock(mu_);
-    if (!shutdown_ && static_cast<int>(idle_.size()) < options_.max_idle) {
+    if (!shutdown_.load(std::memory_order_relaxed) &&
+        static_cast<int>(idle_.size()) < options_.max_idle) {
       idle_.push_back(std::move(conn));
       lock.unlock();
       slot_freed_.notify_one();
@@ -184,34 +258,50 @@ void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
   conn.reset();  // closes the socket, outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
-    --open_;
+    CloseLocked(1);
   }
   slot_freed_.notify_one();
 }
 
 void ConnectionPool::CloseIdle() {
   std::vector<std::unique_ptr<Connection>> expired;
+  std::vector<std::unique_ptr<Connection>> parked;
+  DrainSlots(&parked);
   {
     std::lock_guard<std::mutex> lock(mu_);
     const TimePoint now = clock_.Now();
-    // idle_ is ordered by last use, oldest first.
+    // Parked connections rejoin the list, which is ordered by last use, oldest first.
+    for (auto& c : parked) idle_.push_back(std::move(c));
+    std::stable_sort(idle_.begin(), idle_.end(),
+                     [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
     auto first_fresh = std::find_if(idle_.begin(), idle_.end(), [&](const auto& c) {
       return now - c->last_used <= options_.idle_timeout;
     });
     expired.assign(std::make_move_iterator(idle_.begin()), std::make_move_iterator(first_fresh));
     idle_.erase(idle_.begin(), first_fresh);
-    open_ -= static_cast<int>(expired.size());
+    // Beyond max_idle the oldest go too.
+    const size_t keep = static_cast<size_t>(std::max(0, options_.max_idle));
+    if (idle_.size() > keep) {
+      const auto excess = static_cast<std::ptrdiff_t>(idle_.size() - keep);
+      for (auto it = idle_.begin(); it != idle_.begin() + excess; ++it) {
+        expired.push_back(std::move(*it));
+      }
+      idle_.erase(idle_.begin(), idle_.begin() + excess);
+    }
+    CloseLocked(static_cast<int>(expired.size()));
   }
   if (!expired.empty()) slot_freed_.notify_all();
 }
 
 void ConnectionPool::Shutdown() {
   std::vector<std::unique_ptr<Connection>> idle;
+  shutdown_.store(true, std::memory_order_release);
+  DrainSlots(&idle);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    shutdown_ = true;
-    idle.swap(idle_);
-    open_ -= static_cast<int>(idle.size());
+    for (auto& c : idle_) idle.push_back(std::move(c));
+    idle_.clear();
+    CloseLocked(static_cast<int>(idle.size()));
   }
   slot_freed_.notify_all();  // waiters fail with kResourceExhausted
 }
@@ -222,8 +312,10 @@ int ConnectionPool::open_connections() const {
 }
 
 int ConnectionPool::idle_connections() const {
+  int parked = 0;
+  for (const Slot& slot : slots_) parked += slot.conn.load(std::memory_order_relaxed) ? 1 : 0;
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int>(idle_.size());
+  return static_cast<int>(idle_.size()) + parked;
 }
 
 }  // namespace fulcrum

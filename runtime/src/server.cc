@@ -1,5 +1,7 @@
 #include "fulcrum/server.h"
 
+#include "thrift_logging.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -51,25 +53,6 @@ StatusOr<ServerType> ParseServerType(std::string_view name) {
 }
 
 namespace {
-
-void ThriftOutputToGlog(const char* message) {
-  // The nonblocking server narrates its start and stop; everything else Thrift prints is a
-  // connection or server problem.
-  static constexpr const char* kChatter[] = {"Serving with",  "registered for", "join done",
-                                             "entering loop", "run() done",     "using libevent"};
-  for (const char* chatter : kChatter) {
-    if (std::strstr(message, chatter) != nullptr) {
-      VLOG(1) << "thrift: " << message;
-      return;
-    }
-  }
-  LOG(WARNING) << "thrift: " << message;
-}
-
-void RouteThriftOutputToGlog() {
-  static std::once_flag once;
-  std::call_once(once, [] { apache::thrift::GlobalOutput.setOutputFunction(ThriftOutputToGlog); });
-}
 
 // Strict reads and a string limit of one frame: junk from a client fails at once instead of
 // making the server allocate whatever length the junk claims. Specialising on TBufferBase (the
@@ -237,7 +220,7 @@ class Server::CountingProcessor : public TProcessor {
 
 Server::Server(std::shared_ptr<TProcessor> processor, ServerOptions options)
     : processor_(std::move(processor)), options_(std::move(options)) {
-  RouteThriftOutputToGlog();
+  internal::RouteThriftOutputToGlog();
 }
 
 Server::~Server() { Stop(); }

@@ -81,7 +81,10 @@ TEST_F(ChannelTest, RoundRobinSpreadsCallsEvenly) {
 }
 
 TEST_F(ChannelTest, EveryBuiltinBalancerServesCalls) {
-  for (const std::string& name : BalancerNames()) {
+  // The built-ins by name: BalancerNames() also lists what other tests registered.
+  for (const char* name :
+       {"random", "weighted_random", "round_robin", "weighted_round_robin", "least_response_time",
+        "p2c_least_loaded", "peak_ewma", "consistent_hash"}) {
     auto ch = MakeChannel(Ports(), {.balancer = name});
     for (int i = 0; i < 30; ++i) {
       EXPECT_EQ(testing::Echo(*ch, "x" + std::to_string(i)), "x" + std::to_string(i)) << name;

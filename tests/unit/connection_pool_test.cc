@@ -79,17 +79,39 @@ TEST_F(ConnectionPoolTest, ReusesAnIdleConnection) {
   EXPECT_EQ(pool.open_connections(), 1);
 }
 
-TEST_F(ConnectionPoolTest, TakesTheMostRecentlyUsedIdleConnection) {
+TEST_F(ConnectionPoolTest, AThreadGetsBackTheConnectionItParkedThenTheMostRecentIdleOne) {
   ConnectionPool pool(server_->endpoint(), {}, clock_);
   auto a = pool.Acquire(Later());
   auto b = pool.Acquire(Later());
-  ASSERT_TRUE(a.ok() && b.ok());
-  Connection* returned_last = &b->connection();
-  a = ConnectionPool::Lease();  // returns a
-  b = ConnectionPool::Lease();  // then b
-  auto again = pool.Acquire(Later());
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(&again->connection(), returned_last);
+  auto c = pool.Acquire(Later());
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  Connection* parked = &a->connection();
+  Connection* listed_last = &c->connection();
+  a = ConnectionPool::Lease();  // parks in this thread's slot
+  b = ConnectionPool::Lease();  // the slot is taken: to the idle list
+  c = ConnectionPool::Lease();  // the idle list, most recent
+  auto first = pool.Acquire(Later());
+  auto second = pool.Acquire(Later());
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(&first->connection(), parked);
+  EXPECT_EQ(&second->connection(), listed_last);
+}
+
+TEST_F(ConnectionPoolTest, ParkedConnectionsServeOtherThreadsWhenTheLimitIsReached) {
+  PoolOptions options;
+  options.max_connections = 1;
+  ConnectionPool pool(server_->endpoint(), options, clock_);
+  {
+    auto lease = pool.Acquire(Later());
+    ASSERT_TRUE(lease.ok());
+  }  // parked in this thread's slot
+  std::thread other([&] {
+    auto lease = pool.Acquire(Later());
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    EXPECT_EQ(lease->connection().As<EchoClient>().increment(1), 1);
+  });
+  other.join();
+  EXPECT_EQ(pool.open_connections(), 1);
 }
 
 TEST_F(ConnectionPoolTest, AtMostMaxConnectionsThenWaitsUntilTheDeadline) {
@@ -163,8 +185,12 @@ TEST_F(ConnectionPoolTest, KeepsAtMostMaxIdle) {
   auto a = pool.Acquire(Later());
   auto b = pool.Acquire(Later());
   ASSERT_TRUE(a.ok() && b.ok());
-  a = ConnectionPool::Lease();
-  b = ConnectionPool::Lease();
+  a = ConnectionPool::Lease();  // parked in this thread's slot
+  b = ConnectionPool::Lease();  // the idle list
+  // The idle list holds at most max_idle at once; together with the per-thread slots the
+  // bound holds from the next housekeeping pass on.
+  EXPECT_EQ(pool.idle_connections(), 2);
+  pool.CloseIdle();
   EXPECT_EQ(pool.idle_connections(), 1);
   EXPECT_EQ(pool.open_connections(), 1);
 }
