@@ -37,7 +37,8 @@ constexpr int kUnreachable = 3;
 const char* kUsageText =
     "usage: fulcrumctl [flags] <command>\n"
     "  list                              services with instance counts\n"
-    "  show SERVICE                      instances: health, weight, zone, drained,\n"
+    "  show [SERVICE]                    instances (of every service without SERVICE):\n"
+    "                                    health, weight, zone, drained,\n"
     "                                    last-heartbeat age, reported load\n"
     "  set-weight SERVICE HOST:PORT W    administrator's weight; W=clear returns to\n"
     "                                    the weight the instance registered with\n"
@@ -58,7 +59,10 @@ int Run(const std::vector<std::string>& args) {
                                                {"drain", 3}, {"undrain", 3}, {"remove", 3}};
   auto it = arity.find(cmd);
   if (it == arity.end()) return Usage("unknown command '" + cmd + "'");
-  if (args.size() != it->second) return Usage("wrong number of arguments for " + cmd);
+  const bool show_all = cmd == "show" && args.size() == 1;
+  if (args.size() != it->second && !show_all) {
+    return Usage("wrong number of arguments for " + cmd);
+  }
 
   int32_t weight = 0;
   if (cmd == "set-weight") {
@@ -100,6 +104,15 @@ int Run(const std::vector<std::string>& args) {
       std::vector<reg::thrift::ServiceSummary> services;
       client.list_services(services);
       std::cout << reg::FormatServices(services, FLAGS_json);
+    } else if (show_all) {
+      std::vector<reg::thrift::ServiceSummary> services;
+      client.list_services(services);
+      std::vector<reg::thrift::ServiceSnapshot> snapshots;
+      for (const auto& s : services) {
+        snapshots.emplace_back();
+        client.lookup(snapshots.back(), s.service_name);
+      }
+      std::cout << reg::FormatAllInstances(snapshots, FLAGS_json);
     } else if (cmd == "show") {
       reg::thrift::ServiceSnapshot snapshot;
       client.lookup(snapshot, args[1]);

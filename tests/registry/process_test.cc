@@ -252,6 +252,10 @@ TEST_F(RegistryProcessTest, FulcrumctlTablesJsonAndErrors) {
   EXPECT_EQ(j["instances"][0]["weight"], 2);
   EXPECT_EQ(j["instances"][1]["drained"], true);
 
+  CommandResult all = Ctl({"show", "--json"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(nlohmann::json::parse(all.out)[0]["instances"].size(), 2u);
+
   CommandResult unknown_instance = Ctl({"drain", "calc", "127.0.0.1:1"});
   EXPECT_EQ(unknown_instance.exit_code, 1);
   EXPECT_EQ(unknown_instance.err,
