@@ -104,7 +104,8 @@ struct ServiceSnapshot {
 }
 
 struct WatchResult {
-  // false: max_wait_ms passed with no change; `snapshot` is then the current (same) list.
+  // false: max_wait_ms passed with no change; `snapshot` then carries only the service name
+  // and the (unchanged) version, not the list the caller already has.
   1: bool changed,
   2: ServiceSnapshot snapshot,
 }

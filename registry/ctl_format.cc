@@ -106,4 +106,19 @@ std::string FormatInstances(const thrift::ServiceSnapshot& snapshot, bool json) 
          ")\n" + RenderTable(rows);
 }
 
+std::string FormatAllInstances(const std::vector<thrift::ServiceSnapshot>& snapshots, bool json) {
+  if (json) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& s : snapshots) all.push_back(nlohmann::json::parse(FormatInstances(s, true)));
+    return all.dump(2) + "\n";
+  }
+  if (snapshots.empty()) return "no services registered\n";
+  std::string out;
+  for (size_t i = 0; i < snapshots.size(); ++i) {
+    if (i > 0) out += "\n";
+    out += FormatInstances(snapshots[i], false);
+  }
+  return out;
+}
+
 }  // namespace fulcrum::registry

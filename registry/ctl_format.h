@@ -15,6 +15,8 @@ namespace fulcrum::registry {
 
 std::string FormatServices(const std::vector<thrift::ServiceSummary>& services, bool json);
 std::string FormatInstances(const thrift::ServiceSnapshot& snapshot, bool json);
+// Every service's instances: tables one after another, or one JSON array of services.
+std::string FormatAllInstances(const std::vector<thrift::ServiceSnapshot>& snapshots, bool json);
 
 // Left-aligned columns separated by two spaces; the first row is the header.
 std::string RenderTable(const std::vector<std::vector<std::string>>& rows);

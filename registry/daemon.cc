@@ -10,6 +10,7 @@
 #include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TServerSocket.h>
 
+#include "fulcrum/framed_transport.h"
 #include "handler.h"
 #include "transport.h"
 
@@ -162,8 +163,7 @@ Status RegistryDaemon::Start() {
   socket->setInterruptableChildren(true);  // Stop() must not wait for idle connections
 
   auto server = std::make_shared<apache::thrift::server::TThreadedServer>(
-      processor, socket,
-      std::make_shared<ResettingFramedTransportFactory>(options_.max_frame_bytes),
+      processor, socket, std::make_shared<FramedTransportFactory>(options_.max_frame_bytes),
       std::make_shared<apache::thrift::protocol::TBinaryProtocolFactory>(
           static_cast<int32_t>(options_.max_frame_bytes), /*container_limit=*/1 << 20,
           /*strict_read=*/false, /*strict_write=*/true));

@@ -15,7 +15,9 @@
 // only its own thread; the accept loop and other clients carry on. Receive/send timeouts
 // close connections that stall mid-frame or stop reading, frames are capped (--max_frame_bytes),
 // and --max_connections bounds the threads. 1,000 watchers cost 1,000 mostly-sleeping
-// threads (measured: see bench/registry in the report).
+// threads; the price is a context switch per call (registry/bench/registry_bench.cc measures
+// it). fulcrum::Server is not used: the registry needs per-connection receive timeouts, a
+// connection limit, TLS and the peer's address for its logs, which ServerOptions lacks.
 //
 // Thread-safe: Start once, Stop from any thread.
 #pragma once

@@ -10,6 +10,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 
@@ -36,7 +37,8 @@ constexpr int kUnreachable = 3;
 const char* kUsageText =
     "usage: fulcrumctl [flags] <command>\n"
     "  list                              services with instance counts\n"
-    "  show SERVICE                      instances: health, weight, zone, drained,\n"
+    "  show [SERVICE]                    instances (of every service without SERVICE):\n"
+    "                                    health, weight, zone, drained,\n"
     "                                    last-heartbeat age, reported load\n"
     "  set-weight SERVICE HOST:PORT W    administrator's weight; W=clear returns to\n"
     "                                    the weight the instance registered with\n"
@@ -57,7 +59,10 @@ int Run(const std::vector<std::string>& args) {
                                                {"drain", 3}, {"undrain", 3}, {"remove", 3}};
   auto it = arity.find(cmd);
   if (it == arity.end()) return Usage("unknown command '" + cmd + "'");
-  if (args.size() != it->second) return Usage("wrong number of arguments for " + cmd);
+  const bool show_all = cmd == "show" && args.size() == 1;
+  if (args.size() != it->second && !show_all) {
+    return Usage("wrong number of arguments for " + cmd);
+  }
 
   int32_t weight = 0;
   if (cmd == "set-weight") {
@@ -99,6 +104,15 @@ int Run(const std::vector<std::string>& args) {
       std::vector<reg::thrift::ServiceSummary> services;
       client.list_services(services);
       std::cout << reg::FormatServices(services, FLAGS_json);
+    } else if (show_all) {
+      std::vector<reg::thrift::ServiceSummary> services;
+      client.list_services(services);
+      std::vector<reg::thrift::ServiceSnapshot> snapshots;
+      for (const auto& s : services) {
+        snapshots.emplace_back();
+        client.lookup(snapshots.back(), s.service_name);
+      }
+      std::cout << reg::FormatAllInstances(snapshots, FLAGS_json);
     } else if (cmd == "show") {
       reg::thrift::ServiceSnapshot snapshot;
       client.lookup(snapshot, args[1]);
@@ -141,6 +155,7 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   FLAGS_minloglevel = 2;  // Thrift's own chatter stays out of a CLI's output
   google::InitGoogleLogging(argv[0]);
+  std::signal(SIGPIPE, SIG_IGN);  // a registry that hangs up mid-call is an error, not death
   // Thrift prints socket errors itself; fulcrumctl reports them once, in its own words.
   apache::thrift::GlobalOutput.setOutputFunction([](const char*) {});
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -178,7 +178,14 @@ thrift::WatchResult Store::Watch(const std::string& service, int64_t known_versi
   watchers_.fetch_sub(1);
   --entry.waiters;
   result.changed = entry.version != known_version;
-  result.snapshot = SnapshotLocked(service, &entry);
+  if (result.changed) {
+    result.snapshot = SnapshotLocked(service, &entry);
+  } else {
+    // The caller already has this version: send only the name and version, not the list
+    // again (most watches of a quiet service end this way).
+    result.snapshot.service_name = service;
+    result.snapshot.version = entry.version;
+  }
   MaybeEraseLocked(service);
   return result;
 }

@@ -88,7 +88,7 @@ class Store {
 
   thrift::ServiceSnapshot Lookup(const std::string& service) const;
   // Returns once the service's version differs from `known_version`, or after `max_wait`
-  // (changed = false), or at Shutdown().
+  // (changed = false, and the snapshot holds only name and version), or at Shutdown().
   thrift::WatchResult Watch(const std::string& service, int64_t known_version,
                             std::chrono::milliseconds max_wait);
   std::vector<thrift::ServiceSummary> ListServices() const;

@@ -1,9 +1,13 @@
 #include "transport.h"
 
+#include "fulcrum/framed_transport.h"
+
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <map>
@@ -16,11 +20,33 @@ using apache::thrift::transport::TSSLSocketFactory;
 using apache::thrift::transport::TTransport;
 using apache::thrift::transport::TTransportException;
 
-std::shared_ptr<TTransport> ResettingFramedTransportFactory::getTransport(
-    std::shared_ptr<TTransport> inner) {
-  auto t = std::make_shared<ResettingFramedTransport>(std::move(inner));
-  t->setMaxFrameSize(max_frame_size_);
-  return t;
+ScopedSigpipeBlock::ScopedSigpipeBlock() {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  was_blocked_ = sigismember(&old, SIGPIPE) == 1;
+}
+
+ScopedSigpipeBlock::~ScopedSigpipeBlock() {
+  if (was_blocked_) return;
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigset_t pending;
+  sigpending(&pending);
+  if (sigismember(&pending, SIGPIPE) == 1) {
+    const timespec zero{0, 0};
+    sigtimedwait(&pipe_set, nullptr, &zero);  // discard the one our write raised
+  }
+  pthread_sigmask(SIG_UNBLOCK, &pipe_set, nullptr);
+}
+
+void BlockSigpipeInThisThread() {
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
 }
 
 Status ParseRegistryAddress(const std::string& address, std::string* host, int* port) {
@@ -63,6 +89,7 @@ std::shared_ptr<TSSLSocketFactory> ClientSslFactory(const std::string& ca_file) 
 
 StatusOr<std::unique_ptr<RegistryConnection>> RegistryConnection::Open(
     const ConnectionOptions& options) {
+  ScopedSigpipeBlock no_sigpipe;
   std::unique_ptr<RegistryConnection> conn(new RegistryConnection());
   conn->options_ = options;
   try {
@@ -75,9 +102,7 @@ StatusOr<std::unique_ptr<RegistryConnection>> RegistryConnection::Open(
     conn->socket_->setConnTimeout(options.connect_timeout_ms);
     conn->socket_->setRecvTimeout(options.recv_timeout_ms);
     conn->socket_->setSendTimeout(options.send_timeout_ms);
-    auto framed = std::make_shared<ResettingFramedTransport>(conn->socket_);
-    framed->setMaxFrameSize(options.max_frame_size);
-    conn->transport_ = framed;
+    conn->transport_ = FramedTransportFactory(options.max_frame_size).getTransport(conn->socket_);
     conn->client_ = std::make_unique<thrift::RegistryClient>(
         std::make_shared<apache::thrift::protocol::TBinaryProtocol>(conn->transport_));
     conn->transport_->open();
@@ -90,6 +115,7 @@ StatusOr<std::unique_ptr<RegistryConnection>> RegistryConnection::Open(
 }
 
 RegistryConnection::~RegistryConnection() {
+  ScopedSigpipeBlock no_sigpipe;  // TLS close writes close_notify to a peer that may be gone
   try {
     if (transport_) transport_->close();
   } catch (const apache::thrift::TException&) {

@@ -1,7 +1,6 @@
-// Transports shared by the registry daemon and its clients: framed transport with a bounded
-// frame size whose per-message byte budget is reset at the end of every message (the Thrift
-// 0.17 bug in DESIGN.md; fulcrum::FramedTransport in the runtime does the same and replaces
-// this once it lands), and a client connection helper with optional TLS.
+// A connection to fulcrum-registry for its clients (fulcrumctl, the fulcrum:// registrar and
+// resolver): framed transport (fulcrum::FramedTransport, bounded frames), binary protocol,
+// timeouts, optional TLS.
 //
 //   auto conn = RegistryConnection::Open({.host = "127.0.0.1", .port = 7000});
 //   if (conn.ok()) conn.value()->client().lookup(snapshot, "calc");
@@ -22,27 +21,6 @@
 
 namespace fulcrum::registry {
 
-class ResettingFramedTransport : public apache::thrift::transport::TFramedTransport {
- public:
-  using TFramedTransport::TFramedTransport;
-  uint32_t readEnd() override {
-    const uint32_t n = TFramedTransport::readEnd();
-    resetConsumedMessageSize();
-    return n;
-  }
-};
-
-class ResettingFramedTransportFactory : public apache::thrift::transport::TTransportFactory {
- public:
-  explicit ResettingFramedTransportFactory(uint32_t max_frame_size)
-      : max_frame_size_(max_frame_size) {}
-  std::shared_ptr<apache::thrift::transport::TTransport> getTransport(
-      std::shared_ptr<apache::thrift::transport::TTransport> inner) override;
-
- private:
-  uint32_t max_frame_size_;
-};
-
 struct ConnectionOptions {
   std::string host = "127.0.0.1";
   int port = 0;
@@ -54,6 +32,22 @@ struct ConnectionOptions {
   std::string tls_ca_file;
   uint32_t max_frame_size = 16u << 20;
 };
+
+// OpenSSL writes with write(2), so a peer that closed a TLS connection raises SIGPIPE, which
+// kills a process that has not ignored it. Registry clients hold one of these around TLS I/O
+// on threads they do not own: SIGPIPE is blocked for the scope and one raised meanwhile is
+// discarded. Their own threads call BlockSigpipeInThisThread() once instead.
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock();
+  ~ScopedSigpipeBlock();
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+
+ private:
+  bool was_blocked_ = false;
+};
+void BlockSigpipeInThisThread();
 
 // "host:port" or "[v6]:port" -> host, port.
 Status ParseRegistryAddress(const std::string& address, std::string* host, int* port);

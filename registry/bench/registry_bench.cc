@@ -77,6 +77,13 @@ reg::thrift::Instance MakeInstance(int i) {
   return in;
 }
 
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
 struct ProcStats {
   double cpu_s = 0;
   long rss_kb = 0;
@@ -299,6 +306,7 @@ int main(int argc, char** argv) {
 
   const int64_t hb_start = heartbeats.load();
   const ProcStats start = ReadProc(pid);
+  const ProcStats self_start = ReadProc(::getpid());
   const auto t0 = Clock::now();
   std::thread prober([&] {
     auto conn = Connect();
@@ -327,6 +335,7 @@ int main(int argc, char** argv) {
   victims_stop = true;
   std::this_thread::sleep_for(std::chrono::seconds(FLAGS_duration_s - FLAGS_duration_s / 2));
   const ProcStats end = ReadProc(pid);
+  const ProcStats self_end = ReadProc(::getpid());
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   const int64_t hb_done = heartbeats.load() - hb_start;
 
@@ -340,10 +349,14 @@ int main(int argc, char** argv) {
 
   std::printf("instances=%d services=%d hb_connections=%d watchers=%d duration=%.1fs\n",
               FLAGS_instances, FLAGS_services, FLAGS_hb_connections, FLAGS_watchers, elapsed);
+  std::printf("machine load average at the end: %s (others' work skews every figure)\n",
+              LoadAverage().c_str());
   std::printf("heartbeats/s=%.0f (errors %lld)\n", static_cast<double>(hb_done) / elapsed,
               static_cast<long long>(hb_errors.load()));
   std::printf("registry CPU=%.1f%% of one core, RSS=%ld kB (idle %ld kB)\n",
               100.0 * (end.cpu_s - start.cpu_s) / elapsed, end.rss_kb, idle.rss_kb);
+  std::printf("load generator CPU=%.1f%% of one core (same machine: %ld cores)\n",
+              100.0 * (self_end.cpu_s - self_start.cpu_s) / elapsed, sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("watch propagation (register -> watcher): %s\n", propagation.Summary().c_str());
   std::printf("failure detection (DOWN seen - (last heartbeat + timeout)): %s\n",
               detection.Summary().c_str());

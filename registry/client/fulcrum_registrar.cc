@@ -118,6 +118,7 @@ Status FulcrumRegistrar::HeartbeatOnce() {
 }
 
 Status FulcrumRegistrar::Register(const ServiceInstance& instance, RegistrationOptions options) {
+  ScopedSigpipeBlock no_sigpipe;  // the caller's thread
   if (thread_.joinable()) {
     return Status::Error(StatusCode::kInvalidArgument, "Register called twice");
   }
@@ -144,6 +145,7 @@ bool FulcrumRegistrar::Wait(std::chrono::milliseconds d) {
 }
 
 void FulcrumRegistrar::Loop() {
+  BlockSigpipeInThisThread();
   bool outage = lease_.load() == 0;
   auto backoff = options_.min_backoff;
   if (!outage && !Wait(std::chrono::milliseconds(interval_ms_.load()))) return;
@@ -190,6 +192,7 @@ void FulcrumRegistrar::StopThread() {
 }
 
 Status FulcrumRegistrar::Deregister() {
+  ScopedSigpipeBlock no_sigpipe;  // the caller's thread
   StopThread();
   const int64_t lease = lease_.exchange(0);
   if (lease == 0) return Status::Ok();

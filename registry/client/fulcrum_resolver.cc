@@ -45,6 +45,7 @@ bool FulcrumResolver::Wait(std::chrono::milliseconds d) {
 }
 
 void FulcrumResolver::Loop() {
+  BlockSigpipeInThisThread();
   const std::string where =
       options_.connection.host + ":" + std::to_string(options_.connection.port);
   int64_t known = -1;  // never a real version: the first watch answers at once
@@ -110,6 +111,7 @@ void FulcrumResolver::Loop() {
 }
 
 void FulcrumResolver::Stop() {
+  ScopedSigpipeBlock no_sigpipe;  // the caller's thread closes the connection
   {
     std::lock_guard lock(mu_);
     stopping_ = true;

@@ -245,6 +245,10 @@ TEST_F(ClientTest, RegistrarReregistersAfterRegistryRestartAndAdminStateSurvives
   // the weight set before the restart still applies.
   ASSERT_TRUE(listener.WaitForSet(
       [](const EndpointSet& s) { return s.endpoints.size() == 1 && s.endpoints[0].weight == 9; }));
+  // The registry may publish the registration before the registrar has stored its lease.
+  for (int i = 0; i < 1000 && !registrar->registered(); ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
   EXPECT_TRUE(registrar->registered());
   EXPECT_GE(registrar->reregistrations(), 1);  // the new registry said "unknown lease"
   resolver->Stop();

@@ -62,6 +62,18 @@ TEST(CtlFormatTest, InstancesJson) {
   EXPECT_EQ(j["instances"][0]["in_flight"], 3);
 }
 
+TEST(CtlFormatTest, AllInstances) {
+  thrift::ServiceSnapshot other = Snapshot();
+  other.service_name = "kv";
+  const std::string table = FormatAllInstances({Snapshot(), other}, false);
+  EXPECT_EQ(table, FormatInstances(Snapshot(), false) + "\n" + FormatInstances(other, false));
+  const nlohmann::json j = nlohmann::json::parse(FormatAllInstances({Snapshot(), other}, true));
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[1]["service"], "kv");
+  EXPECT_EQ(j[1]["instances"].size(), 3u);
+  EXPECT_EQ(FormatAllInstances({}, false), "no services registered\n");
+}
+
 TEST(CtlFormatTest, ServicesTableAndJson) {
   thrift::ServiceSummary s;
   s.service_name = "calc";

@@ -9,9 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
+
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
+#include "client/fulcrum_registrar.h"
+#include "client/fulcrum_resolver.h"
 #include "transport.h"
 
 namespace fulcrum::registry {
@@ -162,7 +167,7 @@ bool ClosedByPeer(int fd, milliseconds timeout) {
 }
 
 TEST_F(RegistryProcessTest, BadInputClosesThatConnectionAndOthersAreServed) {
-  ASSERT_GT(Start({"--idle_timeout_ms=1000", "--max_frame_bytes=65536"}), 0);
+  ASSERT_GT(Start({"--idle_timeout_ms=3000", "--max_frame_bytes=65536"}), 0);
 
   // Half-open / slow: two bytes of a frame header, then nothing. Held open throughout.
   const int slow = RawConnect(port_);
@@ -204,7 +209,10 @@ TEST_F(RegistryProcessTest, BadInputClosesThatConnectionAndOthersAreServed) {
   ::close(oversized);
   ::close(http);
 
-  conn->client().lookup(snap, "calc");  // still serving
+  // Still serving (a new connection: the idle timeout may have closed the first one too).
+  conn = Connect();
+  ASSERT_NE(conn, nullptr);
+  conn->client().lookup(snap, "calc");
   EXPECT_EQ(snap.instances.size(), 1u);
   EXPECT_FALSE(registry_->Wait(milliseconds(0)).has_value()) << "the registry exited";
 
@@ -243,6 +251,10 @@ TEST_F(RegistryProcessTest, FulcrumctlTablesJsonAndErrors) {
   ASSERT_EQ(j["instances"].size(), 2u);
   EXPECT_EQ(j["instances"][0]["weight"], 2);
   EXPECT_EQ(j["instances"][1]["drained"], true);
+
+  CommandResult all = Ctl({"show", "--json"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(nlohmann::json::parse(all.out)[0]["instances"].size(), 2u);
 
   CommandResult unknown_instance = Ctl({"drain", "calc", "127.0.0.1:1"});
   EXPECT_EQ(unknown_instance.exit_code, 1);
@@ -299,6 +311,44 @@ TEST_F(RegistryProcessTest, ServesTlsWithThrowawayCertificates) {
 
   CommandResult plain = Ctl({"list", "--timeout_ms=1000"});
   EXPECT_NE(plain.exit_code, 0) << "plain TCP talked to a TLS registry";
+
+  // The fulcrum:// registrar and resolver over TLS.
+  ConnectionOptions tls_conn;
+  tls_conn.port = port_;
+  tls_conn.tls_ca_file = cert;
+  FulcrumRegistrarOptions registrar_options;
+  registrar_options.connection = tls_conn;
+  registrar_options.token = kToken;
+  FulcrumRegistrar registrar(registrar_options);
+  ServiceInstance instance;
+  instance.service = "calc";
+  instance.host = "127.0.0.1";
+  instance.port = 9001;
+  ASSERT_TRUE(registrar.Register(instance, {}).ok());
+  EXPECT_TRUE(registrar.registered());
+
+  FulcrumResolverOptions resolver_options;
+  resolver_options.connection = tls_conn;
+  resolver_options.service = "calc";
+  FulcrumResolver resolver(resolver_options);
+  struct Listener : ResolverListener {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t endpoints = 0;
+    void OnUpdate(EndpointSet set) override {
+      std::lock_guard lock(mu);
+      endpoints = set.endpoints.size();
+      cv.notify_all();
+    }
+    void OnError(const Status&) override {}
+  } listener;
+  ASSERT_TRUE(resolver.Start(&listener).ok());
+  {
+    std::unique_lock lock(listener.mu);
+    EXPECT_TRUE(listener.cv.wait_for(lock, seconds(10), [&] { return listener.endpoints == 1; }));
+  }
+  resolver.Stop();
+  EXPECT_TRUE(registrar.Deregister().ok());
 }
 
 }  // namespace

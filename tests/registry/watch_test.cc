@@ -49,6 +49,7 @@ TEST_F(WatchTest, ReturnsUnchangedAtMaxWait) {
   thrift::WatchResult r = store_.Watch("calc", v, milliseconds(20));
   EXPECT_FALSE(r.changed);
   EXPECT_EQ(r.snapshot.version, v);
+  EXPECT_TRUE(r.snapshot.instances.empty());  // the caller has the list already
   EXPECT_EQ(store_.watchers(), 0);
 }
 

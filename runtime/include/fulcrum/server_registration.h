@@ -1,0 +1,78 @@
+// ServerRegistration: keeps a running fulcrum::Server registered with a discovery backend
+// (whichever the URI names) while it serves, reports its load with each heartbeat, and drains
+// it on shutdown: deregister first, wait until clients have stopped sending new calls, then
+// stop the server (which finishes the calls in flight).
+//
+//   fulcrum::Server server(processor, {.port = 0});
+//   CHECK(server.Start().ok());
+//   auto registration = fulcrum::ServerRegistration::Start(
+//       &server, "fulcrum://127.0.0.1:7000?token_file=/etc/fulcrum/token",
+//       {.service = "calc", .host = "127.0.0.1"});   // port 0: the server's
+//   ...on SIGTERM:
+//   (*registration)->Drain();   // returns once the server has stopped
+//
+// Thread-safe: Drain may be called from any thread, once.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string_view>
+
+#include "fulcrum/clock.h"
+#include "fulcrum/registrar.h"
+#include "fulcrum/server.h"
+#include "fulcrum/status.h"
+
+namespace fulcrum {
+
+struct DrainOptions {
+  // Clients are taken to have stopped once no new call has arrived for this long (they learn
+  // of the deregistration through their resolver's watch, usually within milliseconds).
+  Duration quiet_period = std::chrono::milliseconds(500);
+  // Whatever happens, the server is stopped after this long.
+  Duration max_wait = std::chrono::seconds(30);
+};
+
+class ServerRegistration {
+ public:
+  // Registers `server` (which must be started and must outlive this object) through the
+  // registrar `registry_uri` names. `instance.port` 0 means the server's port. Errors: a bad
+  // URI, or the backend refusing the instance; an unreachable backend is not an error (the
+  // registrar keeps trying).
+  static StatusOr<std::unique_ptr<ServerRegistration>> Start(Server* server,
+                                                             std::string_view registry_uri,
+                                                             ServiceInstance instance,
+                                                             DrainOptions drain = {},
+                                                             const Clock& clock = Clock::Real());
+  // The same with a registrar the caller made (tests, or a backend not registered by scheme).
+  static StatusOr<std::unique_ptr<ServerRegistration>> Start(Server* server,
+                                                             std::unique_ptr<Registrar> registrar,
+                                                             ServiceInstance instance,
+                                                             DrainOptions drain = {},
+                                                             const Clock& clock = Clock::Real());
+  ~ServerRegistration();  // stops heartbeating; does not stop the server
+
+  // Deregisters, waits for clients to stop sending (quiet_period, bounded by max_wait), then
+  // stops the server. Returns the deregistration's status (the server is stopped either way).
+  Status Drain();
+
+  // True once the backend said an administrator drained this instance.
+  bool drained_by_admin() const { return drained_by_admin_.load(); }
+  Registrar& registrar() { return *registrar_; }
+
+ private:
+  ServerRegistration(Server* server, std::unique_ptr<Registrar> registrar, DrainOptions drain,
+                     const Clock& clock);
+  LoadReport Load();
+
+  Server* server_;
+  std::unique_ptr<Registrar> registrar_;
+  DrainOptions drain_;
+  const Clock& clock_;
+  std::atomic<bool> drained_by_admin_{false};
+  // For calls/s between two heartbeats (only the registrar's thread calls Load).
+  uint64_t last_calls_ = 0;
+  TimePoint last_time_;
+};
+
+}  // namespace fulcrum

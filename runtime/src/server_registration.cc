@@ -1,0 +1,92 @@
+#include "fulcrum/server_registration.h"
+
+#include <glog/logging.h>
+
+#include <thread>
+
+namespace fulcrum {
+
+ServerRegistration::ServerRegistration(Server* server, std::unique_ptr<Registrar> registrar,
+                                       DrainOptions drain, const Clock& clock)
+    : server_(server),
+      registrar_(std::move(registrar)),
+      drain_(drain),
+      clock_(clock),
+      last_calls_(server->calls()),
+      last_time_(clock.Now()) {}
+
+ServerRegistration::~ServerRegistration() = default;
+
+StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
+    Server* server, std::string_view registry_uri, ServiceInstance instance, DrainOptions drain,
+    const Clock& clock) {
+  StatusOr<std::unique_ptr<Registrar>> registrar = CreateRegistrar(registry_uri);
+  if (!registrar.ok()) return registrar.status();
+  return Start(server, std::move(registrar).value(), std::move(instance), drain, clock);
+}
+
+StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
+    Server* server, std::unique_ptr<Registrar> registrar, ServiceInstance instance,
+    DrainOptions drain, const Clock& clock) {
+  if (server == nullptr || server->port() == 0) {
+    return Status::Error(StatusCode::kInvalidArgument, "ServerRegistration needs a started server");
+  }
+  if (instance.port == 0) instance.port = server->port();
+  std::unique_ptr<ServerRegistration> r(
+      new ServerRegistration(server, std::move(registrar), drain, clock));
+  RegistrationOptions options;
+  ServerRegistration* self = r.get();
+  options.load = [self] { return self->Load(); };
+  options.on_directives = [self](const RegistrarDirectives& d) {
+    if (self->drained_by_admin_.exchange(d.drained) != d.drained) {
+      LOG(INFO) << (d.drained ? "an administrator drained this instance"
+                              : "an administrator undrained this instance");
+    }
+  };
+  Status s = r->registrar_->Register(instance, std::move(options));
+  if (!s.ok()) return s;
+  return r;
+}
+
+LoadReport ServerRegistration::Load() {
+  LoadReport report;
+  report.in_flight = server_->in_flight();
+  const uint64_t calls = server_->calls();
+  const TimePoint now = clock_.Now();
+  const double seconds = std::chrono::duration<double>(now - last_time_).count();
+  if (seconds > 0) report.calls_per_second = static_cast<double>(calls - last_calls_) / seconds;
+  last_calls_ = calls;
+  last_time_ = now;
+  return report;
+}
+
+Status ServerRegistration::Drain() {
+  // Deregister first, so clients stop choosing this server while it still answers.
+  Status deregistered = registrar_->Deregister();
+  const TimePoint start = clock_.Now();
+  uint64_t calls = server_->calls();
+  TimePoint last_change = start;
+  while (true) {
+    const TimePoint now = clock_.Now();
+    if (now - last_change >= drain_.quiet_period) break;
+    if (now - start >= drain_.max_wait) {
+      LOG(WARNING) << "clients still sending after "
+                   << std::chrono::duration_cast<std::chrono::milliseconds>(drain_.max_wait).count()
+                   << " ms; stopping anyway";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const uint64_t c = server_->calls();
+    if (c != calls) {
+      calls = c;
+      last_change = clock_.Now();
+    }
+  }
+  LOG(INFO) << "no new calls for "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(drain_.quiet_period).count()
+            << " ms; finishing " << server_->in_flight() << " call(s) in flight and stopping";
+  server_->Stop();
+  return deregistered;
+}
+
+}  // namespace fulcrum
