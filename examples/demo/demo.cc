@@ -1,13 +1,19 @@
-// The demo: starts echo servers on 127.0.0.1 (ports picked by the OS), drives a balanced client
-// with several threads, SIGKILLs one server part-way, and prints what happened: calls per
-// second, per-endpoint call counts and latency percentiles, ejections and the error count.
+// The demo: starts fulcrum-registry, then echo servers that register themselves with it (all on
+// 127.0.0.1, ports picked by the OS), shows fulcrumctl's view, drives a balanced client that
+// finds the servers through the registry, SIGKILLs one server part-way and starts a new one
+// later, and prints what happened: calls per second, per-endpoint call counts and latency
+// percentiles, ejections, the error count, and fulcrumctl's view at the end.
 //
 //   fulcrum_demo --servers=3 --threads=4 --seconds=6 --balancer=p2c_least_loaded
 #include <csignal>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -15,6 +21,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "client/backend.h"
 #include "support/echo_calls.h"
 #include "support/subprocess.h"
 
@@ -23,7 +30,10 @@ DEFINE_int32(threads, 4, "client threads");
 DEFINE_double(seconds, 6, "how long to drive load");
 DEFINE_double(kill_at, 0.4, "when to SIGKILL a server, as a share of --seconds (<0: never)");
 DEFINE_string(balancer, "p2c_least_loaded", "the balancer to use");
-DEFINE_string(server_binary, FULCRUM_ECHO_SERVER, "the server to start");
+DEFINE_double(add_at, 0.7, "when to start one more server, as a share of --seconds (<0: never)");
+DEFINE_string(server_binary, FULCRUM_REGISTERED_ECHO_SERVER, "the server to start");
+DEFINE_string(registry_binary, FULCRUM_REGISTRY, "fulcrum-registry");
+DEFINE_string(ctl_binary, FULCRUM_CTL, "fulcrumctl");
 
 namespace {
 
@@ -32,6 +42,39 @@ using std::chrono::steady_clock;
 struct PerServer {
   std::vector<uint32_t> latency_ns;
 };
+
+using fulcrum::testing::Subprocess;
+
+// Runs fulcrumctl and prints its output, indented.
+void ShowFulcrumctl(const std::string& registry, const std::string& args) {
+  const std::string cmd = FLAGS_ctl_binary + " --registry=" + registry + " " + args + " 2>&1";
+  std::printf("   $ fulcrumctl --registry=%s %s\n", registry.c_str(), args.c_str());
+  FILE* out = popen(cmd.c_str(), "r");
+  if (out == nullptr) return;
+  char line[512];
+  while (std::fgets(line, sizeof(line), out) != nullptr) std::printf("   %s", line);
+  pclose(out);
+}
+
+// Starts one registered echo server; returns its process and fills `address`.
+std::unique_ptr<Subprocess> StartServer(const std::string& id, const std::string& registry_uri,
+                                        std::string* address) {
+  auto p = Subprocess::Spawn({FLAGS_server_binary, "--id=" + id, "--registry=" + registry_uri,
+                              "--service=echo", "--minloglevel=1"});
+  if (!p.ok()) {
+    std::fprintf(stderr, "cannot start %s: %s\n", id.c_str(), p.status().ToString().c_str());
+    return nullptr;
+  }
+  auto port = (*p)->WaitForLine("LISTENING ", std::chrono::seconds(20));
+  if (!port.ok()) {
+    std::fprintf(stderr, "%s did not start: %s\n", id.c_str(), port.status().ToString().c_str());
+    return nullptr;
+  }
+  *address = "127.0.0.1:" + *port;
+  std::printf("   %s  pid %d  listening on %s, registered as service 'echo'\n", id.c_str(),
+              (*p)->pid(), address->c_str());
+  return std::move(p).value();
+}
 
 double Percentile(std::vector<uint32_t>& v, double p) {
   if (v.empty()) return 0;
@@ -55,39 +98,68 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::printf("== starting %d echo servers on 127.0.0.1\n", FLAGS_servers);
-  std::vector<std::unique_ptr<fulcrum::testing::Subprocess>> servers;
+  // The registry: its admin state in a scratch folder, its token in a file (never on a
+  // command line, where ps would show it).
+  char scratch_template[] = "/tmp/fulcrum-demo-XXXXXX";
+  const char* scratch = mkdtemp(scratch_template);
+  if (scratch == nullptr) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  const std::string token_file = std::string(scratch) + "/token";
+  {
+    std::ofstream token(token_file);
+    token << "demo-" << getpid() << "-"
+          << std::chrono::steady_clock::now().time_since_epoch().count() << "\n";
+  }
+  std::printf("== starting fulcrum-registry on 127.0.0.1\n");
+  auto registry =
+      Subprocess::Spawn({FLAGS_registry_binary, "--port=0", "--data_dir=" + std::string(scratch),
+                         "--token_file=" + token_file, "--minloglevel=2"});
+  if (!registry.ok()) {
+    std::fprintf(stderr, "cannot start the registry: %s\n", registry.status().ToString().c_str());
+    return 1;
+  }
+  auto registry_port = (*registry)->WaitForLine("LISTENING ", std::chrono::seconds(20));
+  if (!registry_port.ok()) {
+    std::fprintf(stderr, "the registry did not start: %s\n",
+                 registry_port.status().ToString().c_str());
+    return 1;
+  }
+  const std::string registry_address = "127.0.0.1:" + *registry_port;
+  const std::string registrar_uri = "fulcrum://" + registry_address + "?token_file=" + token_file;
+  std::printf("   fulcrum-registry  pid %d  listening on %s\n", (*registry)->pid(),
+              registry_address.c_str());
+
+  std::printf("== starting %d echo servers; each registers itself and heartbeats\n", FLAGS_servers);
+  std::vector<std::unique_ptr<Subprocess>> servers;
   std::map<std::string, std::string> address_of;  // server id -> host:port
-  std::string target = "static://";
   for (int i = 0; i < FLAGS_servers; ++i) {
     const std::string id = "server-" + std::to_string(i + 1);
-    auto p = fulcrum::testing::Subprocess::Spawn(
-        {FLAGS_server_binary, "--id=" + id, "--port=0", "--minloglevel=1"});
-    if (!p.ok()) {
-      std::fprintf(stderr, "cannot start %s: %s\n", id.c_str(), p.status().ToString().c_str());
-      return 1;
-    }
-    auto port = (*p)->WaitForLine("LISTENING ", std::chrono::seconds(20));
-    if (!port.ok()) {
-      std::fprintf(stderr, "%s did not start: %s\n", id.c_str(), port.status().ToString().c_str());
-      return 1;
-    }
-    address_of[id] = "127.0.0.1:" + *port;
-    target += (i ? "," : "") + address_of[id];
-    std::printf("   %s  pid %d  listening on %s\n", id.c_str(), (*p)->pid(),
-                address_of[id].c_str());
-    servers.push_back(std::move(p).value());
+    auto p = StartServer(id, registrar_uri, &address_of[id]);
+    if (p == nullptr) return 1;
+    servers.push_back(std::move(p));
   }
 
+  CHECK(fulcrum::registry::RegisterFulcrumBackend().ok());
   fulcrum::ChannelOptions opts;
   opts.service_name = "echo";
   opts.balancer = FLAGS_balancer;
-  auto channel = fulcrum::Channel::Create(target, opts);
+  auto channel = fulcrum::Channel::Create("fulcrum://" + registry_address + "/echo", opts);
   if (!channel.ok()) {
     std::fprintf(stderr, "cannot create the channel: %s\n", channel.status().ToString().c_str());
     return 1;
   }
   fulcrum::Channel& ch = **channel;
+  const auto found_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ch.Endpoints().size() < static_cast<size_t>(FLAGS_servers) &&
+         std::chrono::steady_clock::now() < found_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::printf("== the client found %zu endpoint(s) through the registry (fulcrum://%s/echo)\n",
+              ch.Endpoints().size(), registry_address.c_str());
+  ShowFulcrumctl(registry_address, "show echo");
+
   std::printf("== %d client threads, balancer %s, %.1f s; whoami() is idempotent\n", FLAGS_threads,
               FLAGS_balancer.c_str(), FLAGS_seconds);
 
@@ -122,7 +194,9 @@ int main(int argc, char** argv) {
 
   const auto start = steady_clock::now();
   const double kill_at = FLAGS_kill_at < 0 ? 1e9 : FLAGS_kill_at * FLAGS_seconds;
+  const double add_at = FLAGS_add_at < 0 ? 1e9 : FLAGS_add_at * FLAGS_seconds;
   bool killed = false;
+  bool added = false;
   int64_t last_calls = 0;
   for (int tick = 1; tick <= static_cast<int>(FLAGS_seconds * 2); ++tick) {
     std::this_thread::sleep_until(start + std::chrono::milliseconds(500 * tick));
@@ -137,6 +211,14 @@ int main(int argc, char** argv) {
       servers[1]->Signal(SIGKILL);
       servers[1]->Wait(std::chrono::seconds(5));
     }
+    if (!added && now >= add_at) {
+      added = true;
+      const std::string id = "server-" + std::to_string(FLAGS_servers + 1);
+      std::printf("== starting %s under load: it registers, the client's watch picks it up\n",
+                  id.c_str());
+      auto p = StartServer(id, registrar_uri, &address_of[id]);
+      if (p != nullptr) servers.push_back(std::move(p));
+    }
   }
   stop = true;
   for (auto& t : threads) t.join();
@@ -144,31 +226,42 @@ int main(int argc, char** argv) {
 
   std::printf("\n== per endpoint (as the balanced client saw them)\n");
   std::printf("   %-9s %-16s %9s %7s %9s %9s %9s %8s\n", "server", "address", "calls", "share",
-              "p50 us", "p99 us", "failures", "ejected");
+              "p50 us", "p99 us", "failures", "state");
   std::map<std::string, fulcrum::EndpointReport> reports;
   for (const auto& r : ch.Endpoints()) reports[r.address] = r;
   for (auto& [id, address] : address_of) {
     auto& lat = per_server[id].latency_ns;
-    const auto& r = reports[address];
+    auto it = reports.find(address);
+    const bool listed = it != reports.end();
+    const char* state = !listed ? "removed" : it->second.ejected ? "ejected" : "serving";
     std::printf("   %-9s %-16s %9zu %6.1f%% %9.0f %9.0f %9llu %8s\n", id.c_str(), address.c_str(),
                 lat.size(), 100.0 * lat.size() / std::max<int64_t>(1, calls.load()),
                 Percentile(lat, 0.5), Percentile(lat, 0.99),
-                static_cast<unsigned long long>(r.failures), r.ejected ? "yes" : "no");
+                static_cast<unsigned long long>(listed ? it->second.failures : 0), state);
   }
   std::printf("\n== %lld calls in %.1f s (%.0f/s), %lld errors seen by the application\n",
               static_cast<long long>(calls.load()), elapsed, calls.load() / elapsed,
               static_cast<long long>(errors.load()));
   std::printf(
       "   Attempts that failed on the killed server were retried on the others (whoami\n"
-      "   is idempotent), and after %u consecutive failures it was ejected.\n",
+      "   is idempotent); after %u consecutive failures the client ejected it, and once its\n"
+      "   heartbeats stopped the registry marked it DOWN and the client's watch removed it.\n",
       opts.outlier.consecutive_failures);
   for (const std::string& e : error_samples) std::printf("   error: %s\n", e.c_str());
 
+  std::printf("\n== the registry's view (server-2 stopped heartbeating: DOWN)\n");
+  ShowFulcrumctl(registry_address, "show echo");
+
+  ch.Shutdown();
+  std::printf("\n== SIGTERM the servers (each deregisters, drains, exits) and the registry\n");
   for (auto& s : servers) {
-    if (!s->reaped()) {
-      s->Signal(SIGTERM);
-      s->Wait(std::chrono::seconds(10));
-    }
+    if (!s->reaped()) s->Signal(SIGTERM);
   }
+  for (auto& s : servers) {
+    if (!s->reaped()) s->Wait(std::chrono::seconds(30));
+  }
+  (*registry)->Signal(SIGTERM);
+  (*registry)->Wait(std::chrono::seconds(10));
+  std::filesystem::remove_all(scratch);
   return errors.load() == 0 ? 0 : 1;
 }
