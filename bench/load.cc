@@ -40,6 +40,8 @@ DEFINE_string(balancers, "p2c_least_loaded", "comma-separated balancers for the 
 DEFINE_string(server_type, "threaded", "threaded or nonblocking");
 DEFINE_string(server_binary, FULCRUM_ECHO_SERVER, "the echo server to start");
 DEFINE_bool(raw_spread, false, "also run raw Thrift spread round-robin over all servers");
+DEFINE_bool(raw_timeouts, false,
+            "give the raw client 1 s socket send/receive timeouts, as the channel's deadline does");
 DEFINE_int32(memory_endpoints, 0, "if > 0: measure client memory with this many endpoints");
 DEFINE_int32(serve_listeners, 0, "internal: serve echo on this many ports (memory mode)");
 
@@ -125,6 +127,10 @@ RunResult RunRaw(const std::vector<uint16_t>& ports, const std::string& payload)
   std::vector<std::shared_ptr<transport::TTransport>> transports;
   for (int t = 0; t < FLAGS_threads; ++t) {
     auto socket = std::make_shared<transport::TSocket>("127.0.0.1", ports[t % ports.size()]);
+    if (FLAGS_raw_timeouts) {
+      socket->setRecvTimeout(1000);
+      socket->setSendTimeout(1000);
+    }
     auto framed = std::make_shared<transport::TFramedTransport>(socket);
     framed->open();
     transports.push_back(framed);

@@ -128,6 +128,13 @@ void Channel::Shutdown() {
   }
   if (resolver) resolver->Stop();
   {
+    // Close the connections now: pickers cached by other threads may keep the pools alive
+    // for a while, and calls still in flight close theirs as they finish.
+    std::lock_guard<std::mutex> lock(mu_);
+    picker_.Publish(EmptyPicker());  // first, as in UpdateEndpoints
+    for (const BackendPtr& b : backends_) b->pool->Shutdown();
+  }
+  {
     std::lock_guard<std::mutex> lock(housekeeping_mu_);
     shutdown_ = true;
   }
@@ -165,16 +172,20 @@ void Channel::UpdateEndpoints(EndpointSet set) {
     next_by_address.emplace(std::move(address), backend);
     next.push_back(std::move(backend));
   }
+  std::vector<BackendPtr> left;
   for (const auto& [address, backend] : by_address_) {
-    if (next_by_address.count(address) == 0) {
-      // Calls in flight keep their lease; the pool closes each connection as it comes back.
-      backend->pool->Shutdown();
-      LOG(INFO) << options_.service_name << ": endpoint " << address << " left";
-    }
+    if (next_by_address.count(address) == 0) left.push_back(backend);
   }
   backends_ = std::move(next);
   by_address_ = std::move(next_by_address);
   RebuildLocked();
+  // Only after the new picker is published: a call that finds a pool shut down can then rely
+  // on a newer picker being there to pick from again. Calls in flight keep their lease; the
+  // pool closes each connection as it comes back.
+  for (const BackendPtr& backend : left) {
+    backend->pool->Shutdown();
+    LOG(INFO) << options_.service_name << ": endpoint " << backend->address << " left";
+  }
 }
 
 void Channel::RebuildLocked() {
@@ -322,14 +333,15 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
     StatusOr<ConnectionPool::Lease> lease = backend.pool->Acquire(deadline);
     if (!lease.ok() && lease.status().code() == StatusCode::kResourceExhausted) {
       // The endpoint left the set after this call read its picker: pick again from the
-      // current one. Not an attempt (nothing was tried) and not a retry (no budget spent);
-      // bounded by the deadline, checked at the top of the loop.
-      backend.stats->OnAbandon();
+      // current one. Not an attempt (nothing was tried) and not a retry (no budget spent).
+      // Pools are shut down only after a newer picker is published, so there is one.
       std::shared_ptr<const Picker> fresh = picker_.Read();
-      if (fresh == picker) std::this_thread::yield();  // the new picker is being published
-      picker = std::move(fresh);
-      --attempt;
-      continue;
+      if (fresh != picker) {
+        backend.stats->OnAbandon();
+        picker = std::move(fresh);
+        --attempt;
+        continue;
+      }
     }
     if (!lease.ok()) {
       // Nothing left this client: safe to retry anywhere. Only a failed connect is the

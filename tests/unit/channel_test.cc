@@ -299,6 +299,20 @@ TEST_F(ChannelTest, ConsistentHashKeepsAKeyOnOneEndpoint) {
   EXPECT_EQ(used.size(), 3u) << "50 keys spread over all 3 endpoints";
 }
 
+TEST_F(ChannelTest, ShutdownClosesConnectionsAndLaterCallsFail) {
+  auto ch = MakeChannel({servers_[0]->port()});
+  testing::Echo(*ch, "x");
+  ASSERT_EQ(ch->Endpoints()[0].open_connections, 1);
+  ch->Shutdown();
+  EXPECT_EQ(ch->Endpoints()[0].open_connections, 0);
+  try {
+    testing::Echo(*ch, "x");
+    FAIL() << "a shut-down channel must not call";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kUnavailable) << e.what();
+  }
+}
+
 TEST_F(ChannelTest, CompactProtocolEndToEnd) {
   auto s = TestServer::Start({.id = "compact", .protocol = Protocol::kCompact});
   ASSERT_TRUE(s.ok());

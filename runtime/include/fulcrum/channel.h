@@ -158,7 +158,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // own housekeeping thread calls it; tests driving a FakeClock may call it directly.
   void Tick();
 
-  // Stops the resolver and the housekeeping thread. Calls in flight finish.
+  // Stops the resolver and the housekeeping thread and closes idle connections; later calls
+  // fail. Calls in flight finish.
   void Shutdown();
 
  private:
