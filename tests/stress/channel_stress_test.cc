@@ -25,8 +25,7 @@ TEST(ChannelStressTest, CallsWhileTheEndpointSetChanges) {
     opts.balancer = balancer;
     // Races are the point here, not latency: sanitizers on a loaded 2-core machine are slow.
     opts.default_timeout = std::chrono::seconds(20);
-    auto ch = Channel::Create(
-        "static://127.0.0.1:" + std::to_string(servers[0]->port()), opts);
+    auto ch = Channel::Create("static://127.0.0.1:" + std::to_string(servers[0]->port()), opts);
     ASSERT_TRUE(ch.ok()) << ch.status();
     Channel& channel = **ch;
 
