@@ -59,6 +59,13 @@ void FulcrumRegistrar::DropConnection() {
   conn_.reset();
 }
 
+Status FulcrumRegistrar::Unreachable(const apache::thrift::TException& e) {
+  DropConnection();  // a transport error leaves the connection unusable
+  return Status::Error(StatusCode::kUnavailable, "registry at " + options_.connection.host + ":" +
+                                                     std::to_string(options_.connection.port) +
+                                                     ": " + e.what());
+}
+
 Status FulcrumRegistrar::RegisterOnce() {
   Status s = Connect();
   if (!s.ok()) return s;
@@ -71,10 +78,7 @@ Status FulcrumRegistrar::RegisterOnce() {
   } catch (const thrift::RegistryError& e) {
     return FromRegistryError(e);
   } catch (const apache::thrift::TException& e) {
-    DropConnection();
-    return Status::Error(StatusCode::kUnavailable, "registry at " + options_.connection.host + ":" +
-                                                       std::to_string(options_.connection.port) +
-                                                       ": " + e.what());
+    return Unreachable(e);
   }
 }
 
@@ -93,10 +97,7 @@ Status FulcrumRegistrar::HeartbeatOnce() {
   } catch (const thrift::RegistryError& e) {
     return FromRegistryError(e);
   } catch (const apache::thrift::TException& e) {
-    DropConnection();
-    return Status::Error(StatusCode::kUnavailable, "registry at " + options_.connection.host + ":" +
-                                                       std::to_string(options_.connection.port) +
-                                                       ": " + e.what());
+    return Unreachable(e);
   }
   if (d.heartbeat_interval_ms > 0) interval_ms_ = d.heartbeat_interval_ms;
   if (d.reregister) {

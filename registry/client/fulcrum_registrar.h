@@ -48,6 +48,8 @@ class FulcrumRegistrar final : public Registrar {
   Status RegisterOnce();
   Status HeartbeatOnce();
   void DropConnection();
+  // Drops the connection after a transport error and says the registry is unreachable.
+  Status Unreachable(const apache::thrift::TException& e);
   // Waits `d` or until stopping; false when stopping.
   bool Wait(std::chrono::milliseconds d);
   void StopThread();
