@@ -38,16 +38,27 @@ struct Instance {
   4: i32 weight = 1,
   5: string zone,
   6: map<string, string> metadata,
+  // Master-slave: the group this instance belongs to; empty for a stateless instance. The
+  // registry keeps exactly one master per (service, group).
+  7: string group,
+  // Master-slave: breaks ties between slaves with the same replication position when one is
+  // promoted (higher wins; then the lower address).
+  8: i32 priority,
 }
 
 // What a server reports with each heartbeat.
 struct LoadReport {
   1: i64 in_flight,          // calls being served now
   2: double calls_per_second, // over the last reporting interval
+  // Master-slave: how far this instance's copy of the data goes (its replication log
+  // position). The registry promotes the slave with the highest one.
+  3: i64 replication_position,
+  // Master-slave: this master was asked to stop taking writes (a planned switchover) and has
+  // no write in flight any more; replication_position is then its final position.
+  4: bool writes_quiesced,
 }
 
-// Master-slave roles (the master-slave issue fills these in; until then every instance is
-// NONE).
+// Master-slave roles. Stateless instances (no group) are NONE.
 enum Role {
   NONE = 0,
   MASTER = 1,
@@ -61,12 +72,19 @@ struct Directives {
   1: bool reregister,
   // An administrator drained this instance: clients are told to stop sending it calls.
   2: bool drained,
-  // Reserved for master-slave: this instance's role, the group's epoch, and who the master is.
+  // Master-slave: this instance's role, the group's epoch, and the master's "host:port".
   3: Role role = Role.NONE,
   4: i64 epoch,
   5: string master_address,
   // The heartbeat interval the registry expects, in milliseconds.
   6: i32 heartbeat_interval_ms,
+  // Master only: the instance may accept writes until this many milliseconds after it SENT
+  // the heartbeat this answers. Always shorter than the registry's promotion delay, so a
+  // master that cannot renew stops writing before anyone else can be promoted.
+  7: i32 master_lease_ms,
+  // Master only: a planned switchover is under way: stop admitting writes now, and report
+  // writes_quiesced once none is in flight.
+  8: bool stop_writes,
 }
 
 struct Lease {
@@ -93,6 +111,21 @@ struct InstanceState {
   7: bool admin_weight_set,
   8: Role role = Role.NONE,
   9: i64 epoch,
+  10: string group,
+  11: i64 replication_position,
+  12: i32 priority,
+}
+
+// A master-slave group as the registry sees it.
+struct GroupState {
+  1: string service_name,
+  2: string group,
+  // Grows by one with every promotion; durable across registry restarts; never goes back.
+  3: i64 epoch,
+  // The master of `epoch` ("host:port"); empty while there is none (a failover in progress).
+  4: string master_address,
+  // A planned switchover's target while one is under way; else empty.
+  5: string switchover_target,
 }
 
 // A whole, versioned instance list of one service (every instance, up or down, drained or
@@ -101,6 +134,8 @@ struct ServiceSnapshot {
   1: string service_name,
   2: i64 version,
   3: list<InstanceState> instances,
+  // The service's master-slave groups (empty for a stateless service).
+  4: list<GroupState> groups,
 }
 
 struct WatchResult {
@@ -157,5 +192,12 @@ service Registry {
   // Forgets an instance and its admin state. A live instance will re-register on its next
   // heartbeat; remove is for instances that are gone.
   void remove_instance(1: string token, 2: string service_name, 3: string address)
+      throws (1: RegistryError err),
+
+  // Planned switchover to `address`, a healthy slave: its group's master stops taking writes,
+  // `address` catches up to the master's final position, then becomes master with a new
+  // epoch. Returns the group once the switch is done; UNAVAILABLE (and the old master carries
+  // on) when it cannot complete within the registry's switchover timeout.
+  GroupState promote(1: string token, 2: string service_name, 3: string address)
       throws (1: RegistryError err),
 }

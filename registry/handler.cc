@@ -125,4 +125,12 @@ void RegistryHandler::remove_instance(const std::string& token, const std::strin
   LOG(INFO) << CurrentPeer() << " removed " << service_name << "/" << address;
 }
 
+void RegistryHandler::promote(thrift::GroupState&, const std::string& token,
+                              const std::string& service_name, const std::string& address) {
+  Authorize(token, "promote");
+  // Master-slave groups land with the master-slave work; until then there is no group.
+  Check(Status::Error(StatusCode::kNotFound,
+                      "service '" + service_name + "' has no master-slave group with " + address));
+}
+
 }  // namespace fulcrum::registry

@@ -50,6 +50,8 @@ class RegistryHandler : public thrift::RegistryIf {
                const std::string& address) override;
   void remove_instance(const std::string& token, const std::string& service_name,
                        const std::string& address) override;
+  void promote(thrift::GroupState& out, const std::string& token, const std::string& service_name,
+               const std::string& address) override;
 
  private:
   void Authorize(const std::string& token, const char* call) const;

@@ -15,6 +15,9 @@
 
 namespace fulcrum {
 
+// Master-slave roles; stateless instances are kNone.
+enum class InstanceRole { kNone, kMaster, kSlave };
+
 struct Endpoint {
   std::string host;
   uint16_t port = 0;
@@ -23,6 +26,11 @@ struct Endpoint {
   uint32_t weight = 1;
   std::string zone;
   std::map<std::string, std::string> tags;
+  // Master-slave services only (from the registry): the instance's group, its role in it, and
+  // the group's epoch. A client sends writes to the master of the newest epoch it knows.
+  std::string group;
+  InstanceRole role = InstanceRole::kNone;
+  int64_t epoch = 0;
 
   // "host:port" ("[::1]:port" for IPv6 literals). The identity of an endpoint: two endpoints
   // with the same address are the same server, whatever their weight or tags.

@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 
+#include "fulcrum/clock.h"
+#include "fulcrum/endpoint.h"
 #include "fulcrum/status.h"
 
 namespace fulcrum {
@@ -31,22 +33,35 @@ struct ServiceInstance {
   uint32_t weight = 1;
   std::string zone;
   std::map<std::string, std::string> metadata;
+  // Master-slave: the group (empty: a stateless instance) and the promotion tie-breaker
+  // (higher wins among slaves with the same replication position).
+  std::string group;
+  int32_t priority = 0;
 };
 
 // What a server reports with each heartbeat.
 struct LoadReport {
   int64_t in_flight = 0;
   double calls_per_second = 0;
+  // Master-slave: the instance's replication log position, and (a master asked to stop
+  // writes) whether no write is in flight any more.
+  int64_t replication_position = 0;
+  bool writes_quiesced = false;
 };
 
-enum class InstanceRole { kNone, kMaster, kSlave };
-
-// What the backend tells a registered server (master-slave fills in role and epoch).
+// What the backend tells a registered server after each heartbeat.
 struct RegistrarDirectives {
   bool drained = false;
+  // Master-slave: role, the group's epoch and its master ("host:port").
   InstanceRole role = InstanceRole::kNone;
   int64_t epoch = 0;
   std::string master_address;
+  // Master only: writes may be accepted until sent_at + master_lease, where sent_at is when
+  // the answered heartbeat was sent (the registrar's clock, taken before sending).
+  Duration master_lease{0};
+  TimePoint sent_at;
+  // Master only: a planned switchover asks this master to stop admitting writes.
+  bool stop_writes = false;
 };
 
 struct RegistrationOptions {
