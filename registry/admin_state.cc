@@ -98,8 +98,10 @@ std::string EncodeAdminState(const AdminState& state) {
   nlohmann::json groups = nlohmann::json::array();
   for (const auto& [service, by_group] : state.groups()) {
     for (const auto& [group, record] : by_group) {
-      groups.push_back(
-          {{"service", service}, {"group", group}, {"epoch", record.epoch}, {"master", record.master}});
+      groups.push_back({{"service", service},
+                        {"group", group},
+                        {"epoch", record.epoch},
+                        {"master", record.master}});
     }
   }
   const std::string body =
@@ -121,14 +123,12 @@ StatusOr<AdminState> DecodeAdminState(const std::string& bytes) {
   header >> magic >> version >> length >> crc_hex;
   if (magic != kMagic) return Corrupt("not a fulcrum-registry state file (bad header)");
   if (header.fail() || length < 0 || crc_hex.empty()) return Corrupt("malformed header line");
-  if (version < AdminStateFile::kOldestFormatVersion ||
-      version > AdminStateFile::kFormatVersion) {
-    return Status::Error(StatusCode::kInternal, "admin state has format version " +
-                                                    std::to_string(version) +
-                                                    ", this registry reads versions " +
-                                                    std::to_string(AdminStateFile::kOldestFormatVersion) +
-                                                    " to " +
-                                                    std::to_string(AdminStateFile::kFormatVersion));
+  if (version < AdminStateFile::kOldestFormatVersion || version > AdminStateFile::kFormatVersion) {
+    return Status::Error(StatusCode::kInternal,
+                         "admin state has format version " + std::to_string(version) +
+                             ", this registry reads versions " +
+                             std::to_string(AdminStateFile::kOldestFormatVersion) + " to " +
+                             std::to_string(AdminStateFile::kFormatVersion));
   }
   const std::string body = bytes.substr(eol + 1);
   if (body.size() != static_cast<size_t>(length)) {
@@ -161,7 +161,8 @@ StatusOr<AdminState> DecodeAdminState(const std::string& bytes) {
         const std::string service = item.at("service").get<std::string>();
         const std::string group = item.at("group").get<std::string>();
         if (service.empty() || group.empty()) return Corrupt("a group has no service/group name");
-        if (record.epoch < 0) return Corrupt("group " + service + "/" + group + " has a negative epoch");
+        if (record.epoch < 0)
+          return Corrupt("group " + service + "/" + group + " has a negative epoch");
         state.SetGroup(service, group, record);
       }
     }

@@ -26,8 +26,7 @@ DEFINE_int32(max_frame_bytes, 1 << 20, "Largest request frame accepted");
 DEFINE_int64(max_connections, 20000, "Most connections served at once");
 DEFINE_int32(ms_heartbeat_interval_ms, 100,
              "Heartbeat interval the registry asks master-slave instances for");
-DEFINE_int32(master_lease_ms, 600,
-             "How long after sending a heartbeat a master may admit writes");
+DEFINE_int32(master_lease_ms, 600, "How long after sending a heartbeat a master may admit writes");
 DEFINE_int32(promotion_delay_ms, 800,
              "A master silent for this long is replaced; must be greater than --master_lease_ms");
 DEFINE_int32(switchover_timeout_ms, 5000,

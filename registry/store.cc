@@ -106,8 +106,8 @@ StatusOr<thrift::Lease> Store::Register(const thrift::Instance& in) {
 
   thrift::Lease lease;
   lease.id = id;
-  lease.heartbeat_interval_ms = ToMillis(in.group.empty() ? options_.heartbeat_interval
-                                                          : options_.master_slave.heartbeat_interval);
+  lease.heartbeat_interval_ms = ToMillis(
+      in.group.empty() ? options_.heartbeat_interval : options_.master_slave.heartbeat_interval);
   lease.heartbeat_timeout_ms = ToMillis(options_.heartbeat_timeout);
   if (!in.group.empty() && NoteGroupMemberLocked(leases_[id], record, /*heartbeat=*/false)) {
     lock.unlock();
@@ -152,7 +152,8 @@ thrift::Directives Store::Heartbeat(int64_t lease, const thrift::LoadReport& loa
     d.reregister = true;
     return d;
   }
-  return DirectivesLocked(it->second, services_.at(it->second.service)->instances.at(it->second.address));
+  return DirectivesLocked(it->second,
+                          services_.at(it->second.service)->instances.at(it->second.address));
 }
 
 void Store::Deregister(int64_t lease) {

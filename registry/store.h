@@ -43,10 +43,10 @@
 
 #include "Registry.h"
 #include "admin_state.h"
-#include "groups.h"
 #include "fulcrum/clock.h"
 #include "fulcrum/random.h"
 #include "fulcrum/status.h"
+#include "groups.h"
 
 namespace fulcrum::registry {
 

@@ -60,7 +60,7 @@ void Store::FillRoleLocked(const std::string& service, const std::string& addres
   if (it == groups_.end()) return;
   s.epoch = it->second.epoch;
   s.role = it->second.epoch > 0 && it->second.master == address ? thrift::Role::MASTER
-                                                                 : thrift::Role::SLAVE;
+                                                                : thrift::Role::SLAVE;
 }
 
 thrift::GroupState Store::GroupStateLocked(const GroupKey& key, const Group& g) const {
@@ -187,8 +187,9 @@ void Store::CommitPromotion(const GroupKey& key, bool wait) {
   g.failed_saves = 0;
   if (g.switchover) {
     const bool done = g.switchover->target == record.master;
-    EndSwitchoverLocked(key, g, done ? Switchover::Outcome::kDone : Switchover::Outcome::kAborted,
-                        done ? "" : record.master + " was promoted instead (" + decision.reason + ")");
+    EndSwitchoverLocked(
+        key, g, done ? Switchover::Outcome::kDone : Switchover::Outcome::kAborted,
+        done ? "" : record.master + " was promoted instead (" + decision.reason + ")");
   }
   BumpServiceLocked(key.first);
 }
@@ -215,7 +216,8 @@ std::vector<Store::GroupKey> Store::SweepGroupsLocked(TimePoint now) {
       std::string progress = "the master had not reported writes_quiesced";
       if (g.switchover->final_position) {
         progress = "the master's final position is " +
-                   std::to_string(*g.switchover->final_position) + ", the target has not reached it";
+                   std::to_string(*g.switchover->final_position) +
+                   ", the target has not reached it";
       }
       EndSwitchoverLocked(key, g, Switchover::Outcome::kAborted,
                           "not done within " + Ms(options_.master_slave.switchover_timeout) + " (" +
@@ -268,9 +270,9 @@ StatusOr<thrift::GroupState> Store::Promote(const std::string& service,
       now - g.master_seen > options_.master_slave.master_lease) {
     return Error(StatusCode::kUnavailable,
                  where + " has no live master to hand over from" +
-                     (g.master.empty() ? std::string()
-                                       : " (" + g.master + " last heard " +
-                                             Ms(now - g.master_seen) + " ago)") +
+                     (g.master.empty()
+                          ? std::string()
+                          : " (" + g.master + " last heard " + Ms(now - g.master_seen) + " ago)") +
                      "; a failover chooses the next master");
   }
   if (g.saving) {
@@ -296,14 +298,15 @@ StatusOr<thrift::GroupState> Store::Promote(const std::string& service,
     Group& current = groups_.at(key);
     const bool expired = shutdown_ || std::chrono::steady_clock::now() >= backstop;
     if (expired && !current.saving && current.switchover == sw) {
-      EndSwitchoverLocked(key, current, Switchover::Outcome::kAborted,
-                          shutdown_ ? "the registry is shutting down"
-                                    : "not done within the switchover timeout");
+      EndSwitchoverLocked(
+          key, current, Switchover::Outcome::kAborted,
+          shutdown_ ? "the registry is shutting down" : "not done within the switchover timeout");
       break;
     }
     // A save in progress ends with a notify on success; poll briefly for the failure case.
     switchover_cv_.wait_until(
-        lock, expired ? std::chrono::steady_clock::now() + std::chrono::milliseconds(10) : backstop);
+        lock,
+        expired ? std::chrono::steady_clock::now() + std::chrono::milliseconds(10) : backstop);
   }
   if (sw->outcome != Switchover::Outcome::kDone) return Error(StatusCode::kUnavailable, sw->why);
   return GroupStateLocked(key, groups_.at(key));
