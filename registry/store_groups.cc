@@ -203,7 +203,7 @@ void Store::EndSwitchoverLocked(const GroupKey& key, Group& g, Switchover::Outco
   if (outcome == Switchover::Outcome::kAborted) {
     sw->why = "switchover of " + key.first + "/" + key.second + " to " + sw->target +
               " abandoned: " + why;
-    LOG(WARNING) << sw->why << "; master " << g.master << " resumes writes";
+    LOG(WARNING) << sw->why;
   }
   BumpServiceLocked(key.first);
   switchover_cv_.notify_all();
@@ -221,7 +221,7 @@ std::vector<Store::GroupKey> Store::SweepGroupsLocked(TimePoint now) {
       }
       EndSwitchoverLocked(key, g, Switchover::Outcome::kAborted,
                           "not done within " + Ms(options_.master_slave.switchover_timeout) + " (" +
-                              progress + ")");
+                              progress + "); master " + g.master + " resumes writes");
     }
     const Decision d = DecideLocked(key, g, now);
     if (d.kind == Decision::Kind::kPromote) {

@@ -312,8 +312,9 @@ class MasterSlaveServer {
     RegistrationOptions o;
     o.load = [this] {
       LoadReport r;
-      r.replication_position = role_.replication_position();
+      // Quiesced first: a position read after it is final (no write can land in between).
       r.writes_quiesced = role_.writes_quiesced();
+      r.replication_position = role_.replication_position();
       return r;
     };
     o.on_directives = [this](const RegistrarDirectives& d) {

@@ -174,8 +174,9 @@ struct FakeKvServer {
     RegistrationOptions r;
     r.load = [this] {
       LoadReport l;
-      l.replication_position = role.replication_position();
+      // Quiesced first: a position read after it is final (no write can land in between).
       l.writes_quiesced = role.writes_quiesced();
+      l.replication_position = role.replication_position();
       return l;
     };
     r.on_directives = [this](const RegistrarDirectives& d) { role.Apply(d); };
