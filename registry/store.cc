@@ -23,7 +23,19 @@ Store::Store(const Clock& clock, StoreOptions options, AdminState initial_admin,
       options_(options),
       persister_(persister),
       admin_(std::move(initial_admin)),
-      last_version_(options.version_base) {}
+      last_version_(options.version_base) {
+  // Rule 3: a durable master keeps its role if it heartbeats within the promotion delay of
+  // this moment; otherwise rule 2 applies, counted from here.
+  const TimePoint now = clock_.Now();
+  for (const auto& [service, by_group] : admin_.groups()) {
+    for (const auto& [name, record] : by_group) {
+      Group& g = groups_[GroupKey{service, name}];
+      g.epoch = record.epoch;
+      g.master = record.master;
+      g.master_seen = now;
+    }
+  }
+}
 
 Store::~Store() { Shutdown(); }
 
@@ -40,6 +52,7 @@ Store::ServiceEntry& Store::EntryLocked(const std::string& service) {
 
 void Store::BumpLocked(ServiceEntry& entry) {
   entry.version = ++last_version_;
+  entry.watch_snapshot.reset();
   entry.changed.notify_all();
 }
 
@@ -71,51 +84,80 @@ StatusOr<thrift::Lease> Store::Register(const thrift::Instance& in) {
                    " entries / " + std::to_string(options_.max_metadata_bytes) + " bytes");
   }
 
+  if (in.group.size() > options_.max_name_bytes) return Invalid("group name is too long");
+
   const std::string address = Address(in.host, in.port);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   int64_t id = 0;
   do {
     id = static_cast<int64_t>(Random::ThreadLocal().Next() >> 1);
   } while (id == 0 || leases_.count(id) != 0);
 
   ServiceEntry& entry = EntryLocked(in.service_name);
-  Record& record = entry.instances[address];
+  auto [slot, added] = entry.instances.try_emplace(address);
+  Record& record = slot->second;
+  if (added) {
+    record.service = in.service_name;
+    record.address = address;
+    record.age = up_by_age_.insert(up_by_age_.end(), &record);
+  }
   if (record.lease != 0) leases_.erase(record.lease);  // the server restarted: new lease wins
   record.instance = in;
   record.lease = id;
-  record.last_heartbeat = clock_.Now();
-  record.up = true;
+  TouchLocked(record, clock_.Now());
   record.load = thrift::LoadReport();
+  record.reported = false;
   leases_[id] = LeaseKey{in.service_name, address};
   BumpLocked(entry);
 
   thrift::Lease lease;
   lease.id = id;
-  lease.heartbeat_interval_ms = ToMillis(options_.heartbeat_interval);
+  lease.heartbeat_interval_ms = ToMillis(
+      in.group.empty() ? options_.heartbeat_interval : options_.master_slave.heartbeat_interval);
   lease.heartbeat_timeout_ms = ToMillis(options_.heartbeat_timeout);
+  if (!in.group.empty() && NoteGroupMemberLocked(leases_[id], record, /*heartbeat=*/false)) {
+    lock.unlock();
+    CommitPromotion(GroupKey{in.service_name, in.group}, /*wait=*/true);  // a first master
+  }
   return lease;
 }
 
 thrift::Directives Store::Heartbeat(int64_t lease, const thrift::LoadReport& load) {
-  thrift::Directives d;
-  d.heartbeat_interval_ms = ToMillis(options_.heartbeat_interval);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto it = leases_.find(lease);
   if (it == leases_.end()) {
+    thrift::Directives d;
+    d.heartbeat_interval_ms = ToMillis(options_.heartbeat_interval);
     d.reregister = true;
     return d;
   }
   ServiceEntry& entry = *services_.at(it->second.service);
   Record& record = entry.instances.at(it->second.address);
-  record.last_heartbeat = clock_.Now();
+  const TimePoint now = clock_.Now();
+  const bool was_down = !record.up;
+  TouchLocked(record, now);
   record.load = load;
-  if (!record.up) {
-    record.up = true;
-    BumpLocked(entry);
+  record.reported = true;
+  record.last_report = now;
+  if (was_down) BumpLocked(entry);
+  if (record.instance.group.empty() || !NoteGroupMemberLocked(it->second, record, true)) {
+    return DirectivesLocked(it->second, record);
   }
-  const AdminEntry* admin = admin_.Find(it->second.service, it->second.address);
-  d.drained = admin != nullptr && admin->drained;
-  return d;
+  // A slave's fresh report (or the switchover target catching up) may complete a promotion:
+  // do it now rather than at the next sweep, and answer with its outcome.
+  const GroupKey group{it->second.service, record.instance.group};
+  lock.unlock();
+  CommitPromotion(group, /*wait=*/false);
+  lock.lock();
+  it = leases_.find(lease);
+  if (it == leases_.end()) {  // deregistered or removed meanwhile
+    thrift::Directives d;
+    d.heartbeat_interval_ms = ToMillis(options_.heartbeat_interval);
+    d.reregister = true;
+    return d;
+  }
+  return DirectivesLocked(it->second,
+                          services_.at(it->second.service)->instances.at(it->second.address));
 }
 
 void Store::Deregister(int64_t lease) {
@@ -125,9 +167,30 @@ void Store::Deregister(int64_t lease) {
   const LeaseKey key = it->second;
   leases_.erase(it);
   ServiceEntry& entry = *services_.at(key.service);
-  entry.instances.erase(key.address);
+  auto rec = entry.instances.find(key.address);
+  if (!rec->second.instance.group.empty()) {
+    auto g = groups_.find(GroupKey{key.service, rec->second.instance.group});
+    if (g != groups_.end() && g->second.master == key.address) {
+      // Rule 6: promotion follows rule 2, counted from its last heartbeat.
+      LOG(INFO) << key.service << "/" << g->first.second << ": master " << key.address
+                << " deregistered (epoch " << g->second.epoch << ")";
+    }
+  }
+  UnlinkLocked(rec->second);
+  entry.instances.erase(rec);
   BumpLocked(entry);
   MaybeEraseLocked(key.service);
+}
+
+void Store::TouchLocked(Record& record, TimePoint now) {
+  record.last_heartbeat = now;
+  AgeList& from = record.up ? up_by_age_ : down_by_age_;
+  up_by_age_.splice(up_by_age_.end(), from, record.age);
+  record.up = true;
+}
+
+void Store::UnlinkLocked(Record& record) {
+  (record.up ? up_by_age_ : down_by_age_).erase(record.age);
 }
 
 thrift::ServiceSnapshot Store::SnapshotLocked(const std::string& service,
@@ -153,8 +216,10 @@ thrift::ServiceSnapshot Store::SnapshotLocked(const std::string& service,
     s.last_heartbeat_age_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - record.last_heartbeat).count();
     s.load = record.load;
+    FillRoleLocked(service, address, record, s);
     snap.instances.push_back(std::move(s));
   }
+  snap.groups = GroupStatesLocked(service);
   return snap;
 }
 
@@ -178,8 +243,14 @@ thrift::WatchResult Store::Watch(const std::string& service, int64_t known_versi
   watchers_.fetch_sub(1);
   --entry.waiters;
   result.changed = entry.version != known_version;
+  std::shared_ptr<const thrift::ServiceSnapshot> snapshot;
   if (result.changed) {
-    result.snapshot = SnapshotLocked(service, &entry);
+    // Ages and loads in it are as of the first watcher's wake-up; resolvers use neither.
+    if (entry.watch_snapshot == nullptr) {
+      entry.watch_snapshot =
+          std::make_shared<const thrift::ServiceSnapshot>(SnapshotLocked(service, &entry));
+    }
+    snapshot = entry.watch_snapshot;
   } else {
     // The caller already has this version: send only the name and version, not the list
     // again (most watches of a quiet service end this way).
@@ -187,6 +258,8 @@ thrift::WatchResult Store::Watch(const std::string& service, int64_t known_versi
     result.snapshot.version = entry.version;
   }
   MaybeEraseLocked(service);
+  lock.unlock();
+  if (snapshot != nullptr) result.snapshot = *snapshot;  // the copy, outside the lock
   return result;
 }
 
@@ -209,6 +282,9 @@ std::vector<thrift::ServiceSummary> Store::ListServices() const {
     }
   }
   for (const auto& [name, instances] : admin_.entries()) {
+    if (by_name.count(name) == 0) by_name[name].service_name = name;
+  }
+  for (const auto& [name, groups] : admin_.groups()) {
     if (by_name.count(name) == 0) by_name[name].service_name = name;
   }
   for (auto& [name, s] : by_name) out.push_back(std::move(s));
@@ -287,6 +363,7 @@ Status Store::Remove(const std::string& service, const std::string& address) {
   auto rec = it->second->instances.find(address);
   if (rec != it->second->instances.end()) {
     leases_.erase(rec->second.lease);
+    UnlinkLocked(rec->second);
     it->second->instances.erase(rec);
     BumpLocked(*it->second);
   }
@@ -297,38 +374,45 @@ Status Store::Remove(const std::string& service, const std::string& address) {
 int Store::Sweep() {
   const TimePoint now = clock_.Now();
   int changed = 0;
-  std::lock_guard lock(mu_);
-  for (auto it = services_.begin(); it != services_.end();) {
-    ServiceEntry& entry = *it->second;
-    bool bump = false;
-    for (auto rec = entry.instances.begin(); rec != entry.instances.end();) {
-      Record& r = rec->second;
-      const Duration silent = now - r.last_heartbeat;
-      if (!r.up && silent > options_.down_ttl) {
-        LOG(INFO) << it->first << "/" << rec->first << " forgotten (down for "
-                  << std::chrono::duration_cast<std::chrono::seconds>(silent).count() << " s)";
-        leases_.erase(r.lease);
-        rec = entry.instances.erase(rec);
-        bump = true;
-        ++changed;
-        continue;
-      }
-      if (r.up && silent > options_.heartbeat_timeout) {
-        LOG(INFO) << it->first << "/" << rec->first << " is DOWN: no heartbeat for "
-                  << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count() << " ms";
-        r.up = false;
-        bump = true;
-        ++changed;
-      }
-      ++rec;
-    }
-    if (bump) BumpLocked(entry);
-    if (entry.instances.empty() && entry.waiters == 0) {
-      it = services_.erase(it);
-    } else {
-      ++it;
-    }
+  std::unique_lock lock(mu_);
+  std::vector<ServiceEntry*> bumped;
+  auto bump = [&](ServiceEntry* entry) {
+    if (std::find(bumped.begin(), bumped.end(), entry) == bumped.end()) bumped.push_back(entry);
+  };
+  // Oldest first: stop at the first record that is still within its time.
+  while (!up_by_age_.empty()) {
+    Record& r = *up_by_age_.front();
+    const Duration silent = now - r.last_heartbeat;
+    if (silent <= options_.heartbeat_timeout) break;
+    LOG(INFO) << r.service << "/" << r.address << " is DOWN: no heartbeat for "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count() << " ms";
+    r.up = false;
+    down_by_age_.splice(down_by_age_.end(), up_by_age_, r.age);
+    bump(services_.at(r.service).get());
+    ++changed;
   }
+  std::vector<std::string> emptied;
+  while (!down_by_age_.empty()) {
+    Record& r = *down_by_age_.front();
+    const Duration silent = now - r.last_heartbeat;
+    if (silent <= options_.down_ttl) break;
+    LOG(INFO) << r.service << "/" << r.address << " forgotten (down for "
+              << std::chrono::duration_cast<std::chrono::seconds>(silent).count() << " s)";
+    ServiceEntry* entry = services_.at(r.service).get();
+    const std::string service = r.service;
+    const std::string address = r.address;
+    leases_.erase(r.lease);
+    down_by_age_.pop_front();
+    entry->instances.erase(address);  // destroys r
+    bump(entry);
+    emptied.push_back(service);
+    ++changed;
+  }
+  for (ServiceEntry* entry : bumped) BumpLocked(*entry);
+  for (const std::string& service : emptied) MaybeEraseLocked(service);
+  const std::vector<GroupKey> due = SweepGroupsLocked(now);
+  lock.unlock();
+  for (const GroupKey& key : due) CommitPromotion(key, /*wait=*/true);
   return changed;
 }
 
@@ -336,6 +420,7 @@ void Store::Shutdown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
   for (auto& [name, entry] : services_) entry->changed.notify_all();
+  switchover_cv_.notify_all();
 }
 
 AdminState Store::admin_state() const {
