@@ -45,7 +45,10 @@ void Replica::SetSelf(std::string self) {
 
 void Replica::OnRoleChange(const fulcrum::RoleInfo& info) {
   std::lock_guard lock(mu_);
-  if (info.role != InstanceRole::kMaster || info.epoch != master_epoch_) {
+  if (info.role == InstanceRole::kMaster) {
+    int64_t epoch = 0;
+    CheckMasterLocked(&epoch);  // takes over now, so the grace for slaves starts now
+  } else {
     // Writers waiting for acknowledgements and long polls of the old epoch give up.
     master_epoch_ = 0;
     slaves_.clear();
@@ -71,16 +74,24 @@ KvStatus Replica::CheckMasterLocked(int64_t* epoch) {
     LOG(INFO) << options_.self << ": master of epoch " << info.epoch << " from log end "
               << log_.end() << " (last entry of epoch " << log_.last_epoch() << ")";
     master_epoch_ = info.epoch;
+    master_since_ = clock_.Now();
     slaves_.clear();
   }
   *epoch = info.epoch;
   return {};
 }
 
-KvStatus Replica::AdmitWriteLocked(int64_t* epoch) {
+KvStatus Replica::AdmitWriteLocked(std::unique_lock<std::mutex>& lock, int64_t* epoch) {
   KvStatus s = CheckMasterLocked(epoch);
   if (!s.ok()) return s;
   if (!role_.Writable()) return NotMasterLocked("not admitting writes (lease or switchover)");
+  const auto give_up = std::chrono::steady_clock::now() + options_.insync_window;
+  while (InSyncLocked() < options_.min_insync_replicas && !shutdown_ && master_epoch_ == *epoch &&
+         clock_.Now() - master_since_ < options_.insync_window &&
+         std::chrono::steady_clock::now() < give_up) {
+    matched_cv_.wait_for(lock, std::chrono::milliseconds(5));
+  }
+  if (master_epoch_ != *epoch) return NotMasterLocked("lost the master role");
   const int insync = InSyncLocked();
   if (insync < options_.min_insync_replicas) {
     return Error(KvCode::kNotEnoughReplicas,
@@ -177,7 +188,7 @@ KvResult<std::optional<std::string>> Replica::Get(const std::string& key) {
 KvStatus Replica::Put(const std::string& key, const std::string& value) {
   std::unique_lock lock(mu_);
   int64_t epoch = 0;
-  KvStatus s = AdmitWriteLocked(&epoch);
+  KvStatus s = AdmitWriteLocked(lock, &epoch);
   if (!s.ok()) return s;
   return WaitAcknowledgedLocked(lock, AppendLocked(OpType::kPut, key, value, epoch), epoch);
 }
@@ -186,7 +197,7 @@ KvResult<bool> Replica::Remove(const std::string& key) {
   std::unique_lock lock(mu_);
   KvResult<bool> out;
   int64_t epoch = 0;
-  out.status = AdmitWriteLocked(&epoch);
+  out.status = AdmitWriteLocked(lock, &epoch);
   if (!out.status.ok()) return out;
   const Value* v = state_.Find(key);
   if (v == nullptr || !v->present) {
@@ -205,7 +216,7 @@ KvResult<bool> Replica::CompareAndSet(const std::string& key,
   std::unique_lock lock(mu_);
   KvResult<bool> out;
   int64_t epoch = 0;
-  out.status = AdmitWriteLocked(&epoch);
+  out.status = AdmitWriteLocked(lock, &epoch);
   if (!out.status.ok()) return out;
   const Value* v = state_.Find(key);
   const bool present = v != nullptr && v->present;

@@ -146,7 +146,9 @@ class Replica {
   };
 
   // Under mu_. Admits a write (master, writable, enough slaves in sync): its epoch in *epoch.
-  KvStatus AdmitWriteLocked(int64_t* epoch);
+  // A master that took over less than insync_window ago first gives its slaves that long to
+  // connect (they learn of it from the registry at the same time as clients do).
+  KvStatus AdmitWriteLocked(std::unique_lock<std::mutex>& lock, int64_t* epoch);
   // Under mu_: the master of `epoch` now, or an error. Resets the slave table on a new epoch.
   KvStatus CheckMasterLocked(int64_t* epoch);
   int64_t AppendLocked(OpType op, const std::string& key, const std::string& value, int64_t epoch);
@@ -175,6 +177,7 @@ class Replica {
   ReplicationLog log_;
   KvState state_;
   int64_t master_epoch_ = 0;  // 0: not acting as master
+  fulcrum::TimePoint master_since_{};
   std::unordered_map<std::string, SlaveProgress> slaves_;
   bool shutdown_ = false;
   std::shared_ptr<Hook> hook_;

@@ -101,7 +101,18 @@ TEST_F(ReplicaTest, WriteIsAcknowledgedOnlyOnceASlaveFetchedPastIt) {
   EXPECT_EQ(master_.role.replication_position(), EncodePosition(1, 1));
 }
 
+TEST_F(ReplicaTest, NewMasterWaitsForItsSlavesBeforeRefusing) {
+  auto put = std::async(std::launch::async, [&] { return master_.replica.Put("k", "v"); });
+  EXPECT_EQ(put.wait_for(milliseconds(20)), std::future_status::timeout);
+  ASSERT_TRUE(FetchOnce(slave_, master_, 1).ok());  // the slave connects: the write goes on
+  ASSERT_TRUE(Eventually([&] { return master_.replica.Info().log_end == 1; }));
+  ASSERT_TRUE(FetchOnce(slave_, master_, 1).ok());
+  ASSERT_TRUE(FetchOnce(slave_, master_, 1).ok());
+  EXPECT_TRUE(put.get().ok());
+}
+
 TEST_F(ReplicaTest, RefusesWritesUpFrontWhenTooFewSlavesAreInSync) {
+  clock_.Advance(milliseconds(1000));  // past the grace for its slaves to connect
   KvStatus s = master_.replica.Put("k", "v");
   EXPECT_EQ(s.code, KvCode::kNotEnoughReplicas) << s.message;
   EXPECT_NE(s.message.find("0 slave(s) in sync, 1 required"), std::string::npos) << s.message;
