@@ -9,8 +9,6 @@
 
 namespace kvstore {
 
-using fulcrum::WriteGuard;
-
 void ThrowKvError(const KvStatus& s) {
   rpc::KvError e;
   switch (s.code) {
@@ -37,15 +35,6 @@ void ThrowKvError(const KvStatus& s) {
 
 namespace {
 
-// The write gate, for when the generated glue does not gate writes itself.
-void RefuseUnlessAdmitted(const WriteGuard& guard, fulcrum::RoleState& role) {
-  if (guard.admitted()) return;
-  const fulcrum::RoleInfo info = role.info();
-  ThrowKvError({KvCode::kNotMaster,
-                "not a writable master (epoch " + std::to_string(info.epoch) + ")",
-                info.role == fulcrum::InstanceRole::kMaster ? "" : info.master_address});
-}
-
 void CheckKey(const std::string& key) {
   if (key.empty()) ThrowKvError({KvCode::kInvalidArgument, "the key must not be empty", ""});
 }
@@ -61,16 +50,12 @@ void KvStoreHandler::get(rpc::GetResult& _return, const std::string& key) {
 
 void KvStoreHandler::put(const std::string& key, const std::string& value) {
   CheckKey(key);
-  WriteGuard guard(role_);
-  RefuseUnlessAdmitted(guard, role_);
   KvStatus s = replica_.Put(key, value);
   if (!s.ok()) ThrowKvError(s);
 }
 
 bool KvStoreHandler::remove(const std::string& key) {
   CheckKey(key);
-  WriteGuard guard(role_);
-  RefuseUnlessAdmitted(guard, role_);
   auto r = replica_.Remove(key);
   if (!r.ok()) ThrowKvError(r.status);
   return r.value;
@@ -79,8 +64,6 @@ bool KvStoreHandler::remove(const std::string& key) {
 bool KvStoreHandler::compare_and_set(const std::string& key, const std::string& expected,
                                      bool expect_absent, const std::string& value) {
   CheckKey(key);
-  WriteGuard guard(role_);
-  RefuseUnlessAdmitted(guard, role_);
   auto r =
       replica_.CompareAndSet(key, expect_absent ? std::nullopt : std::optional(expected), value);
   if (!r.ok()) ThrowKvError(r.status);

@@ -3,11 +3,11 @@
 //
 //   auto role = std::make_shared<fulcrum::RoleState>();
 //   kvstore::Replica replica(*role, {.self = "127.0.0.1:9000"});
-//   auto handler = std::make_shared<kvstore::KvStoreHandler>(replica, *role);
+//   auto handler = std::make_shared<kvstore::KvStoreHandler>(replica);
 //
-// Errors reach clients as the declared rpc::KvError. Writes also pass through the RoleState's
-// write gate (WriteGuard), so a master asked to stop writes reports writes_quiesced only once
-// none is running, whether or not the generated glue gates them too.
+// Errors reach clients as the declared rpc::KvError. The generated server glue admits writes
+// (RoleState::BeginWrite) before they reach the handler and refuses the others with a
+// NotMaster redirect; the Replica checks the role again (ReplicaOptions).
 //
 // Thread-safe.
 #pragma once
@@ -24,7 +24,7 @@ namespace kvstore {
 
 class KvStoreHandler : public rpc::KvStoreIf {
  public:
-  KvStoreHandler(Replica& replica, fulcrum::RoleState& role) : replica_(replica), role_(role) {}
+  explicit KvStoreHandler(Replica& replica) : replica_(replica) {}
 
   void get(rpc::GetResult& _return, const std::string& key) override;
   void put(const std::string& key, const std::string& value) override;
@@ -37,7 +37,6 @@ class KvStoreHandler : public rpc::KvStoreIf {
 
  private:
   Replica& replica_;
-  fulcrum::RoleState& role_;
 };
 
 // Throws the rpc::KvError that `s` (not ok) stands for.

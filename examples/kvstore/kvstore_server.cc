@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   options.host = FLAGS_host;
   options.port = static_cast<uint16_t>(FLAGS_port);
   auto server = kvstore::rpc::fulcrum_gen::KvStoreServer::Serve(
-      std::make_shared<kvstore::KvStoreHandler>(replica, role), options);
+      std::make_shared<kvstore::KvStoreHandler>(replica), options);
   if (!server.ok()) {
     LOG(ERROR) << "cannot serve: " << server.status();
     return 1;

@@ -84,7 +84,9 @@ KvStatus Replica::CheckMasterLocked(int64_t* epoch) {
 KvStatus Replica::AdmitWriteLocked(std::unique_lock<std::mutex>& lock, int64_t* epoch) {
   KvStatus s = CheckMasterLocked(epoch);
   if (!s.ok()) return s;
-  if (!role_.Writable()) return NotMasterLocked("not admitting writes (lease or switchover)");
+  if (!options_.writes_admitted_by_caller && !role_.Writable()) {
+    return NotMasterLocked("not admitting writes (lease or switchover)");
+  }
   const auto give_up = std::chrono::steady_clock::now() + options_.insync_window;
   while (InSyncLocked() < options_.min_insync_replicas && !shutdown_ && master_epoch_ == *epoch &&
          clock_.Now() - master_since_ < options_.insync_window &&

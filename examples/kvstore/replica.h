@@ -71,6 +71,12 @@ struct ReplicaOptions {
   size_t log_retention = 100000;  // entries kept for slaves; older ones need a snapshot
   size_t max_fetch_entries = 1000;
   fulcrum::Duration max_fetch_wait = std::chrono::milliseconds(1000);  // long-poll cap
+  // The caller admitted each write with RoleState::BeginWrite (the generated server glue
+  // does, for every function not annotated fulcrum.read) and holds it until the write
+  // returns: the Replica then does not ask RoleState::Writable() again, so a write admitted
+  // just before a switchover's stop_writes is finished (the switchover waits for it) instead
+  // of failing. The master role and epoch are checked either way, the lease before acking.
+  bool writes_admitted_by_caller = false;
 };
 
 struct FetchRequest {
