@@ -22,10 +22,11 @@ echo token > "$work/token"
 start() {
   local log=$1
   shift
+  rm -f "$log.out"
   "$@" > "$log.out" 2> "$log" &
   pids+=($!)
   for _ in $(seq 200); do
-    if grep -q LISTENING "$log.out"; then
+    if grep -q LISTENING "$log.out" 2>/dev/null; then
       listening=$(awk '/LISTENING/ {print $2; exit}' "$log.out")
       return
     fi
@@ -39,11 +40,11 @@ start() {
 for k in 0 1 2; do
   rm -rf "$work/data"
   first=${#pids[@]}
-  start "$work/registry.log" "$build/registry/fulcrum-registry" --port=0 \
+  start "$work/registry-$k.log" "$build/registry/fulcrum-registry" --port=0 \
     --data_dir="$work/data" --token_file="$work/token"
   port=$listening
   for i in $(seq 0 "$k"); do
-    start "$work/server$i.log" "$build/examples/kvstore/kvstore_server" \
+    start "$work/server-$k-$i.log" "$build/examples/kvstore/kvstore_server" \
       --registry="127.0.0.1:$port" --token_file="$work/token" --min_insync_replicas="$k" \
       --group=bench
   done

@@ -97,6 +97,7 @@ TEST_F(KvStoreProcessTest, NoAcknowledgedWriteIsLostWhenMastersAreKilled) {
       kills, Percentile(failover_ms, 0.5), Percentile(failover_ms, 0.99),
       Percentile(failover_ms, 1.0), static_cast<unsigned long long>(writer.acked()),
       static_cast<unsigned long long>(writer.failed()));
+  for (const std::string& f : writer.Failures()) std::printf("  failed: %s\n", f.c_str());
   EXPECT_GT(writer.acked(), static_cast<uint64_t>(kills));
   ExpectEveryAckReadable(writer);
 }
