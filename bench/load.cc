@@ -42,6 +42,8 @@ DEFINE_string(server_binary, FULCRUM_ECHO_SERVER, "the echo server to start");
 DEFINE_bool(raw_spread, false, "also run raw Thrift spread round-robin over all servers");
 DEFINE_bool(raw_timeouts, false,
             "give the raw client 1 s socket send/receive timeouts, as the channel's deadline does");
+DEFINE_bool(raw, true,
+            "run the raw Thrift baseline (false: only the Fulcrum runs, e.g. to profile them)");
 DEFINE_int32(memory_endpoints, 0, "if > 0: measure client memory with this many endpoints");
 DEFINE_int32(serve_listeners, 0, "internal: serve echo on this many ports (memory mode)");
 
@@ -244,9 +246,11 @@ int Throughput() {
     std::vector<double> raw;
     std::map<std::string, std::vector<double>> ours;
     for (int round = 0; round < FLAGS_rounds; ++round) {
-      RunResult r = RunRaw(servers.ports, payload);
-      PrintRow("raw thrift (1 conn/thread)", n, r);
-      raw.push_back(r.calls_per_sec);
+      if (FLAGS_raw) {
+        RunResult r = RunRaw(servers.ports, payload);
+        PrintRow("raw thrift (1 conn/thread)", n, r);
+        raw.push_back(r.calls_per_sec);
+      }
       if (n > 1 && FLAGS_raw_spread) {
         PrintRow("raw thrift, spread over servers", n, RunRawSpread(servers.ports, payload));
       }
@@ -257,6 +261,7 @@ int Throughput() {
       }
     }
     for (auto& [b, v] : ours) {
+      if (raw.empty()) break;
       char line[200];
       std::snprintf(line, sizeof(line),
                     "%d server(s), %d threads: fulcrum %s / raw thrift = %.3f (median of %d "

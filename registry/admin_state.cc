@@ -67,6 +67,19 @@ void AdminState::Erase(const std::string& service, const std::string& address) {
   if (s->second.empty()) entries_.erase(s);
 }
 
+const GroupRecord* AdminState::FindGroup(const std::string& service,
+                                         const std::string& group) const {
+  auto s = groups_.find(service);
+  if (s == groups_.end()) return nullptr;
+  auto g = s->second.find(group);
+  return g == s->second.end() ? nullptr : &g->second;
+}
+
+void AdminState::SetGroup(const std::string& service, const std::string& group,
+                          const GroupRecord& record) {
+  groups_[service][group] = record;
+}
+
 size_t AdminState::size() const {
   size_t n = 0;
   for (const auto& [service, instances] : entries_) n += instances.size();
@@ -82,7 +95,17 @@ std::string EncodeAdminState(const AdminState& state) {
       instances.push_back(std::move(j));
     }
   }
-  const std::string body = nlohmann::json{{"instances", instances}}.dump(1) + "\n";
+  nlohmann::json groups = nlohmann::json::array();
+  for (const auto& [service, by_group] : state.groups()) {
+    for (const auto& [group, record] : by_group) {
+      groups.push_back({{"service", service},
+                        {"group", group},
+                        {"epoch", record.epoch},
+                        {"master", record.master}});
+    }
+  }
+  const std::string body =
+      nlohmann::json{{"instances", instances}, {"groups", groups}}.dump(1) + "\n";
   char header[128];
   std::snprintf(header, sizeof(header), "%s %d %zu %08x\n", std::string(kMagic).c_str(),
                 AdminStateFile::kFormatVersion, body.size(), Crc32(body));
@@ -100,11 +123,12 @@ StatusOr<AdminState> DecodeAdminState(const std::string& bytes) {
   header >> magic >> version >> length >> crc_hex;
   if (magic != kMagic) return Corrupt("not a fulcrum-registry state file (bad header)");
   if (header.fail() || length < 0 || crc_hex.empty()) return Corrupt("malformed header line");
-  if (version != AdminStateFile::kFormatVersion) {
-    return Status::Error(StatusCode::kInternal, "admin state has format version " +
-                                                    std::to_string(version) +
-                                                    ", this registry reads version " +
-                                                    std::to_string(AdminStateFile::kFormatVersion));
+  if (version < AdminStateFile::kOldestFormatVersion || version > AdminStateFile::kFormatVersion) {
+    return Status::Error(StatusCode::kInternal,
+                         "admin state has format version " + std::to_string(version) +
+                             ", this registry reads versions " +
+                             std::to_string(AdminStateFile::kOldestFormatVersion) + " to " +
+                             std::to_string(AdminStateFile::kFormatVersion));
   }
   const std::string body = bytes.substr(eol + 1);
   if (body.size() != static_cast<size_t>(length)) {
@@ -127,6 +151,20 @@ StatusOr<AdminState> DecodeAdminState(const std::string& bytes) {
       const std::string address = item.at("address").get<std::string>();
       if (service.empty() || address.empty()) return Corrupt("an entry has no service/address");
       state.Set(service, address, entry);
+    }
+    // Version 1 files predate master-slave groups.
+    if (version >= 2) {
+      for (const auto& item : j.at("groups")) {
+        GroupRecord record;
+        record.epoch = item.at("epoch").get<int64_t>();
+        record.master = item.at("master").get<std::string>();
+        const std::string service = item.at("service").get<std::string>();
+        const std::string group = item.at("group").get<std::string>();
+        if (service.empty() || group.empty()) return Corrupt("a group has no service/group name");
+        if (record.epoch < 0)
+          return Corrupt("group " + service + "/" + group + " has a negative epoch");
+        state.SetGroup(service, group, record);
+      }
     }
   } catch (const nlohmann::json::exception& e) {
     // The checksum matched, so this is a file written by a buggy or foreign writer.

@@ -1,5 +1,6 @@
-// AdminState: what an administrator decided (weights, drains; later master-slave groups and
-// epochs), and AdminStateFile, which keeps it on disk so it survives SIGKILL and restarts.
+// AdminState: what an administrator decided (weights, drains) and the master-slave groups'
+// epochs and masters, and AdminStateFile, which keeps it on disk so it survives SIGKILL and
+// restarts.
 //
 //   AdminStateFile file("/var/lib/fulcrum-registry");
 //   StatusOr<AdminState> state = file.Load();   // a corrupt file is an error, never half-loaded
@@ -9,7 +10,8 @@
 // The file is one header line and a JSON body:
 //   fulcrum-registry-state <format version> <body bytes> <crc32 of the body, hex>\n<body>
 // so a truncated body (length), a flipped byte (checksum), a file from a newer registry
-// (format version) and a missing header are each detected and reported by name. Save writes
+// (format version) and a missing header are each detected and reported by name. Version 1
+// files (no groups) still load; version 2 adds "groups". Save writes
 // a temporary file, fsyncs it, renames it over the old one and fsyncs the directory: a crash
 // at any point leaves either the old file or the new one, whole.
 //
@@ -34,6 +36,13 @@ struct AdminEntry {
   friend bool operator==(const AdminEntry&, const AdminEntry&) = default;
 };
 
+// A master-slave group's durable part: the epoch (never goes back) and its master.
+struct GroupRecord {
+  int64_t epoch = 0;
+  std::string master;  // "host:port"
+  friend bool operator==(const GroupRecord&, const GroupRecord&) = default;
+};
+
 class AdminState {
  public:
   // service -> address ("host:port") -> entry. Empty entries are never stored.
@@ -46,10 +55,17 @@ class AdminState {
   const Map& entries() const { return entries_; }
   size_t size() const;
 
+  // service -> group -> record.
+  using GroupMap = std::map<std::string, std::map<std::string, GroupRecord>>;
+  const GroupRecord* FindGroup(const std::string& service, const std::string& group) const;
+  void SetGroup(const std::string& service, const std::string& group, const GroupRecord& record);
+  const GroupMap& groups() const { return groups_; }
+
   friend bool operator==(const AdminState&, const AdminState&) = default;
 
  private:
   Map entries_;
+  GroupMap groups_;
 };
 
 // The on-disk encoding, exposed for tests of corruption handling.
@@ -58,7 +74,8 @@ StatusOr<AdminState> DecodeAdminState(const std::string& bytes);
 
 class AdminStateFile {
  public:
-  static constexpr int kFormatVersion = 1;
+  static constexpr int kFormatVersion = 2;
+  static constexpr int kOldestFormatVersion = 1;  // still loaded
   static constexpr const char* kFileName = "admin_state";
 
   explicit AdminStateFile(std::string dir) : dir_(std::move(dir)) {}

@@ -11,6 +11,25 @@ namespace {
 
 std::string HealthName(thrift::Health::type h) { return h == thrift::Health::UP ? "UP" : "DOWN"; }
 
+std::string RoleName(thrift::Role::type r) {
+  switch (r) {
+    case thrift::Role::MASTER:
+      return "MASTER";
+    case thrift::Role::SLAVE:
+      return "SLAVE";
+    default:
+      return "NONE";
+  }
+}
+
+nlohmann::json GroupJson(const thrift::GroupState& g) {
+  return {{"service", g.service_name},
+          {"group", g.group},
+          {"epoch", g.epoch},
+          {"master", g.master_address},
+          {"switchover_target", g.switchover_target}};
+}
+
 std::string Age(int64_t ms) {
   char buf[32];
   if (ms < 10'000) {
@@ -84,16 +103,30 @@ std::string FormatInstances(const thrift::ServiceSnapshot& snapshot, bool json) 
                            {"last_heartbeat_age_ms", s.last_heartbeat_age_ms},
                            {"in_flight", s.load.in_flight},
                            {"calls_per_second", s.load.calls_per_second},
-                           {"metadata", s.instance.metadata}});
+                           {"metadata", s.instance.metadata},
+                           {"group", s.group},
+                           {"role", RoleName(s.role)},
+                           {"epoch", s.epoch},
+                           {"replication_position", s.replication_position},
+                           {"priority", s.priority}});
     }
+    nlohmann::json groups = nlohmann::json::array();
+    for (const auto& g : snapshot.groups) groups.push_back(GroupJson(g));
     return nlohmann::json{{"service", snapshot.service_name},
                           {"version", snapshot.version},
-                          {"instances", instances}}
+                          {"instances", instances},
+                          {"groups", groups}}
                .dump(2) +
            "\n";
   }
+  // Stateless services keep the narrower table.
+  bool master_slave = !snapshot.groups.empty();
+  for (const auto& s : snapshot.instances) master_slave = master_slave || !s.group.empty();
   std::vector<std::vector<std::string>> rows = {
       {"ADDRESS", "HEALTH", "WEIGHT", "ZONE", "DRAINED", "LAST-HB", "IN-FLIGHT", "CALLS/S"}};
+  if (master_slave) {
+    for (const char* h : {"GROUP", "ROLE", "EPOCH", "POSITION"}) rows[0].push_back(h);
+  }
   for (const auto& s : snapshot.instances) {
     std::string weight = std::to_string(s.effective_weight);
     if (s.admin_weight_set) weight += " (admin)";
@@ -101,9 +134,32 @@ std::string FormatInstances(const thrift::ServiceSnapshot& snapshot, bool json) 
                     s.instance.zone.empty() ? "-" : s.instance.zone, s.drained ? "yes" : "no",
                     Age(s.last_heartbeat_age_ms), std::to_string(s.load.in_flight),
                     Rate(s.load.calls_per_second)});
+    if (master_slave) {
+      const bool grouped = !s.group.empty();
+      rows.back().push_back(grouped ? s.group : "-");
+      rows.back().push_back(grouped ? RoleName(s.role) : "-");
+      rows.back().push_back(grouped ? std::to_string(s.epoch) : "-");
+      rows.back().push_back(grouped ? std::to_string(s.replication_position) : "-");
+    }
   }
-  return "service " + snapshot.service_name + " (version " + std::to_string(snapshot.version) +
-         ")\n" + RenderTable(rows);
+  std::string out = "service " + snapshot.service_name + " (version " +
+                    std::to_string(snapshot.version) + ")\n" + RenderTable(rows);
+  if (!snapshot.groups.empty()) {
+    std::vector<std::vector<std::string>> groups = {{"GROUP", "EPOCH", "MASTER", "SWITCHOVER-TO"}};
+    for (const auto& g : snapshot.groups) {
+      groups.push_back({g.group, std::to_string(g.epoch),
+                        g.master_address.empty() ? "(none)" : g.master_address,
+                        g.switchover_target.empty() ? "-" : g.switchover_target});
+    }
+    out += "\n" + RenderTable(groups);
+  }
+  return out;
+}
+
+std::string FormatPromoted(const thrift::GroupState& g, bool json) {
+  if (json) return GroupJson(g).dump(2) + "\n";
+  return "promoted " + g.service_name + "/" + g.master_address + ": master of group " + g.group +
+         ", epoch " + std::to_string(g.epoch) + "\n";
 }
 
 std::string FormatAllInstances(const std::vector<thrift::ServiceSnapshot>& snapshots, bool json) {

@@ -14,7 +14,10 @@
 namespace fulcrum::registry {
 
 std::string FormatServices(const std::vector<thrift::ServiceSummary>& services, bool json);
+// Master-slave services get GROUP, ROLE, EPOCH and POSITION columns and a table of groups.
 std::string FormatInstances(const thrift::ServiceSnapshot& snapshot, bool json);
+// The answer to `fulcrumctl promote`.
+std::string FormatPromoted(const thrift::GroupState& group, bool json);
 // Every service's instances: tables one after another, or one JSON array of services.
 std::string FormatAllInstances(const std::vector<thrift::ServiceSnapshot>& snapshots, bool json);
 

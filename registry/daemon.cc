@@ -103,6 +103,13 @@ RegistryDaemon::~RegistryDaemon() { Stop(); }
 
 Status RegistryDaemon::Start() {
   RouteThriftLogsToGlog();
+  GroupOptions groups;
+  groups.heartbeat_interval = options_.ms_heartbeat_interval;
+  groups.master_lease = options_.master_lease;
+  groups.promotion_delay = options_.promotion_delay;
+  groups.switchover_timeout = options_.switchover_timeout;
+  if (Status s = ValidateGroupOptions(groups); !s.ok()) return s;
+
   StatusOr<TokenAuth> auth = TokenAuth::FromFile(options_.token_file);
   if (!auth.ok()) return auth.status();
   auth_ = auth.value();
@@ -117,7 +124,10 @@ Status RegistryDaemon::Start() {
     StatusOr<AdminState> loaded = file.Load();
     if (!loaded.ok()) return loaded.status();
     admin = loaded.value();
-    LOG(INFO) << "loaded admin state for " << admin.size() << " instances from " << file.path();
+    size_t groups_loaded = 0;
+    for (const auto& [service, by_group] : admin.groups()) groups_loaded += by_group.size();
+    LOG(INFO) << "loaded admin state for " << admin.size() << " instances and " << groups_loaded
+              << " master-slave groups from " << file.path();
     persister_ = std::make_unique<FileAdminPersister>(file);
   } else {
     LOG(WARNING) << "no data directory: admin state is kept in memory only";
@@ -127,6 +137,7 @@ Status RegistryDaemon::Start() {
   store_options.heartbeat_interval = options_.heartbeat_interval;
   store_options.heartbeat_timeout = options_.heartbeat_timeout;
   store_options.down_ttl = options_.down_ttl;
+  store_options.master_slave = groups;
   store_options.version_base = std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();

@@ -51,6 +51,11 @@ struct DaemonOptions {
   std::chrono::milliseconds down_ttl{300'000};
   std::chrono::milliseconds sweep_interval{20};
   std::chrono::milliseconds max_watch_wait{30'000};
+  // Master-slave groups (docs/master-slave.md). Start() refuses promotion_delay <= master_lease.
+  std::chrono::milliseconds ms_heartbeat_interval{100};
+  std::chrono::milliseconds master_lease{600};
+  std::chrono::milliseconds promotion_delay{800};
+  std::chrono::milliseconds switchover_timeout{5000};
   // A connection idle (or stalled mid-frame) for this long is closed. Longer than the
   // longest watch so a parked watcher's connection survives between polls.
   int idle_timeout_ms = 60'000;
@@ -69,7 +74,7 @@ class RegistryDaemon {
   ~RegistryDaemon();
 
   // kInternal naming the file for a corrupt admin state; kInvalidArgument for a bad token
-  // file or TLS file; kUnavailable when the port cannot be bound.
+  // file, TLS file or master-slave timing; kUnavailable when the port cannot be bound.
   Status Start();
   void Stop();
 

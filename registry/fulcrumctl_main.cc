@@ -4,6 +4,7 @@
 //   fulcrumctl show calc [--json]
 //   fulcrumctl --token_file=/etc/fulcrum/token set-weight calc 10.0.0.1:9090 5
 //   fulcrumctl --token_file=... drain|undrain|remove calc 10.0.0.1:9090
+//   fulcrumctl --token_file=... promote kv 10.0.0.2:7000      (planned master switchover)
 //
 // Exit status: 0 done, 1 the registry refused (unknown service/instance, bad input, wrong
 // token), 2 usage error, 3 the registry is unreachable.
@@ -25,6 +26,9 @@ DEFINE_string(token_file, "", "File holding the registry's token (needed for cha
 DEFINE_bool(json, false, "Print JSON instead of tables");
 DEFINE_string(tls_ca_file, "", "Verify the registry's TLS certificate with this CA (enables TLS)");
 DEFINE_int32(timeout_ms, 3000, "Connect and call timeout");
+DEFINE_int32(promote_timeout_ms, 30000,
+             "How long `promote` waits for the registry's answer (longer than the registry's "
+             "--switchover_timeout_ms)");
 
 namespace {
 
@@ -45,7 +49,11 @@ const char* kUsageText =
     "  drain SERVICE HOST:PORT           clients stop sending new calls to it\n"
     "  undrain SERVICE HOST:PORT\n"
     "  remove SERVICE HOST:PORT          forget an instance that is gone\n"
-    "flags: --registry=host:port --token_file=F --json --tls_ca_file=F --timeout_ms=N";
+    "  promote SERVICE HOST:PORT         planned switchover: the slave HOST:PORT becomes\n"
+    "                                    master of its group with a new epoch once it\n"
+    "                                    has caught up (master-slave services)\n"
+    "flags: --registry=host:port --token_file=F --json --tls_ca_file=F --timeout_ms=N\n"
+    "       --promote_timeout_ms=N";
 
 int Usage(const std::string& why) {
   std::cerr << "fulcrumctl: " << why << "\n" << kUsageText << "\n";
@@ -55,8 +63,9 @@ int Usage(const std::string& why) {
 int Run(const std::vector<std::string>& args) {
   if (args.empty()) return Usage("no command");
   const std::string& cmd = args[0];
-  const std::map<std::string, size_t> arity = {{"list", 1},  {"show", 2},    {"set-weight", 4},
-                                               {"drain", 3}, {"undrain", 3}, {"remove", 3}};
+  const std::map<std::string, size_t> arity = {{"list", 1},   {"show", 2},    {"set-weight", 4},
+                                               {"drain", 3},  {"undrain", 3}, {"remove", 3},
+                                               {"promote", 3}};
   auto it = arity.find(cmd);
   if (it == arity.end()) return Usage("unknown command '" + cmd + "'");
   const bool show_all = cmd == "show" && args.size() == 1;
@@ -89,7 +98,8 @@ int Run(const std::vector<std::string>& args) {
   fulcrum::Status parsed = reg::ParseRegistryAddress(FLAGS_registry, &options.host, &options.port);
   if (!parsed.ok()) return Usage(parsed.message() + " (--registry)");
   options.connect_timeout_ms = FLAGS_timeout_ms;
-  options.recv_timeout_ms = FLAGS_timeout_ms;
+  // promote waits for the switchover (up to the registry's switchover timeout).
+  options.recv_timeout_ms = cmd == "promote" ? FLAGS_promote_timeout_ms : FLAGS_timeout_ms;
   options.send_timeout_ms = FLAGS_timeout_ms;
   options.tls_ca_file = FLAGS_tls_ca_file;
   auto conn = reg::RegistryConnection::Open(options);
@@ -133,6 +143,10 @@ int Run(const std::vector<std::string>& args) {
     } else if (cmd == "remove") {
       client.remove_instance(token, args[1], args[2]);
       std::cout << "removed " << args[1] << "/" << args[2] << "\n";
+    } else if (cmd == "promote") {
+      reg::thrift::GroupState group;
+      client.promote(group, token, args[1], args[2]);
+      std::cout << reg::FormatPromoted(group, FLAGS_json);
     }
   } catch (const reg::thrift::RegistryError& e) {
     std::cerr << "fulcrumctl: the registry refused " << cmd << ": " << e.message << "\n";

@@ -125,12 +125,19 @@ void RegistryHandler::remove_instance(const std::string& token, const std::strin
   LOG(INFO) << CurrentPeer() << " removed " << service_name << "/" << address;
 }
 
-void RegistryHandler::promote(thrift::GroupState&, const std::string& token,
+void RegistryHandler::promote(thrift::GroupState& out, const std::string& token,
                               const std::string& service_name, const std::string& address) {
   Authorize(token, "promote");
-  // Master-slave groups land with the master-slave work; until then there is no group.
-  Check(Status::Error(StatusCode::kNotFound,
-                      "service '" + service_name + "' has no master-slave group with " + address));
+  LOG(INFO) << CurrentPeer() << " asked to promote " << service_name << "/" << address;
+  StatusOr<thrift::GroupState> group = store_->Promote(service_name, address);
+  if (!group.ok()) {
+    LOG(WARNING) << "promote of " << service_name << "/" << address << " for " << CurrentPeer()
+                 << " failed: " << group.status();
+    ThrowRegistryError(group.status());
+  }
+  LOG(INFO) << CurrentPeer() << " promoted " << service_name << "/" << address << ": master of "
+            << group->group << " for epoch " << group->epoch;
+  out = group.value();
 }
 
 }  // namespace fulcrum::registry

@@ -24,6 +24,13 @@ DEFINE_int32(idle_timeout_ms, 60000,
              "Close a connection idle, or stalled mid-frame, for this long");
 DEFINE_int32(max_frame_bytes, 1 << 20, "Largest request frame accepted");
 DEFINE_int64(max_connections, 20000, "Most connections served at once");
+DEFINE_int32(ms_heartbeat_interval_ms, 100,
+             "Heartbeat interval the registry asks master-slave instances for");
+DEFINE_int32(master_lease_ms, 600, "How long after sending a heartbeat a master may admit writes");
+DEFINE_int32(promotion_delay_ms, 800,
+             "A master silent for this long is replaced; must be greater than --master_lease_ms");
+DEFINE_int32(switchover_timeout_ms, 5000,
+             "A planned switchover (fulcrumctl promote) not done by then is abandoned");
 DEFINE_string(token_file, "",
               "File holding the token registration and admin calls must present (empty: open)");
 DEFINE_string(tls_cert_file, "", "PEM certificate: serve TLS (needs --tls_key_file)");
@@ -51,6 +58,12 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "--heartbeat_timeout_ms must be greater than --heartbeat_interval_ms > 0";
     return 2;
   }
+  if (FLAGS_promotion_delay_ms <= FLAGS_master_lease_ms) {
+    LOG(ERROR) << "--promotion_delay_ms (" << FLAGS_promotion_delay_ms
+               << ") must be greater than --master_lease_ms (" << FLAGS_master_lease_ms
+               << "): a slave could otherwise be promoted while the old master may still write";
+    return 2;
+  }
   fulcrum::registry::DaemonOptions options;
   options.host = FLAGS_host;
   options.port = FLAGS_port;
@@ -59,6 +72,10 @@ int main(int argc, char** argv) {
   options.heartbeat_timeout = std::chrono::milliseconds(FLAGS_heartbeat_timeout_ms);
   options.down_ttl = std::chrono::milliseconds(FLAGS_down_ttl_ms);
   options.max_watch_wait = std::chrono::milliseconds(FLAGS_max_watch_wait_ms);
+  options.ms_heartbeat_interval = std::chrono::milliseconds(FLAGS_ms_heartbeat_interval_ms);
+  options.master_lease = std::chrono::milliseconds(FLAGS_master_lease_ms);
+  options.promotion_delay = std::chrono::milliseconds(FLAGS_promotion_delay_ms);
+  options.switchover_timeout = std::chrono::milliseconds(FLAGS_switchover_timeout_ms);
   options.idle_timeout_ms = FLAGS_idle_timeout_ms;
   options.max_frame_bytes = static_cast<uint32_t>(FLAGS_max_frame_bytes);
   options.max_connections = FLAGS_max_connections;

@@ -23,7 +23,19 @@ Store::Store(const Clock& clock, StoreOptions options, AdminState initial_admin,
       options_(options),
       persister_(persister),
       admin_(std::move(initial_admin)),
-      last_version_(options.version_base) {}
+      last_version_(options.version_base) {
+  // Rule 3: a durable master keeps its role if it heartbeats within the promotion delay of
+  // this moment; otherwise rule 2 applies, counted from here.
+  const TimePoint now = clock_.Now();
+  for (const auto& [service, by_group] : admin_.groups()) {
+    for (const auto& [name, record] : by_group) {
+      Group& g = groups_[GroupKey{service, name}];
+      g.epoch = record.epoch;
+      g.master = record.master;
+      g.master_seen = now;
+    }
+  }
+}
 
 Store::~Store() { Shutdown(); }
 
@@ -71,8 +83,10 @@ StatusOr<thrift::Lease> Store::Register(const thrift::Instance& in) {
                    " entries / " + std::to_string(options_.max_metadata_bytes) + " bytes");
   }
 
+  if (in.group.size() > options_.max_name_bytes) return Invalid("group name is too long");
+
   const std::string address = Address(in.host, in.port);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   int64_t id = 0;
   do {
     id = static_cast<int64_t>(Random::ThreadLocal().Next() >> 1);
@@ -86,36 +100,60 @@ StatusOr<thrift::Lease> Store::Register(const thrift::Instance& in) {
   record.last_heartbeat = clock_.Now();
   record.up = true;
   record.load = thrift::LoadReport();
+  record.reported = false;
   leases_[id] = LeaseKey{in.service_name, address};
   BumpLocked(entry);
 
   thrift::Lease lease;
   lease.id = id;
-  lease.heartbeat_interval_ms = ToMillis(options_.heartbeat_interval);
+  lease.heartbeat_interval_ms = ToMillis(
+      in.group.empty() ? options_.heartbeat_interval : options_.master_slave.heartbeat_interval);
   lease.heartbeat_timeout_ms = ToMillis(options_.heartbeat_timeout);
+  if (!in.group.empty() && NoteGroupMemberLocked(leases_[id], record, /*heartbeat=*/false)) {
+    lock.unlock();
+    CommitPromotion(GroupKey{in.service_name, in.group}, /*wait=*/true);  // a first master
+  }
   return lease;
 }
 
 thrift::Directives Store::Heartbeat(int64_t lease, const thrift::LoadReport& load) {
-  thrift::Directives d;
-  d.heartbeat_interval_ms = ToMillis(options_.heartbeat_interval);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto it = leases_.find(lease);
   if (it == leases_.end()) {
+    thrift::Directives d;
+    d.heartbeat_interval_ms = ToMillis(options_.heartbeat_interval);
     d.reregister = true;
     return d;
   }
   ServiceEntry& entry = *services_.at(it->second.service);
   Record& record = entry.instances.at(it->second.address);
-  record.last_heartbeat = clock_.Now();
+  const TimePoint now = clock_.Now();
+  record.last_heartbeat = now;
   record.load = load;
+  record.reported = true;
+  record.last_report = now;
   if (!record.up) {
     record.up = true;
     BumpLocked(entry);
   }
-  const AdminEntry* admin = admin_.Find(it->second.service, it->second.address);
-  d.drained = admin != nullptr && admin->drained;
-  return d;
+  if (record.instance.group.empty() || !NoteGroupMemberLocked(it->second, record, true)) {
+    return DirectivesLocked(it->second, record);
+  }
+  // A slave's fresh report (or the switchover target catching up) may complete a promotion:
+  // do it now rather than at the next sweep, and answer with its outcome.
+  const GroupKey group{it->second.service, record.instance.group};
+  lock.unlock();
+  CommitPromotion(group, /*wait=*/false);
+  lock.lock();
+  it = leases_.find(lease);
+  if (it == leases_.end()) {  // deregistered or removed meanwhile
+    thrift::Directives d;
+    d.heartbeat_interval_ms = ToMillis(options_.heartbeat_interval);
+    d.reregister = true;
+    return d;
+  }
+  return DirectivesLocked(it->second,
+                          services_.at(it->second.service)->instances.at(it->second.address));
 }
 
 void Store::Deregister(int64_t lease) {
@@ -125,7 +163,16 @@ void Store::Deregister(int64_t lease) {
   const LeaseKey key = it->second;
   leases_.erase(it);
   ServiceEntry& entry = *services_.at(key.service);
-  entry.instances.erase(key.address);
+  auto rec = entry.instances.find(key.address);
+  if (!rec->second.instance.group.empty()) {
+    auto g = groups_.find(GroupKey{key.service, rec->second.instance.group});
+    if (g != groups_.end() && g->second.master == key.address) {
+      // Rule 6: promotion follows rule 2, counted from its last heartbeat.
+      LOG(INFO) << key.service << "/" << g->first.second << ": master " << key.address
+                << " deregistered (epoch " << g->second.epoch << ")";
+    }
+  }
+  entry.instances.erase(rec);
   BumpLocked(entry);
   MaybeEraseLocked(key.service);
 }
@@ -153,8 +200,10 @@ thrift::ServiceSnapshot Store::SnapshotLocked(const std::string& service,
     s.last_heartbeat_age_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - record.last_heartbeat).count();
     s.load = record.load;
+    FillRoleLocked(service, address, record, s);
     snap.instances.push_back(std::move(s));
   }
+  snap.groups = GroupStatesLocked(service);
   return snap;
 }
 
@@ -209,6 +258,9 @@ std::vector<thrift::ServiceSummary> Store::ListServices() const {
     }
   }
   for (const auto& [name, instances] : admin_.entries()) {
+    if (by_name.count(name) == 0) by_name[name].service_name = name;
+  }
+  for (const auto& [name, groups] : admin_.groups()) {
     if (by_name.count(name) == 0) by_name[name].service_name = name;
   }
   for (auto& [name, s] : by_name) out.push_back(std::move(s));
@@ -297,7 +349,7 @@ Status Store::Remove(const std::string& service, const std::string& address) {
 int Store::Sweep() {
   const TimePoint now = clock_.Now();
   int changed = 0;
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   for (auto it = services_.begin(); it != services_.end();) {
     ServiceEntry& entry = *it->second;
     bool bump = false;
@@ -329,6 +381,9 @@ int Store::Sweep() {
       ++it;
     }
   }
+  const std::vector<GroupKey> due = SweepGroupsLocked(now);
+  lock.unlock();
+  for (const GroupKey& key : due) CommitPromotion(key, /*wait=*/true);
   return changed;
 }
 
@@ -336,6 +391,7 @@ void Store::Shutdown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
   for (auto& [name, entry] : services_) entry->changed.notify_all();
+  switchover_cv_.notify_all();
 }
 
 AdminState Store::admin_state() const {

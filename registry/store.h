@@ -1,6 +1,8 @@
 // Store: the registry's state. Services -> instances with a version per service; liveness as
-// soft state driven by heartbeats; the failure detector; long-poll watches; and the durable
-// admin state (weights, drains), persisted before an admin call returns.
+// soft state driven by heartbeats; the failure detector; long-poll watches; the durable
+// admin state (weights, drains), persisted before an admin call returns; and master-slave
+// groups (docs/master-slave.md): one master per (service, group) under a lease, promotion
+// when it is lost, planned switchover. The rules are in groups.h; this class applies them.
 //
 //   fulcrum::registry::Store store(clock, {.heartbeat_timeout = 1500ms}, &admin_file);
 //   StatusOr<thrift::Lease> lease = store.Register(instance);
@@ -18,6 +20,13 @@
 //
 // Liveness uses the injected Clock (tests use FakeClock). A watch's max wait is a real-time
 // condition-variable wait: it bounds how long a caller's thread is held, not liveness.
+//
+// Master-slave durability: a new epoch and its master are saved (fsync) before anything can
+// see them. The save runs under admin_mu_ but not mu_, with the group marked `saving`: its
+// old master is answered without a lease meanwhile, and every other heartbeat, lookup and
+// watch goes on (they see the old epoch until the save returned). Promotions are evaluated
+// by Sweep (blocking on admin_mu_) and by heartbeats (only when admin_mu_ is free at once, so
+// a heartbeat never queues behind someone else's fsync).
 //
 // Thread-safe.
 #pragma once
@@ -37,6 +46,7 @@
 #include "fulcrum/clock.h"
 #include "fulcrum/random.h"
 #include "fulcrum/status.h"
+#include "groups.h"
 
 namespace fulcrum::registry {
 
@@ -54,6 +64,8 @@ struct StoreOptions {
   size_t max_name_bytes = 256;
   size_t max_metadata_entries = 64;
   size_t max_metadata_bytes = 4096;
+  // Master-slave groups: their heartbeat interval, lease, promotion delay, switchover timeout.
+  GroupOptions master_slave;
 };
 
 // Where admin state goes; AdminStateFile in the daemon, nothing (memory only) in some tests.
@@ -99,9 +111,18 @@ class Store {
   Status SetDrained(const std::string& service, const std::string& address, bool drained);
   Status Remove(const std::string& service, const std::string& address);
 
+  // Planned switchover to `address` (rule 5): blocks until it is master of a new epoch
+  // (returns the group), or until the switchover timeout (kUnavailable; the master resumes
+  // writes). kNotFound for an unknown service/instance, kInvalidArgument for a stateless
+  // instance or the master itself, kUnavailable when the target is DOWN or drained, the group
+  // has no live master, or another switchover is under way.
+  StatusOr<thrift::GroupState> Promote(const std::string& service, const std::string& address);
+  // The group as Lookup shows it; kNotFound if unknown.
+  StatusOr<thrift::GroupState> GetGroup(const std::string& service, const std::string& group) const;
+
   // Marks instances whose heartbeats stopped DOWN and forgets those down for longer than
-  // down_ttl; wakes the watchers of every service that changed. Returns how many instances
-  // changed state.
+  // down_ttl; wakes the watchers of every service that changed; abandons timed-out
+  // switchovers and promotes where the rules say so. Returns how many instances changed state.
   int Sweep();
 
   // Wakes every watcher (they return changed = false) and makes new watches return at once.
@@ -121,6 +142,9 @@ class Store {
     TimePoint last_heartbeat;
     bool up = true;
     thrift::LoadReport load;
+    // A heartbeat was received since registration (the load, and so the position, is real).
+    bool reported = false;
+    TimePoint last_report;
   };
   struct ServiceEntry {
     int64_t version = 0;
@@ -132,6 +156,7 @@ class Store {
     std::string service;
     std::string address;
   };
+  using GroupKey = std::pair<std::string, std::string>;  // (service, group)
 
   ServiceEntry& EntryLocked(const std::string& service);
   void BumpLocked(ServiceEntry& entry);
@@ -141,6 +166,24 @@ class Store {
   bool KnownLocked(const std::string& service, const std::string& address) const;
   Status UpdateAdmin(const std::string& service, const std::string& address,
                      const std::function<void(AdminEntry&)>& change, bool must_exist);
+
+  // Master-slave (store_groups.cc).
+  void BumpServiceLocked(const std::string& service);
+  thrift::Directives DirectivesLocked(const LeaseKey& key, const Record& record) const;
+  void FillRoleLocked(const std::string& service, const std::string& address, const Record& record,
+                      thrift::InstanceState& state) const;
+  std::vector<thrift::GroupState> GroupStatesLocked(const std::string& service) const;
+  thrift::GroupState GroupStateLocked(const GroupKey& key, const Group& group) const;
+  std::vector<Member> MembersLocked(const GroupKey& key) const;
+  Decision DecideLocked(const GroupKey& key, Group& group, TimePoint now);
+  // Heard from `address` (registration or heartbeat); true if a promotion may be due now.
+  bool NoteGroupMemberLocked(const LeaseKey& key, const Record& record, bool heartbeat);
+  // Saves epoch + 1 and applies it if the rules still say promote. `wait`: block for
+  // admin_mu_; otherwise give up at once when someone else holds it (the sweep retries).
+  void CommitPromotion(const GroupKey& key, bool wait);
+  void EndSwitchoverLocked(const GroupKey& key, Group& group, Switchover::Outcome outcome,
+                           std::string why);
+  std::vector<GroupKey> SweepGroupsLocked(TimePoint now);
 
   const Clock& clock_;
   const StoreOptions options_;
@@ -157,6 +200,9 @@ class Store {
   int64_t last_version_;
   bool shutdown_ = false;
   std::atomic<int64_t> watchers_{0};
+  // Never erased: an epoch, once given, is kept (and is in admin_ too).
+  std::map<GroupKey, Group> groups_;
+  std::condition_variable switchover_cv_;
 };
 
 }  // namespace fulcrum::registry

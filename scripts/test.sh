@@ -2,7 +2,8 @@
 # Sets up and runs the whole test suite:
 #   1. the default build, every test (unit, integration, stress, codegen, registry) via ctest;
 #   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. the concurrency stress tests under ThreadSanitizer.
+#   3. the concurrency stress tests, and the registry's in-process tests (store, watches,
+#      registrar and resolver against an in-process daemon), under ThreadSanitizer.
 # Installs its own dependencies (scripts/setup.sh). Exits non-zero on any failure.
 #
 #   scripts/test.sh            # everything
@@ -32,10 +33,13 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 
 step "build (thread)"
 "$root/scripts/setup.sh" --build-dir "$root/build-tsan" --sanitize thread \
-  --build-type RelWithDebInfo --target fulcrum_stress_tests
+  --build-type RelWithDebInfo --target fulcrum_stress_tests --target fulcrum_registry_tests
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
 step "stress tests under TSan"
-TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
-  "$root/build-tsan/tests/fulcrum_stress_tests" --gtest_brief=1
+"$root/build-tsan/tests/fulcrum_stress_tests" --gtest_brief=1
+step "registry tests under TSan (in-process ones; the multi-process ones ran in step 1)"
+"$root/build-tsan/tests/registry/fulcrum_registry_tests" --gtest_brief=1 \
+  --gtest_filter='-EndToEndTest.*:RegistryProcessTest.*'
 
 echo
 echo "all test stages passed"

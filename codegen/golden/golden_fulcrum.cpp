@@ -3,12 +3,15 @@
 
 #include <utility>
 
+#include "fulcrum/write_gate.h"
+
 namespace golden::fulcrum_gen {
 
 ::fulcrum::ChannelOptions LedgerChannelOptions() {
   ::fulcrum::ChannelOptions options;
   options.service_name = "Ledger";
   options.balancer = "consistent_hash";
+  options.master_slave = true;
   return options;
 }
 
@@ -120,16 +123,67 @@ void LedgerBalancedClient::echo(
       });
 }
 
-LedgerServer::LedgerServer(::std::shared_ptr<::golden::LedgerIf> handler, ::fulcrum::ServerOptions options)
-    : ::fulcrum::Server(::std::make_shared<::golden::LedgerProcessor>(::std::move(handler)),
-                       ::std::move(options)) {}
+namespace {
+
+// Ledger's functions not annotated fulcrum.read: only a writable master runs them.
+constexpr ::fulcrum::WriteFunction kLedgerWrites[] = {
+    {"transfer", false},
+    {"accounts", false},
+    {"tierOf", false},
+    {"audit", true},
+    {"echo", false},
+};
+
+// LedgerProcessor behind the write gate of LedgerServer::role().
+class LedgerGuardedProcessor : public ::golden::LedgerProcessor {
+ public:
+  LedgerGuardedProcessor(
+      ::std::shared_ptr<::golden::LedgerIf> handler,
+      ::std::shared_ptr<::fulcrum::RoleState> role)
+      : ::golden::LedgerProcessor(::std::move(handler)), role_(::std::move(role)) {}
+
+ protected:
+  bool dispatchCall(::apache::thrift::protocol::TProtocol* in,
+                    ::apache::thrift::protocol::TProtocol* out, const ::std::string& fname,
+                    int32_t seqid, void* ctx) override {
+    return ::fulcrum::GuardWrites(*role_, kLedgerWrites, in, out, fname, seqid, [&] {
+      return ::golden::LedgerProcessor::dispatchCall(in, out, fname, seqid, ctx);
+    });
+  }
+
+ private:
+  ::std::shared_ptr<::fulcrum::RoleState> role_;
+};
+
+}  // namespace
+
+LedgerServer::LedgerServer(
+    ::std::shared_ptr<::golden::LedgerIf> handler,
+    ::fulcrum::ServerOptions options)
+    : LedgerServer(::std::move(handler), ::std::move(options),
+                    ::std::make_shared<::fulcrum::RoleState>()) {}
+
+LedgerServer::LedgerServer(
+    ::std::shared_ptr<::golden::LedgerIf> handler,
+    ::fulcrum::ServerOptions options,
+    ::std::shared_ptr<::fulcrum::RoleState> role)
+    : ::fulcrum::ServiceServer(
+          ::std::make_shared<LedgerGuardedProcessor>(::std::move(handler), role),
+          ::std::move(options), role) {}
 
 ::fulcrum::StatusOr<::std::unique_ptr<LedgerServer>> LedgerServer::Serve(
     ::std::shared_ptr<::golden::LedgerIf> handler,
     ::fulcrum::ServerOptions options) {
-  auto server = ::std::make_unique<LedgerServer>(::std::move(handler), ::std::move(options));
-  // Registration with the registry, and its heartbeats, start here once they exist.
-  ::fulcrum::Status status = server->Start();
+  ::fulcrum::ServeOptions serve;
+  serve.server = ::std::move(options);
+  return Serve(::std::move(handler), ::std::move(serve));
+}
+
+::fulcrum::StatusOr<::std::unique_ptr<LedgerServer>> LedgerServer::Serve(
+    ::std::shared_ptr<::golden::LedgerIf> handler,
+    ::fulcrum::ServeOptions options) {
+  auto server = ::std::make_unique<LedgerServer>(::std::move(handler), options.server);
+  ::fulcrum::Status status = server->StartAndRegister(kServiceName, options);
   if (!status.ok()) return status;
   return ::fulcrum::StatusOr<::std::unique_ptr<LedgerServer>>(::std::move(server));
 }
@@ -159,16 +213,25 @@ void PlainBalancedClient::nothing(const ::fulcrum::CallOptions& options) {
       });
 }
 
-PlainServer::PlainServer(::std::shared_ptr<::golden::PlainIf> handler, ::fulcrum::ServerOptions options)
-    : ::fulcrum::Server(::std::make_shared<::golden::PlainProcessor>(::std::move(handler)),
-                       ::std::move(options)) {}
+PlainServer::PlainServer(
+    ::std::shared_ptr<::golden::PlainIf> handler,
+    ::fulcrum::ServerOptions options)
+    : ::fulcrum::ServiceServer(::std::make_shared<::golden::PlainProcessor>(::std::move(handler)),
+                              ::std::move(options)) {}
 
 ::fulcrum::StatusOr<::std::unique_ptr<PlainServer>> PlainServer::Serve(
     ::std::shared_ptr<::golden::PlainIf> handler,
     ::fulcrum::ServerOptions options) {
-  auto server = ::std::make_unique<PlainServer>(::std::move(handler), ::std::move(options));
-  // Registration with the registry, and its heartbeats, start here once they exist.
-  ::fulcrum::Status status = server->Start();
+  ::fulcrum::ServeOptions serve;
+  serve.server = ::std::move(options);
+  return Serve(::std::move(handler), ::std::move(serve));
+}
+
+::fulcrum::StatusOr<::std::unique_ptr<PlainServer>> PlainServer::Serve(
+    ::std::shared_ptr<::golden::PlainIf> handler,
+    ::fulcrum::ServeOptions options) {
+  auto server = ::std::make_unique<PlainServer>(::std::move(handler), options.server);
+  ::fulcrum::Status status = server->StartAndRegister(kServiceName, options);
   if (!status.ok()) return status;
   return ::fulcrum::StatusOr<::std::unique_ptr<PlainServer>>(::std::move(server));
 }

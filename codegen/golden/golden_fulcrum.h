@@ -15,7 +15,7 @@
 
 #include "fulcrum/channel.h"
 #include "fulcrum/gen_support.h"
-#include "fulcrum/server.h"
+#include "fulcrum/service_server.h"
 
 #include "Ledger.h"
 #include "Plain.h"
@@ -92,10 +92,16 @@ class LedgerBalancedClient : public ::fulcrum::gen::BalancedClientBase {
       const ::fulcrum::CallOptions& options_ = {});
 };
 
-// Serves a LedgerIf handler through fulcrum::Server.
+// Serves a LedgerIf handler through fulcrum::Server, refusing calls to functions not
+// annotated fulcrum.read (NotMaster) unless role() says this instance is a writable master.
+// Drain() (inherited) stops it gracefully, deregistering first when registered.
 //
 //   auto server = LedgerServer::Serve(handler, {.port = 0}).value();
-class LedgerServer : public ::fulcrum::Server {
+//   auto registered = LedgerServer::Serve(
+//       handler, ::fulcrum::ServeOptions{
+//                    .registry = "fulcrum://127.0.0.1:7000",
+//                    .instance = {.host = "127.0.0.1", .group = "g1"}}).value();
+class LedgerServer : public ::fulcrum::ServiceServer {
  public:
   static constexpr char kServiceName[] = "Ledger";
   static constexpr bool kMasterSlave = true;
@@ -103,10 +109,23 @@ class LedgerServer : public ::fulcrum::Server {
   LedgerServer(
       ::std::shared_ptr<::golden::LedgerIf> handler,
       ::fulcrum::ServerOptions options = {});
+  // With the application's own RoleState (its clock, its write margin).
+  LedgerServer(
+      ::std::shared_ptr<::golden::LedgerIf> handler,
+      ::fulcrum::ServerOptions options,
+      ::std::shared_ptr<::fulcrum::RoleState> role);
   // Constructs and starts the server: the one call a service needs.
   static ::fulcrum::StatusOr<::std::unique_ptr<LedgerServer>> Serve(
       ::std::shared_ptr<::golden::LedgerIf> handler,
       ::fulcrum::ServerOptions options = {});
+  // The same, then registers with options.registry (when set) and heartbeats.
+  static ::fulcrum::StatusOr<::std::unique_ptr<LedgerServer>> Serve(
+      ::std::shared_ptr<::golden::LedgerIf> handler,
+      ::fulcrum::ServeOptions options);
+
+  // This instance's role as the registry last said: is_master(), epoch(), info(),
+  // OnChange(listener), and the replication position reported with each heartbeat.
+  ::fulcrum::RoleState& role() { return *role_state(); }
 };
 
 // The fulcrum.* annotations of Plain's functions, compiled in.
@@ -132,9 +151,14 @@ class PlainBalancedClient : public ::fulcrum::gen::BalancedClientBase {
 };
 
 // Serves a PlainIf handler through fulcrum::Server.
+// Drain() (inherited) stops it gracefully, deregistering first when registered.
 //
 //   auto server = PlainServer::Serve(handler, {.port = 0}).value();
-class PlainServer : public ::fulcrum::Server {
+//   auto registered = PlainServer::Serve(
+//       handler, ::fulcrum::ServeOptions{
+//                    .registry = "fulcrum://127.0.0.1:7000",
+//                    .instance = {.host = "127.0.0.1"}}).value();
+class PlainServer : public ::fulcrum::ServiceServer {
  public:
   static constexpr char kServiceName[] = "Plain";
   static constexpr bool kMasterSlave = false;
@@ -144,6 +168,10 @@ class PlainServer : public ::fulcrum::Server {
   static ::fulcrum::StatusOr<::std::unique_ptr<PlainServer>> Serve(
       ::std::shared_ptr<::golden::PlainIf> handler,
       ::fulcrum::ServerOptions options = {});
+  // The same, then registers with options.registry (when set) and heartbeats.
+  static ::fulcrum::StatusOr<::std::unique_ptr<PlainServer>> Serve(
+      ::std::shared_ptr<::golden::PlainIf> handler,
+      ::fulcrum::ServeOptions options);
 };
 
 }  // namespace golden::fulcrum_gen

@@ -88,13 +88,16 @@ class Emitter {
       << "#include <cstdint>\n#include <map>\n#include <memory>\n#include <set>\n"
       << "#include <string>\n#include <string_view>\n#include <vector>\n\n"
       << "#include \"fulcrum/channel.h\"\n#include \"fulcrum/gen_support.h\"\n"
-      << "#include \"fulcrum/server.h\"\n";
+      << "#include \"fulcrum/service_server.h\"\n";
     if (!idl_.services().empty()) h << "\n";
     for (const Service& s : idl_.services()) h << "#include \"" << s.name << ".h\"\n";
     if (idl_.services().empty()) h << "#include \"" << main.name << "_types.h\"\n";
     h << "\nnamespace " << OpenNs() << " {\n";
 
     c << banner << "#include \"" << main.name << "_fulcrum.h\"\n\n#include <utility>\n\n";
+    bool any_master_slave = std::any_of(idl_.services().begin(), idl_.services().end(),
+                                        [](const Service& s) { return s.master_slave; });
+    if (any_master_slave) c << "#include \"fulcrum/write_gate.h\"\n\n";
     c << "namespace " << OpenNs() << " {\n";
     for (const Service& s : idl_.services()) {
       EmitHeaderService(h, s);
@@ -259,21 +262,50 @@ class Emitter {
     h << "};\n\n";
 
     std::string handler = "::std::shared_ptr<" + Ns(*s.program) + "::" + s.name + "If> handler";
-    h << "// Serves a " << s.name << "If handler through fulcrum::Server.\n"
+    std::string serve = "static ::fulcrum::StatusOr<::std::unique_ptr<" + s.name + "Server>> Serve";
+    h << "// Serves a " << s.name << "If handler through fulcrum::Server";
+    if (s.master_slave) {
+      h << ", refusing calls to functions not\n"
+        << "// annotated fulcrum.read (NotMaster) unless role() says this instance is a writable "
+           "master";
+    }
+    h << ".\n"
+      << "// Drain() (inherited) stops it gracefully, deregistering first when registered.\n"
       << "//\n"
       << "//   auto server = " << s.name << "Server::Serve(handler, {.port = 0}).value();\n"
-      << "class " << s.name << "Server : public ::fulcrum::Server {\n"
+      << "//   auto registered = " << s.name << "Server::Serve(\n"
+      << "//       handler, ::fulcrum::ServeOptions{\n"
+      << "//                    .registry = \"fulcrum://127.0.0.1:7000\",\n"
+      << "//                    .instance = {.host = \"127.0.0.1\""
+      << (s.master_slave ? ", .group = \"g1\"" : "") << "}}).value();\n"
+      << "class " << s.name << "Server : public ::fulcrum::ServiceServer {\n"
       << " public:\n"
       << "  static constexpr char kServiceName[] = \"" << s.name << "\";\n"
       << "  static constexpr bool kMasterSlave = " << (s.master_slave ? "true" : "false") << ";\n\n"
       << "  "
       << Signature(s.name + "Server", {handler, "::fulcrum::ServerOptions options = {}"}, ";", 2)
+      << "\n";
+    if (s.master_slave) {
+      h << "  // With the application's own RoleState (its clock, its write margin).\n"
+        << "  "
+        << Signature(s.name + "Server",
+                     {handler, "::fulcrum::ServerOptions options",
+                      "::std::shared_ptr<::fulcrum::RoleState> role"},
+                     ";", 2)
+        << "\n";
+    }
+    h << "  // Constructs and starts the server: the one call a service needs.\n"
+      << "  " << Signature(serve, {handler, "::fulcrum::ServerOptions options = {}"}, ";", 2)
       << "\n"
-      << "  // Constructs and starts the server: the one call a service needs.\n"
-      << "  "
-      << Signature("static ::fulcrum::StatusOr<::std::unique_ptr<" + s.name + "Server>> Serve",
-                   {handler, "::fulcrum::ServerOptions options = {}"}, ";", 2)
-      << "\n};\n";
+      << "  // The same, then registers with options.registry (when set) and heartbeats.\n"
+      << "  " << Signature(serve, {handler, "::fulcrum::ServeOptions options"}, ";", 2) << "\n";
+    if (s.master_slave) {
+      h << "\n"
+        << "  // This instance's role as the registry last said: is_master(), epoch(), info(),\n"
+        << "  // OnChange(listener), and the replication position reported with each heartbeat.\n"
+        << "  ::fulcrum::RoleState& role() { return *role_state(); }\n";
+    }
+    h << "};\n";
   }
 
   void EmitSourceService(std::ostringstream& c, const Service& s) {
@@ -281,6 +313,7 @@ class Emitter {
       << "  ::fulcrum::ChannelOptions options;\n"
       << "  options.service_name = \"" << s.name << "\";\n";
     if (!s.balancer.empty()) c << "  options.balancer = \"" << s.balancer << "\";\n";
+    if (s.master_slave) c << "  options.master_slave = true;\n";
     c << "  return options;\n}\n\n";
 
     std::string cls = s.name + "BalancedClient";
@@ -295,21 +328,94 @@ class Emitter {
 
     std::string server = s.name + "Server";
     std::string handler = "::std::shared_ptr<" + Ns(*s.program) + "::" + s.name + "If> handler";
-    c << "\n"
-      << server << "::" << Signature(server, {handler, "::fulcrum::ServerOptions options"}, "", 0)
-      << "\n    : ::fulcrum::Server(::std::make_shared<" << Ns(*s.program) << "::" << s.name
-      << "Processor>(::std::move(handler)),\n"
-      << "                       ::std::move(options)) {}\n\n"
-      << Signature("::fulcrum::StatusOr<::std::unique_ptr<" + server + ">> " + server + "::Serve",
-                   {handler, "::fulcrum::ServerOptions options"}, " {", 0)
+    std::string stock_processor = Ns(*s.program) + "::" + s.name + "Processor";
+    c << "\n";
+    if (s.master_slave) {
+      EmitGuardedProcessor(c, s);
+      c << Signature(server + "::" + server, {handler, "::fulcrum::ServerOptions options"}, "", 0)
+        << "\n    : " << server << "(::std::move(handler), ::std::move(options),\n"
+        << "        " << std::string(server.size(), ' ')
+        << "::std::make_shared<::fulcrum::RoleState>()) {}\n\n"
+        << Signature(server + "::" + server,
+                     {handler, "::fulcrum::ServerOptions options",
+                      "::std::shared_ptr<::fulcrum::RoleState> role"},
+                     "", 0)
+        << "\n    : ::fulcrum::ServiceServer(\n"
+        << "          ::std::make_shared<" << s.name
+        << "GuardedProcessor>(::std::move(handler), role),\n"
+        << "          ::std::move(options), role) {}\n\n";
+    } else {
+      c << Signature(server + "::" + server, {handler, "::fulcrum::ServerOptions options"}, "", 0)
+        << "\n    : ::fulcrum::ServiceServer(::std::make_shared<" << stock_processor
+        << ">(::std::move(handler)),\n"
+        << "                              ::std::move(options)) {}\n\n";
+    }
+    std::string result = "::fulcrum::StatusOr<::std::unique_ptr<" + server + ">>";
+    c << Signature(result + " " + server + "::Serve", {handler, "::fulcrum::ServerOptions options"},
+                   " {", 0)
+      << "\n"
+      << "  ::fulcrum::ServeOptions serve;\n"
+      << "  serve.server = ::std::move(options);\n"
+      << "  return Serve(::std::move(handler), ::std::move(serve));\n"
+      << "}\n\n"
+      << Signature(result + " " + server + "::Serve", {handler, "::fulcrum::ServeOptions options"},
+                   " {", 0)
       << "\n"
       << "  auto server = ::std::make_unique<" << server
-      << ">(::std::move(handler), ::std::move(options));\n"
-      << "  // Registration with the registry, and its heartbeats, start here once they exist.\n"
-      << "  ::fulcrum::Status status = server->Start();\n"
+      << ">(::std::move(handler), options.server);\n"
+      << "  ::fulcrum::Status status = server->StartAndRegister(kServiceName, options);\n"
       << "  if (!status.ok()) return status;\n"
-      << "  return ::fulcrum::StatusOr<::std::unique_ptr<" << server << ">>(::std::move(server));\n"
+      << "  return " << result << "(::std::move(server));\n"
       << "}\n";
+  }
+
+  // The stock processor with the write gate in front: functions not annotated fulcrum.read
+  // run only while the RoleState admits writes (docs/master-slave.md).
+  void EmitGuardedProcessor(std::ostringstream& c, const Service& s) {
+    std::string stock = Ns(*s.program) + "::" + s.name + "Processor";
+    std::string writes = "k" + s.name + "Writes";
+    c << "namespace {\n\n";
+    bool any_write = std::any_of(s.functions.begin(), s.functions.end(),
+                                 [](const Function& f) { return !f.read; });
+    if (any_write) {
+      c << "// " << s.name
+        << "'s functions not annotated fulcrum.read: only a writable master runs "
+        << "them.\n"
+        << "constexpr ::fulcrum::WriteFunction " << writes << "[] = {\n";
+      for (const Function& f : s.functions) {
+        if (!f.read) {
+          c << "    {\"" << f.name << "\", " << (f.oneway ? "true" : "false") << "},\n";
+        }
+      }
+      c << "};\n\n";
+    } else {
+      c << "// Every function of " << s.name << " is annotated fulcrum.read: none is gated.\n"
+        << "constexpr ::std::span<const ::fulcrum::WriteFunction> " << writes << ";\n\n";
+    }
+    c << "// " << s.name << "Processor behind the write gate of " << s.name << "Server::role().\n"
+      << "class " << s.name << "GuardedProcessor : public " << stock << " {\n"
+      << " public:\n"
+      << "  "
+      << Signature(s.name + "GuardedProcessor",
+                   {"::std::shared_ptr<" + Ns(*s.program) + "::" + s.name + "If> handler",
+                    "::std::shared_ptr<::fulcrum::RoleState> role"},
+                   "", 2)
+      << "\n"
+      << "      : " << stock << "(::std::move(handler)), role_(::std::move(role)) {}\n\n"
+      << " protected:\n"
+      << "  bool dispatchCall(::apache::thrift::protocol::TProtocol* in,\n"
+      << "                    ::apache::thrift::protocol::TProtocol* out, const ::std::string& "
+         "fname,\n"
+      << "                    int32_t seqid, void* ctx) override {\n"
+      << "    return ::fulcrum::GuardWrites(*role_, " << writes
+      << ", in, out, fname, seqid, [&] {\n"
+      << "      return " << stock << "::dispatchCall(in, out, fname, seqid, ctx);\n"
+      << "    });\n"
+      << "  }\n\n"
+      << " private:\n"
+      << "  ::std::shared_ptr<::fulcrum::RoleState> role_;\n"
+      << "};\n\n"
+      << "}  // namespace\n\n";
   }
 
   void EmitMethod(std::ostringstream& c, const Service& s, const Function& f) {

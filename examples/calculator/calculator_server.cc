@@ -1,8 +1,11 @@
 // calculator_server: one replica of the calculator service.
 //
 //   calculator_server --port=0 --id=replica-1    # prints "LISTENING <port>" once serving
+//   calculator_server --registry='fulcrum://127.0.0.1:7000?token_file=tok'   # and registers
 //
-// Stops gracefully (in-flight calls finish) on SIGTERM or SIGINT.
+// Stops gracefully on SIGTERM or SIGINT: when registered it deregisters first and waits until
+// clients have stopped sending (--quiet_ms), then lets in-flight calls finish.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -12,11 +15,20 @@
 
 #include "calculator_fulcrum.h"
 #include "calculator_handler.h"
+#include "client/backend.h"
 
 DEFINE_string(host, "127.0.0.1", "Address to listen on");
 DEFINE_int32(port, 0, "Port to listen on; 0 lets the OS pick one (printed as LISTENING <port>)");
 DEFINE_string(id, "calculator", "This replica's id, returned by whoami()");
 DEFINE_string(protocol, "binary", "Wire protocol: binary or compact");
+DEFINE_string(registry, "",
+              "Registry to register with, e.g. fulcrum://127.0.0.1:7000?token_file=F; empty: "
+              "serve without registering");
+DEFINE_string(advertise_host, "", "Host clients should call, as registered; empty: --host");
+DEFINE_int32(weight, 1, "Registered weight (relative share of traffic)");
+DEFINE_string(zone, "", "Registered zone");
+DEFINE_int32(quiet_ms, 500,
+             "Drain: clients are taken to have stopped once no call arrived for this long");
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
@@ -38,10 +50,28 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-  fulcrum::ServerOptions options;
-  options.host = FLAGS_host;
-  options.port = static_cast<uint16_t>(FLAGS_port);
-  options.protocol = protocol.value();
+  if (FLAGS_weight < 0) {
+    std::fprintf(stderr, "--weight must be >= 0\n");
+    return 2;
+  }
+  if (!FLAGS_registry.empty()) {
+    fulcrum::Status s = fulcrum::registry::RegisterFulcrumBackend();
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+
+  fulcrum::ServeOptions options;
+  options.server.host = FLAGS_host;
+  options.server.port = static_cast<uint16_t>(FLAGS_port);
+  options.server.protocol = protocol.value();
+  options.registry = FLAGS_registry;
+  options.instance.host = FLAGS_advertise_host;
+  options.instance.weight = static_cast<uint32_t>(FLAGS_weight);
+  options.instance.zone = FLAGS_zone;
+  options.instance.metadata["id"] = FLAGS_id;
+  options.drain.quiet_period = std::chrono::milliseconds(FLAGS_quiet_ms);
   auto server = calc::fulcrum_gen::CalculatorServer::Serve(
       std::make_shared<calc::CalculatorHandler>(FLAGS_id), options);
   if (!server.ok()) {
@@ -53,7 +83,8 @@ int main(int argc, char** argv) {
 
   int signal = 0;
   sigwait(&stop, &signal);
-  LOG(INFO) << "signal " << signal << ": stopping";
-  server.value()->Stop();
+  LOG(INFO) << "signal " << signal << ": " << (FLAGS_registry.empty() ? "stopping" : "draining");
+  fulcrum::Status drained = server.value()->Drain();
+  if (!drained.ok()) LOG(WARNING) << "deregistration: " << drained;
   return 0;
 }

@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
+
 namespace fulcrum::registry {
 namespace {
 
@@ -90,8 +92,13 @@ Status FulcrumRegistrar::HeartbeatOnce() {
     const LoadReport r = callbacks_.load();
     load.in_flight = r.in_flight;
     load.calls_per_second = r.calls_per_second;
+    load.replication_position = r.replication_position;
+    load.writes_quiesced = r.writes_quiesced;
   }
   thrift::Directives d;
+  // Taken before sending: the master's lease runs from here, which is no later than the
+  // moment the registry receives this heartbeat (its promotion delay counts from receipt).
+  const TimePoint sent_at = Clock::Real().Now();
   try {
     conn_->client().heartbeat(d, options_.token, lease_.load(), load);
   } catch (const thrift::RegistryError& e) {
@@ -113,6 +120,9 @@ Status FulcrumRegistrar::HeartbeatOnce() {
     out.role = ToRole(d.role);
     out.epoch = d.epoch;
     out.master_address = d.master_address;
+    out.master_lease = std::chrono::milliseconds(std::max(0, d.master_lease_ms));
+    out.sent_at = sent_at;
+    out.stop_writes = d.stop_writes;
     callbacks_.on_directives(out);
   }
   return Status::Ok();
@@ -129,6 +139,8 @@ Status FulcrumRegistrar::Register(const ServiceInstance& instance, RegistrationO
   instance_.weight = static_cast<int32_t>(instance.weight);
   instance_.zone = instance.zone;
   instance_.metadata = instance.metadata;
+  instance_.group = instance.group;
+  instance_.priority = instance.priority;
   callbacks_ = std::move(options);
   Status s = RegisterOnce();
   if (!s.ok() && s.code() != StatusCode::kUnavailable) return s;  // refused: do not retry

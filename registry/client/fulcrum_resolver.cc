@@ -3,6 +3,20 @@
 #include <glog/logging.h>
 
 namespace fulcrum::registry {
+namespace {
+
+InstanceRole ToRole(thrift::Role::type r) {
+  switch (r) {
+    case thrift::Role::MASTER:
+      return InstanceRole::kMaster;
+    case thrift::Role::SLAVE:
+      return InstanceRole::kSlave;
+    default:
+      return InstanceRole::kNone;
+  }
+}
+
+}  // namespace
 
 EndpointSet ToEndpointSet(const thrift::ServiceSnapshot& snapshot) {
   EndpointSet set;
@@ -15,6 +29,9 @@ EndpointSet ToEndpointSet(const thrift::ServiceSnapshot& snapshot) {
     e.weight = static_cast<uint32_t>(std::max(0, s.effective_weight));
     e.zone = s.instance.zone;
     e.tags = s.instance.metadata;
+    e.group = s.group;
+    e.role = ToRole(s.role);
+    e.epoch = s.epoch;
     set.endpoints.push_back(std::move(e));
   }
   return set;

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <sstream>
+#include <unordered_map>
 
 #include <glog/logging.h>
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TProtocolException.h>
+
+#include "fulcrum/role.h"
 
 namespace fulcrum {
 
@@ -43,6 +46,25 @@ std::string DescribeFailures(const std::vector<AttemptFailure>& failures) {
   return out.str();
 }
 
+// A redirect that is not followed at once (stale, or naming an unknown endpoint) and a call
+// that finds no master wait this long at most before picking again, unless a newer endpoint
+// set arrives first: short enough to pick up a master a heartbeat reply has just told, long
+// enough not to hammer an instance that still refuses.
+constexpr Duration kRouteRetry = std::chrono::milliseconds(5);
+// NotMaster redirects followed by one call. Two instances naming each other (a registry
+// split) would otherwise bounce a call until its deadline.
+constexpr int kMaxRedirects = 16;
+
+// The next attempt of a redirected call: the named master, whatever the balancer would say.
+class FixedPicker final : public Picker {
+ public:
+  explicit FixedPicker(BackendPtr backend) : backend_(std::move(backend)) {}
+  PickResult Pick(const PickArgs&) const override { return {backend_.get(), nullptr}; }
+
+ private:
+  BackendPtr backend_;
+};
+
 int CeilMillis(Duration d) {
   const int64_t ms = (d.count() + 999'999) / 1'000'000;
   return static_cast<int>(std::clamp<int64_t>(ms, 1, INT32_MAX));
@@ -54,6 +76,23 @@ CallError::CallError(StatusCode code, std::string message, std::vector<AttemptFa
     : TTransportException(TransportType(code), std::move(message)),
       code_(code),
       attempts_(std::move(attempts)) {}
+
+struct Channel::MasterView {
+  std::shared_ptr<const Picker> picker;  // over the masters of each group's newest epoch
+  BackendList backends;                  // every endpoint, to find a redirect's target
+  std::unordered_map<std::string, int64_t> newest_epoch;  // by group
+
+  BackendPtr Find(std::string_view address) const {
+    for (const BackendPtr& b : backends) {
+      if (b->address == address) return b;
+    }
+    return nullptr;
+  }
+  int64_t NewestEpoch(const std::string& group) const {
+    auto it = newest_epoch.find(group);
+    return it == newest_epoch.end() ? 0 : it->second;
+  }
+};
 
 class Channel::Listener final : public ResolverListener {
  public:
@@ -85,22 +124,38 @@ StatusOr<std::shared_ptr<Channel>> Channel::Create(std::unique_ptr<Resolver> res
   }
   if (options.clock == nullptr) options.clock = &Clock::Real();
   options.balancer_context.clock = options.clock;
+  if (options.read_from_slaves && !options.master_slave) {
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "read_from_slaves needs master_slave (it says where reads may go)");
+  }
   StatusOr<std::unique_ptr<Balancer>> balancer =
       CreateBalancer(options.balancer, options.balancer_context);
   if (!balancer.ok()) return balancer.status();
-  std::shared_ptr<Channel> channel(new Channel(std::move(options), std::move(balancer).value()));
+  std::unique_ptr<Balancer> master_balancer;
+  if (options.master_slave) {
+    // Its own instance: a balancer may keep state between updates (round robin's position,
+    // consistent hash's ring), and the masters are a different list from everyone.
+    StatusOr<std::unique_ptr<Balancer>> b =
+        CreateBalancer(options.balancer, options.balancer_context);
+    if (!b.ok()) return b.status();
+    master_balancer = std::move(b).value();
+  }
+  std::shared_ptr<Channel> channel(
+      new Channel(std::move(options), std::move(balancer).value(), std::move(master_balancer)));
   Status s = channel->Init(std::move(resolver));
   if (!s.ok()) return s;
   return channel;
 }
 
-Channel::Channel(ChannelOptions options, std::unique_ptr<Balancer> balancer)
+Channel::Channel(ChannelOptions options, std::unique_ptr<Balancer> balancer,
+                 std::unique_ptr<Balancer> master_balancer)
     : options_(std::move(options)),
       clock_(*options_.clock),
       picker_(EmptyPicker()),
       budget_(options_.retry_budget, clock_),
       outlier_(options_.outlier, clock_),
-      balancer_(std::move(balancer)) {}
+      balancer_(std::move(balancer)),
+      master_balancer_(std::move(master_balancer)) {}
 
 Status Channel::Init(std::unique_ptr<Resolver> resolver) {
   {
@@ -132,8 +187,18 @@ void Channel::Shutdown() {
     // for a while, and calls still in flight close theirs as they finish.
     std::lock_guard<std::mutex> lock(mu_);
     picker_.Publish(EmptyPicker());  // first, as in UpdateEndpoints
+    if (master_balancer_ != nullptr) {
+      auto empty = std::make_shared<MasterView>();
+      empty->picker = EmptyPicker();
+      masters_.Publish(std::move(empty));
+    }
     for (const BackendPtr& b : backends_) b->pool->Shutdown();
   }
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    route_shutdown_ = true;  // calls waiting for a master fail now rather than at their deadline
+  }
+  route_cv_.notify_all();
   {
     std::lock_guard<std::mutex> lock(housekeeping_mu_);
     shutdown_ = true;
@@ -198,10 +263,65 @@ void Channel::RebuildLocked() {
   }
   panic_ = panic;
   picker_.Publish(balancer_->Update(usable));
+  if (master_balancer_ != nullptr) PublishMastersLocked();
   bool wake = false;
   if (next_change < next_unejection_) wake = true;
   next_unejection_ = next_change;
   if (wake) housekeeping_cv_.notify_all();
+}
+
+void Channel::PublishMastersLocked() {
+  auto view = std::make_shared<MasterView>();
+  for (const BackendPtr& b : backends_) {
+    int64_t& newest = view->newest_epoch[b->endpoint.group];
+    newest = std::max(newest, b->endpoint.epoch);
+  }
+  // Masters come from the whole set, outlier ejection ignored: a group has one master, so
+  // ejecting it would leave nowhere to send its writes, not a better place.
+  BackendList masters;
+  for (const BackendPtr& b : backends_) {
+    if (b->endpoint.role == InstanceRole::kMaster &&
+        b->endpoint.epoch == view->newest_epoch[b->endpoint.group]) {
+      masters.push_back(b);
+    }
+  }
+  view->picker = master_balancer_->Update(masters);
+  view->backends = backends_;
+  masters_.Publish(std::move(view));
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    ++route_generation_;
+  }
+  route_cv_.notify_all();
+}
+
+std::shared_ptr<const Picker> Channel::RoutePicker(bool to_master) const {
+  return to_master ? masters_.Read()->picker : picker_.Read();
+}
+
+BackendPtr Channel::RedirectTarget(const Backend& from, const NotMaster& redirect) const {
+  // Naming itself: a master whose lease ran out or that was asked to stop writes.
+  if (redirect.master_address.empty() || redirect.master_address == from.address) return nullptr;
+  const std::shared_ptr<const MasterView> view = masters_.Read();
+  // An instance that has not yet heard of a newer epoch names an old master: not followed.
+  if (redirect.epoch < view->NewestEpoch(from.endpoint.group)) return nullptr;
+  return view->Find(redirect.master_address);
+}
+
+bool Channel::WaitForRoute(TimePoint deadline) {
+  const TimePoint now = clock_.Now();
+  if (now >= deadline) return false;
+  master_waits_.fetch_add(1, std::memory_order_relaxed);
+  std::unique_lock<std::mutex> lock(route_mu_);
+  const uint64_t seen = route_generation_;
+  route_cv_.wait_for(lock, std::min<Duration>(kRouteRetry, deadline - now),
+                     [&] { return route_generation_ != seen || route_shutdown_; });
+  return !route_shutdown_ && clock_.Now() < deadline;
+}
+
+bool Channel::RouteShutDown() {
+  std::lock_guard<std::mutex> lock(route_mu_);
+  return route_shutdown_;
 }
 
 void Channel::OnAttemptFailure(const Backend& backend) {
@@ -289,7 +409,13 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
   const int max_attempts = options.max_attempts > 0 ? options.max_attempts : options_.max_attempts;
 
   budget_.OnCall();
-  std::shared_ptr<const Picker> picker = picker_.Read();
+  // Master-slave: writes go to the masters' picker, and `view` is kept for redirects. The one
+  // test a stateless call pays.
+  const bool master_slave = options_.master_slave;
+  const bool to_master = master_slave && !(method.read && options_.read_from_slaves);
+  std::shared_ptr<const Picker> picker = master_slave ? RoutePicker(to_master) : picker_.Read();
+  int refusals = 0;  // NotMaster refusals: not counted against max_attempts, no budget spent
+  int hops = 0;      // redirects followed
   std::array<const Backend*, kMaxTracked> tried{};
   size_t n_tried = 0;
   std::vector<AttemptFailure> failures;  // allocated only when something fails
@@ -304,6 +430,19 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
     args.excluded = std::span<const Backend* const>(tried.data(), n_tried);
     const PickResult pick = picker->Pick(args);
     if (pick.backend == nullptr) {
+      if (master_slave) {
+        // A failover in progress: the resolver delivers the new master shortly.
+        if (WaitForRoute(deadline)) {
+          picker = RoutePicker(to_master);
+          --attempt;
+          continue;
+        }
+        Fail(method, StatusCode::kUnavailable,
+             RouteShutDown() ? "channel shut down while waiting for a master"
+             : to_master     ? "no master known (waited until the deadline)"
+                             : "no endpoint available (waited until the deadline)",
+             std::move(failures), attempt - 1);
+      }
       Fail(method, StatusCode::kUnavailable, "no endpoint available", std::move(failures),
            attempt - 1);
     }
@@ -335,7 +474,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       // The endpoint left the set after this call read its picker: pick again from the
       // current one. Not an attempt (nothing was tried) and not a retry (no budget spent).
       // Pools are shut down only after a newer picker is published, so there is one.
-      std::shared_ptr<const Picker> fresh = picker_.Read();
+      std::shared_ptr<const Picker> fresh = master_slave ? RoutePicker(to_master) : picker_.Read();
       if (fresh != picker) {
         backend.stats->OnAbandon();
         picker = std::move(fresh);
@@ -359,6 +498,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       conn.SetTimeout(CeilMillis(deadline - now));
       CallPhase phase;
       std::exception_ptr rethrow;
+      std::optional<NotMaster> redirect;
       try {
         fn(closure, conn, phase);
       } catch (const CallError&) {
@@ -373,10 +513,14 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
         code = StatusCode::kProtocol;
         detail = e.what();
       } catch (const TApplicationException& e) {
-        // The server answered, but with a framework error (unknown method, handler crash).
+        // The server answered, but with a framework error (unknown method, handler crash),
+        // or (master-slave) a NotMaster refusal.
         code = StatusCode::kApplication;
         detail = e.what();
-        rethrow = std::current_exception();
+        if (master_slave && e.getType() == kNotMasterExceptionType) {
+          redirect = ParseNotMaster(detail);
+        }
+        if (!redirect) rethrow = std::current_exception();
       } catch (const TException&) {
         rethrow = std::current_exception();  // declared in the IDL: the endpoint did its job
       } catch (...) {
@@ -386,11 +530,41 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       sent = phase.sent();
       const TimePoint end = clock_.Now();
       const bool success = code == StatusCode::kOk;
-      backend.stats->OnFinish(end, end - now, success);
-      if (pick.tracker != nullptr) pick.tracker->OnFinish(backend, end - now, success);
+      backend.stats->OnFinish(end, end - now, success || redirect);
+      if (pick.tracker != nullptr) pick.tracker->OnFinish(backend, end - now, success || redirect);
       if (success) {
         if (rethrow) std::rethrow_exception(rethrow);
         return;
+      }
+      if (redirect) {
+        // The endpoint is healthy and the call never ran there: whatever the method, send it
+        // again, to the master named if it is new enough and known, else after a wait.
+        ++refusals;
+        // An instance that keeps refusing while the call waits is listed once.
+        if (failures.empty() || failures.back().address != backend.address ||
+            failures.back().detail != detail) {
+          failures.push_back({backend.address, StatusCode::kUnavailable, std::move(detail)});
+        }
+        if (BackendPtr target = RedirectTarget(backend, *redirect)) {
+          if (++hops > kMaxRedirects) {
+            Fail(method, StatusCode::kUnavailable,
+                 "too many NotMaster redirects (instances disagree on the master)",
+                 std::move(failures), attempt);
+          }
+          redirects_.fetch_add(1, std::memory_order_relaxed);
+          picker = std::make_shared<FixedPicker>(std::move(target));
+          continue;
+        }
+        if (!WaitForRoute(deadline)) {
+          if (RouteShutDown()) {
+            Fail(method, StatusCode::kUnavailable, "channel shut down while waiting for a master",
+                 std::move(failures), attempt);
+          }
+          Fail(method, StatusCode::kDeadlineExceeded, "deadline exceeded waiting for a master",
+               std::move(failures), attempt);
+        }
+        picker = RoutePicker(to_master);
+        continue;
       }
       if (code == StatusCode::kApplication) {
         OnAttemptFailure(backend);
@@ -412,7 +586,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       Fail(method, StatusCode::kDeadlineExceeded, "deadline exceeded", std::move(failures),
            attempt);
     }
-    if (attempt >= max_attempts) {
+    if (attempt - refusals >= max_attempts) {
       Fail(method, StatusCode::kUnavailable, "all attempts failed", std::move(failures), attempt);
     }
     if (!budget_.TryWithdraw()) {

@@ -7,9 +7,11 @@
 namespace fulcrum {
 
 ServerRegistration::ServerRegistration(Server* server, std::unique_ptr<Registrar> registrar,
-                                       DrainOptions drain, const Clock& clock)
+                                       std::shared_ptr<RoleState> role, DrainOptions drain,
+                                       const Clock& clock)
     : server_(server),
       registrar_(std::move(registrar)),
+      role_(std::move(role)),
       drain_(drain),
       clock_(clock),
       last_calls_(server->calls()),
@@ -20,20 +22,36 @@ ServerRegistration::~ServerRegistration() = default;
 StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
     Server* server, std::string_view registry_uri, ServiceInstance instance, DrainOptions drain,
     const Clock& clock) {
-  StatusOr<std::unique_ptr<Registrar>> registrar = CreateRegistrar(registry_uri);
-  if (!registrar.ok()) return registrar.status();
-  return Start(server, std::move(registrar).value(), std::move(instance), drain, clock);
+  return Start(server, registry_uri, std::move(instance), nullptr, drain, clock);
 }
 
 StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
     Server* server, std::unique_ptr<Registrar> registrar, ServiceInstance instance,
     DrainOptions drain, const Clock& clock) {
+  return Start(server, std::move(registrar), std::move(instance), nullptr, drain, clock);
+}
+
+StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
+    Server* server, std::string_view registry_uri, ServiceInstance instance,
+    std::shared_ptr<RoleState> role, DrainOptions drain, const Clock& clock) {
+  StatusOr<std::unique_ptr<Registrar>> registrar = CreateRegistrar(registry_uri);
+  if (!registrar.ok()) return registrar.status();
+  return Start(server, std::move(registrar).value(), std::move(instance), std::move(role), drain,
+               clock);
+}
+
+StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
+    Server* server, std::unique_ptr<Registrar> registrar, ServiceInstance instance,
+    std::shared_ptr<RoleState> role, DrainOptions drain, const Clock& clock) {
   if (server == nullptr || server->port() == 0) {
     return Status::Error(StatusCode::kInvalidArgument, "ServerRegistration needs a started server");
   }
+  if (registrar == nullptr) {
+    return Status::Error(StatusCode::kInvalidArgument, "ServerRegistration needs a registrar");
+  }
   if (instance.port == 0) instance.port = server->port();
   std::unique_ptr<ServerRegistration> r(
-      new ServerRegistration(server, std::move(registrar), drain, clock));
+      new ServerRegistration(server, std::move(registrar), std::move(role), drain, clock));
   RegistrationOptions options;
   ServerRegistration* self = r.get();
   options.load = [self] { return self->Load(); };
@@ -42,6 +60,7 @@ StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
       LOG(INFO) << (d.drained ? "an administrator drained this instance"
                               : "an administrator undrained this instance");
     }
+    if (self->role_ != nullptr) self->role_->Apply(d);
   };
   Status s = r->registrar_->Register(instance, std::move(options));
   if (!s.ok()) return s;
@@ -57,10 +76,17 @@ LoadReport ServerRegistration::Load() {
   if (seconds > 0) report.calls_per_second = static_cast<double>(calls - last_calls_) / seconds;
   last_calls_ = calls;
   last_time_ = now;
+  if (role_ != nullptr) {
+    report.replication_position = role_->replication_position();
+    report.writes_quiesced = role_->writes_quiesced();
+  }
   return report;
 }
 
 Status ServerRegistration::Drain() {
+  // A master stops writes first: once deregistered, the registry may promote a slave (after
+  // the promotion delay), and this instance must not be writing by then.
+  if (role_ != nullptr) role_->StopWrites();
   // Deregister first, so clients stop choosing this server while it still answers.
   Status deregistered = registrar_->Deregister();
   const TimePoint start = clock_.Now();

@@ -1,17 +1,24 @@
 // The calculator example as a user runs it: two calculator_server processes, the generated
-// balanced client, and a graceful stop on SIGTERM.
+// balanced client, and a graceful stop on SIGTERM; then the same through fulcrum-registry
+// (--registry: the servers register, the client finds them, SIGTERM deregisters).
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "calculator_fulcrum.h"
+#include "client/backend.h"
 #include "support/subprocess.h"
 
 namespace fulcrum::testing {
@@ -54,6 +61,68 @@ TEST(CalculatorExample, BalancedClientOverTwoServerProcesses) {
     ASSERT_TRUE(status.ok()) << status.status();
     EXPECT_TRUE(WIFEXITED(status.value()) && WEXITSTATUS(status.value()) == 0);
   }
+}
+
+TEST(CalculatorExample, ServersRegisterWithTheRegistryAndDeregisterOnSigterm) {
+  char scratch_template[] = "/tmp/fulcrum-calc-test-XXXXXX";
+  const char* scratch = mkdtemp(scratch_template);
+  ASSERT_NE(scratch, nullptr);
+  const std::string token_file = std::string(scratch) + "/token";
+  std::ofstream(token_file) << "calc-test-" << getpid() << "\n";
+  auto registry =
+      Subprocess::Spawn({FULCRUM_REGISTRY, "--port=0", "--data_dir=" + std::string(scratch),
+                         "--token_file=" + token_file, "--minloglevel=2"});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  StatusOr<std::string> registry_port =
+      registry.value()->WaitForLine("LISTENING ", std::chrono::seconds(30));
+  ASSERT_TRUE(registry_port.ok()) << registry_port.status();
+  const std::string registry_address = "127.0.0.1:" + registry_port.value();
+
+  std::vector<std::unique_ptr<Subprocess>> servers;
+  for (const char* id : {"--id=one", "--id=two"}) {
+    auto server = Subprocess::Spawn(
+        {FULCRUM_CALCULATOR_SERVER, "--port=0", id, "--quiet_ms=100",
+         "--registry=fulcrum://" + registry_address + "?token_file=" + token_file});
+    ASSERT_TRUE(server.ok()) << server.status();
+    ASSERT_TRUE(server.value()->WaitForLine("LISTENING ", std::chrono::seconds(30)).ok());
+    servers.push_back(std::move(server).value());
+  }
+
+  ASSERT_TRUE(registry::RegisterFulcrumBackend().ok());
+  ChannelOptions options = calc::fulcrum_gen::CalculatorChannelOptions();
+  options.balancer = "round_robin";
+  calc::fulcrum_gen::CalculatorBalancedClient client(
+      "fulcrum://" + registry_address + "/Calculator", options);
+  auto endpoints = [&] { return client.channel()->Endpoints().size(); };
+  // Registered under the IDL's service name; the client's watch delivers both.
+  for (int i = 0; i < 3000 && endpoints() != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(endpoints(), 2u);
+  std::set<std::string> seen;
+  for (int i = 0; i < 4; ++i) {
+    std::string id;
+    client.whoami(id);
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"one", "two"}));
+
+  // SIGTERM drains: deregistered (the watch drops it), then exits 0.
+  ASSERT_TRUE(servers[0]->Signal(SIGTERM).ok());
+  for (int i = 0; i < 3000 && endpoints() != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(endpoints(), 1u);
+  StatusOr<int> status = servers[0]->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(status.value()) && WEXITSTATUS(status.value()) == 0);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(client.add(i, 1), i + 1);  // the other one answers
+
+  ASSERT_TRUE(servers[1]->Signal(SIGTERM).ok());
+  ASSERT_TRUE(servers[1]->Wait(std::chrono::seconds(30)).ok());
+  ASSERT_TRUE(registry.value()->Signal(SIGTERM).ok());
+  ASSERT_TRUE(registry.value()->Wait(std::chrono::seconds(30)).ok());
+  std::filesystem::remove_all(scratch);
 }
 
 }  // namespace

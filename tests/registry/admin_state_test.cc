@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/crc.hpp>
+#include <cstdio>
 #include <filesystem>
 
 #include "child_process.h"
@@ -96,10 +98,73 @@ TEST(AdminStateFileTest, ForeignOrNewerFilesAreRefused) {
   EXPECT_NE(file.Load().status().message().find("not a fulcrum-registry state file"),
             std::string::npos);
   std::string bytes = EncodeAdminState(Sample());
-  bytes.replace(bytes.find(" 1 "), 3, " 2 ");
+  bytes.replace(bytes.find(" 2 "), 3, " 3 ");
   WriteFile(file.path(), bytes);
-  EXPECT_NE(file.Load().status().message().find("format version 2"), std::string::npos)
+  EXPECT_NE(file.Load().status().message().find("format version 3"), std::string::npos)
       << file.Load().status();
+  bytes.replace(bytes.find(" 3 "), 3, " 0 ");
+  WriteFile(file.path(), bytes);
+  EXPECT_NE(file.Load().status().message().find("format version 0"), std::string::npos)
+      << file.Load().status();
+}
+
+// A header and checksum around any body, as a writer of that format version would make it.
+std::string WithHeader(int version, const std::string& body) {
+  boost::crc_32_type crc;
+  crc.process_bytes(body.data(), body.size());
+  char header[128];
+  std::snprintf(header, sizeof(header), "fulcrum-registry-state %d %zu %08x\n", version,
+                body.size(), crc.checksum());
+  return header + body;
+}
+
+TEST(AdminStateFileTest, GroupsRoundTripAndVersionOneFilesStillLoad) {
+  TempDir dir;
+  AdminStateFile file(dir.path());
+  AdminState state = Sample();
+  state.SetGroup("kv", "g1", {3, "127.0.0.1:7001"});
+  state.SetGroup("kv", "g2", {1, "127.0.0.1:7002"});
+  ASSERT_TRUE(file.Save(state).ok());
+  StatusOr<AdminState> loaded = file.Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded.value(), state);
+  EXPECT_EQ(*loaded->FindGroup("kv", "g1"), (GroupRecord{3, "127.0.0.1:7001"}));
+  EXPECT_EQ(loaded->FindGroup("kv", "g3"), nullptr);
+
+  // Written by the registry before master-slave groups existed.
+  WriteFile(file.path(),
+            WithHeader(1, R"({"instances": [{"service": "calc", "address": "127.0.0.1:9001",)"
+                          R"( "drained": true, "weight": 4}]})"
+                          "\n"));
+  loaded = file.Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->size(), 1u);
+  EXPECT_TRUE(loaded->Find("calc", "127.0.0.1:9001")->drained);
+  EXPECT_EQ(*loaded->Find("calc", "127.0.0.1:9001")->weight, 4);
+  EXPECT_TRUE(loaded->groups().empty());
+}
+
+TEST(AdminStateFileTest, BadGroupEntriesAreRefused) {
+  TempDir dir;
+  AdminStateFile file(dir.path());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"instances": []})", "does not parse"},  // version 2 needs "groups"
+      {R"({"instances": [], "groups": [{"service": "kv", "group": "g1", "master": "a:1"}]})",
+       "does not parse"},
+      {R"({"instances": [], "groups": [{"service": "kv", "group": "g1", "epoch": "x", "master": "a:1"}]})",
+       "does not parse"},
+      {R"({"instances": [], "groups": [{"service": "", "group": "g1", "epoch": 1, "master": "a:1"}]})",
+       "no service/group"},
+      {R"({"instances": [], "groups": [{"service": "kv", "group": "g1", "epoch": -4, "master": "a:1"}]})",
+       "negative epoch"},
+  };
+  for (const auto& [body, why] : cases) {
+    WriteFile(file.path(), WithHeader(2, body));
+    StatusOr<AdminState> loaded = file.Load();
+    ASSERT_FALSE(loaded.ok()) << body;
+    EXPECT_NE(loaded.status().message().find("corrupt"), std::string::npos) << loaded.status();
+    EXPECT_NE(loaded.status().message().find(why), std::string::npos) << loaded.status();
+  }
 }
 
 TEST(AdminStateFileTest, UnwritableDirectoryIsAnErrorAndKeepsNothingHalfWritten) {

@@ -10,6 +10,7 @@
 #include "client/fulcrum_registrar.h"
 #include "client/fulcrum_resolver.h"
 #include "daemon.h"
+#include "fulcrum/role.h"
 
 namespace fulcrum::registry {
 namespace {
@@ -299,6 +300,181 @@ TEST_F(ClientTest, RegistrarStartsWhileTheRegistryIsDown) {
   }
   EXPECT_TRUE(registrar.registered());
   EXPECT_EQ(daemon_->store()->Lookup("calc").instances.size(), 1u);
+}
+
+// Records what a master-slave server learns from its heartbeats, and drives a RoleState with
+// it as ServerRegistration does, so writes_quiesced is the real thing.
+class MasterSlaveServer {
+ public:
+  explicit MasterSlaveServer(int64_t position) { role_.set_replication_position(position); }
+
+  RegistrationOptions Options() {
+    RegistrationOptions o;
+    o.load = [this] {
+      LoadReport r;
+      // Quiesced first: a position read after it is final (no write can land in between).
+      r.writes_quiesced = role_.writes_quiesced();
+      r.replication_position = role_.replication_position();
+      return r;
+    };
+    o.on_directives = [this](const RegistrarDirectives& d) {
+      role_.Apply(d);
+      std::lock_guard lock(mu_);
+      seen_.push_back(d);
+      cv_.notify_all();
+    };
+    return o;
+  }
+  // Waits (bounded) for directives satisfying `pred` and returns them.
+  std::optional<RegistrarDirectives> WaitFor(
+      const std::function<bool(const RegistrarDirectives&)>& pred) {
+    std::unique_lock lock(mu_);
+    std::optional<RegistrarDirectives> found;
+    cv_.wait_for(lock, seconds(10), [&] {
+      for (const auto& d : seen_) {
+        if (pred(d)) found = d;
+      }
+      return found.has_value();
+    });
+    return found;
+  }
+  RoleState& role() { return role_; }
+
+ private:
+  RoleState role_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<RegistrarDirectives> seen_;
+};
+
+ServiceInstance KvInstance(uint16_t port) {
+  ServiceInstance i;
+  i.service = "kv";
+  i.host = "127.0.0.1";
+  i.port = port;
+  i.group = "g1";
+  return i;
+}
+
+TEST_F(ClientTest, RegistrarDeliversRoleLeaseAndSentAtAndReportsPositions) {
+  MasterSlaveServer a(11);
+  MasterSlaveServer b(11);
+  const TimePoint before = Clock::Real().Now();
+  auto ra = MakeRegistrar();
+  ASSERT_TRUE(ra->Register(KvInstance(9001), a.Options()).ok());
+  std::optional<RegistrarDirectives> d =
+      a.WaitFor([](const RegistrarDirectives& d) { return d.role == InstanceRole::kMaster; });
+  ASSERT_TRUE(d.has_value()) << "the first instance of a group was not made master";
+  const TimePoint after = Clock::Real().Now();
+  EXPECT_EQ(d->epoch, 1);
+  EXPECT_EQ(d->master_address, "127.0.0.1:9001");
+  EXPECT_EQ(d->master_lease, milliseconds(600));  // the daemon's default
+  EXPECT_GE(d->sent_at, before);
+  EXPECT_LE(d->sent_at, after);
+  EXPECT_FALSE(d->stop_writes);
+  EXPECT_TRUE(a.role().Writable());
+
+  auto rb = MakeRegistrar();
+  ASSERT_TRUE(rb->Register(KvInstance(9002), b.Options()).ok());
+  d = b.WaitFor([](const RegistrarDirectives& d) { return d.role == InstanceRole::kSlave; });
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->master_address, "127.0.0.1:9001");
+  EXPECT_EQ(d->master_lease, Duration::zero());
+  EXPECT_FALSE(b.role().Writable());
+
+  // Positions travel with the heartbeats; roles reach resolvers.
+  b.role().set_replication_position(17);
+  thrift::ServiceSnapshot snap;
+  auto admin = Admin();
+  for (int i = 0; i < 500; ++i) {
+    admin->client().lookup(snap, "kv");
+    if (snap.instances.size() == 2 && snap.instances[1].replication_position == 17) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(snap.instances.size(), 2u);
+  EXPECT_EQ(snap.instances[1].replication_position, 17);
+  EXPECT_EQ(snap.instances[0].role, thrift::Role::MASTER);
+  ASSERT_EQ(snap.groups.size(), 1u);
+  EXPECT_EQ(snap.groups[0].master_address, "127.0.0.1:9001");
+  RecordingListener listener;
+  auto resolver = MakeResolver("kv");
+  ASSERT_TRUE(resolver->Start(&listener).ok());
+  ASSERT_TRUE(listener.WaitForSet([](const EndpointSet& s) {
+    return s.endpoints.size() == 2 && s.endpoints[0].role == InstanceRole::kMaster &&
+           s.endpoints[0].epoch == 1 && s.endpoints[0].group == "g1" &&
+           s.endpoints[1].role == InstanceRole::kSlave;
+  }));
+
+  // The master stops heartbeating (SIGKILL): the slave takes over with epoch 2.
+  ra.reset();
+  d = b.WaitFor(
+      [](const RegistrarDirectives& d) { return d.role == InstanceRole::kMaster && d.epoch == 2; });
+  ASSERT_TRUE(d.has_value()) << "no failover";
+  EXPECT_EQ(d->master_lease, milliseconds(600));
+  ASSERT_TRUE(listener.WaitForSet([](const EndpointSet& s) {
+    for (const auto& e : s.endpoints) {
+      if (e.port == 9002) return e.role == InstanceRole::kMaster && e.epoch == 2;
+    }
+    return false;
+  }));
+  resolver->Stop();
+  rb->Deregister();
+}
+
+TEST_F(ClientTest, PromoteSwitchesOverThroughStopWritesAndQuiescedReports) {
+  MasterSlaveServer a(30);
+  MasterSlaveServer b(29);
+  auto ra = MakeRegistrar();
+  auto rb = MakeRegistrar();
+  ASSERT_TRUE(ra->Register(KvInstance(9001), a.Options()).ok());
+  ASSERT_TRUE(
+      a.WaitFor([](const RegistrarDirectives& d) { return d.role == InstanceRole::kMaster; }));
+  ASSERT_TRUE(rb->Register(KvInstance(9002), b.Options()).ok());
+  ASSERT_TRUE(
+      b.WaitFor([](const RegistrarDirectives& d) { return d.role == InstanceRole::kSlave; }));
+
+  auto admin = Admin();
+  thrift::GroupState group;
+  try {
+    admin->client().promote(group, "", "kv", "127.0.0.1:9002");
+    FAIL() << "promote without a token";
+  } catch (const thrift::RegistryError& e) {
+    EXPECT_EQ(e.code, thrift::ErrorCode::UNAUTHENTICATED);
+  }
+  std::thread replicate([&] {
+    // The slave catches up once the master has stopped writing.
+    a.WaitFor([](const RegistrarDirectives& d) { return d.stop_writes; });
+    b.role().set_replication_position(30);
+  });
+  admin->client().promote(group, kToken, "kv", "127.0.0.1:9002");
+  replicate.join();
+  EXPECT_EQ(group.epoch, 2);
+  EXPECT_EQ(group.master_address, "127.0.0.1:9002");
+  EXPECT_EQ(group.group, "g1");
+  EXPECT_TRUE(b.WaitFor([](const RegistrarDirectives& d) {
+                 return d.role == InstanceRole::kMaster && d.epoch == 2;
+               }).has_value());
+  EXPECT_TRUE(a.WaitFor([](const RegistrarDirectives& d) {
+                 return d.role == InstanceRole::kSlave && d.epoch == 2;
+               }).has_value());
+  EXPECT_FALSE(a.role().Writable());
+
+  // The new master is not a target; a stateless-looking address is unknown.
+  try {
+    admin->client().promote(group, kToken, "kv", "127.0.0.1:9002");
+    FAIL() << "promoted the master";
+  } catch (const thrift::RegistryError& e) {
+    EXPECT_EQ(e.code, thrift::ErrorCode::INVALID_ARGUMENT);
+    EXPECT_EQ(e.message, "127.0.0.1:9002 is already the master of kv/g1 (epoch 2)");
+  }
+  try {
+    admin->client().promote(group, kToken, "kv", "127.0.0.1:1");
+    FAIL() << "promoted an unknown instance";
+  } catch (const thrift::RegistryError& e) {
+    EXPECT_EQ(e.code, thrift::ErrorCode::NOT_FOUND);
+  }
+  ra->Deregister();
+  rb->Deregister();
 }
 
 TEST(ResolverTest, NeedsAService) {

@@ -101,6 +101,81 @@ TEST(ResolverSnapshotTest, KeepsUpUndrainedWithEffectiveWeights) {
   EXPECT_EQ(set.endpoints[1].weight, 2u);
 }
 
+thrift::ServiceSnapshot MasterSlaveSnapshot() {
+  thrift::ServiceSnapshot snap = Snapshot();
+  snap.service_name = "kv";
+  snap.instances[0].group = "g1";
+  snap.instances[0].role = thrift::Role::MASTER;
+  snap.instances[0].epoch = 4;
+  snap.instances[0].replication_position = 120;
+  snap.instances[2].group = "g1";
+  snap.instances[2].role = thrift::Role::SLAVE;
+  snap.instances[2].epoch = 4;
+  snap.instances[2].replication_position = 118;
+  snap.instances[2].priority = 3;
+  thrift::GroupState g;
+  g.service_name = "kv";
+  g.group = "g1";
+  g.epoch = 4;
+  g.master_address = "127.0.0.1:9001";
+  g.switchover_target = "127.0.0.1:9003";
+  snap.groups = {g};
+  return snap;
+}
+
+TEST(CtlFormatTest, MasterSlaveTableShowsRolesEpochsPositionsAndGroups) {
+  EXPECT_EQ(FormatInstances(MasterSlaveSnapshot(), false),
+            "service kv (version 42)\n"
+            "ADDRESS         HEALTH  WEIGHT     ZONE  DRAINED  LAST-HB  IN-FLIGHT  CALLS/S  GROUP  "
+            "ROLE    EPOCH  POSITION\n"
+            "127.0.0.1:9001  UP      5 (admin)  z1    no       0.2s     3          120.2    g1     "
+            "MASTER  4      120\n"
+            "127.0.0.1:9002  DOWN    1          z1    yes      12s      3          120.2    -      "
+            "-       -      -\n"
+            "127.0.0.1:9003  UP      2          z1    no       0.2s     3          120.2    g1     "
+            "SLAVE   4      118\n"
+            "\n"
+            "GROUP  EPOCH  MASTER          SWITCHOVER-TO\n"
+            "g1     4      127.0.0.1:9001  127.0.0.1:9003\n");
+}
+
+TEST(CtlFormatTest, MasterSlaveJson) {
+  const nlohmann::json j = nlohmann::json::parse(FormatInstances(MasterSlaveSnapshot(), true));
+  EXPECT_EQ(j["instances"][0]["role"], "MASTER");
+  EXPECT_EQ(j["instances"][0]["group"], "g1");
+  EXPECT_EQ(j["instances"][0]["epoch"], 4);
+  EXPECT_EQ(j["instances"][0]["replication_position"], 120);
+  EXPECT_EQ(j["instances"][1]["role"], "NONE");
+  EXPECT_EQ(j["instances"][2]["role"], "SLAVE");
+  EXPECT_EQ(j["instances"][2]["priority"], 3);
+  ASSERT_EQ(j["groups"].size(), 1u);
+  EXPECT_EQ(j["groups"][0]["group"], "g1");
+  EXPECT_EQ(j["groups"][0]["epoch"], 4);
+  EXPECT_EQ(j["groups"][0]["master"], "127.0.0.1:9001");
+  EXPECT_EQ(j["groups"][0]["switchover_target"], "127.0.0.1:9003");
+
+  thrift::GroupState done = MasterSlaveSnapshot().groups[0];
+  done.master_address = "127.0.0.1:9003";
+  done.epoch = 5;
+  done.switchover_target = "";
+  EXPECT_EQ(FormatPromoted(done, false),
+            "promoted kv/127.0.0.1:9003: master of group g1, epoch 5\n");
+  EXPECT_EQ(nlohmann::json::parse(FormatPromoted(done, true))["epoch"], 5);
+}
+
+TEST(ResolverSnapshotTest, CarriesGroupRoleAndEpoch) {
+  EndpointSet set = ToEndpointSet(MasterSlaveSnapshot());
+  ASSERT_EQ(set.endpoints.size(), 2u);
+  EXPECT_EQ(set.endpoints[0].group, "g1");
+  EXPECT_EQ(set.endpoints[0].role, InstanceRole::kMaster);
+  EXPECT_EQ(set.endpoints[0].epoch, 4);
+  EXPECT_EQ(set.endpoints[1].role, InstanceRole::kSlave);
+  EXPECT_EQ(set.endpoints[1].epoch, 4);
+  EndpointSet stateless = ToEndpointSet(Snapshot());
+  EXPECT_EQ(stateless.endpoints[0].role, InstanceRole::kNone);
+  EXPECT_EQ(stateless.endpoints[0].group, "");
+}
+
 TEST(FulcrumUriTest, Parses) {
   StatusOr<FulcrumUri> uri =
       ParseFulcrumUri("127.0.0.1:7000/calc?token_file=/etc/tok&tls_ca_file=/etc/ca.pem");

@@ -11,12 +11,14 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
 #include "client/fulcrum_registrar.h"
 #include "client/fulcrum_resolver.h"
+#include "fulcrum/role.h"
 #include "transport.h"
 
 namespace fulcrum::registry {
@@ -142,6 +144,107 @@ TEST_F(RegistryProcessTest, CorruptStateFileIsReportedAndTheRegistryRefusesToSta
       log.find("fulcrum-registry cannot start: INTERNAL: " + state + ": admin state is corrupt"),
       std::string::npos)
       << log;
+}
+
+TEST_F(RegistryProcessTest, RefusesAPromotionDelayNotAboveTheLease) {
+  EXPECT_EQ(Start({"--master_lease_ms=800", "--promotion_delay_ms=800"}), 0);
+  auto status = registry_->Wait(seconds(10));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << *status;
+  const std::string log = ReadFile(LogFile());
+  EXPECT_NE(log.find("--promotion_delay_ms (800) must be greater than --master_lease_ms (800)"),
+            std::string::npos)
+      << log;
+}
+
+// A master-slave server as far as the registry can tell: a registrar whose directives drive a
+// RoleState, which reports its position and writes_quiesced.
+struct FakeKvServer {
+  FakeKvServer(int registry_port, uint16_t port, int64_t position) {
+    role.set_replication_position(position);
+    FulcrumRegistrarOptions o;
+    o.connection.port = registry_port;
+    o.token = kToken;
+    registrar = std::make_unique<FulcrumRegistrar>(o);
+    ServiceInstance i;
+    i.service = "kv";
+    i.host = "127.0.0.1";
+    i.port = port;
+    i.group = "g1";
+    RegistrationOptions r;
+    r.load = [this] {
+      LoadReport l;
+      // Quiesced first: a position read after it is final (no write can land in between).
+      l.writes_quiesced = role.writes_quiesced();
+      l.replication_position = role.replication_position();
+      return l;
+    };
+    r.on_directives = [this](const RegistrarDirectives& d) { role.Apply(d); };
+    EXPECT_TRUE(registrar->Register(i, r).ok());
+  }
+  RoleState role;
+  std::unique_ptr<FulcrumRegistrar> registrar;
+};
+
+TEST_F(RegistryProcessTest, FulcrumctlShowsRolesAndPromotesAndTheEpochSurvivesSigkill) {
+  ASSERT_GT(Start(), 0) << ReadFile(LogFile());
+  FakeKvServer a(port_, 9001, 5);
+  for (int i = 0; i < 1000 && !a.role.is_master(); ++i)
+    std::this_thread::sleep_for(milliseconds(5));
+  ASSERT_TRUE(a.role.is_master());
+  FakeKvServer b(port_, 9002, 5);  // caught up already
+  for (int i = 0; i < 1000 && b.role.epoch() == 0; ++i)
+    std::this_thread::sleep_for(milliseconds(5));
+
+  CommandResult show = Ctl({"show", "kv"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("GROUP  ROLE    EPOCH  POSITION"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("g1     MASTER  1      5"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("g1     SLAVE   1      5"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("g1     1      127.0.0.1:9001  -"), std::string::npos) << show.out;
+
+  CommandResult usage = Ctl({"promote", "kv"});
+  EXPECT_EQ(usage.exit_code, 2);
+  CommandResult unknown = Ctl({"promote", "kv", "127.0.0.1:1"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.err,
+            "fulcrumctl: the registry refused promote: service 'kv' has no instance 127.0.0.1:1\n");
+
+  CommandResult promoted = Ctl({"promote", "kv", "127.0.0.1:9002"});
+  ASSERT_EQ(promoted.exit_code, 0) << promoted.err << ReadFile(LogFile());
+  EXPECT_EQ(promoted.out, "promoted kv/127.0.0.1:9002: master of group g1, epoch 2\n");
+  const std::string log = ReadFile(LogFile());
+  EXPECT_NE(log.find("asked to promote kv/127.0.0.1:9002"), std::string::npos) << log;
+
+  // SIGKILL: epoch 2 and its master come back from the admin file.
+  a.registrar.reset();
+  b.registrar.reset();
+  registry_->Signal(SIGKILL);
+  ASSERT_TRUE(registry_->Wait(seconds(10)).has_value());
+  ASSERT_GT(Start(), 0) << ReadFile(LogFile());
+  {
+    auto conn = Connect();
+    ASSERT_NE(conn, nullptr);
+    thrift::Instance i;
+    i.service_name = "kv";
+    i.host = "127.0.0.1";
+    i.port = 9001;
+    i.group = "g1";
+    thrift::Lease lease;
+    conn->client().register_instance(lease, kToken, i);
+    thrift::Directives d;
+    conn->client().heartbeat(d, kToken, lease.id, {});
+    EXPECT_EQ(d.role, thrift::Role::SLAVE);
+    EXPECT_EQ(d.epoch, 2);
+    EXPECT_EQ(d.master_address, "127.0.0.1:9002");
+  }
+  CommandResult json = Ctl({"show", "kv", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const nlohmann::json j = nlohmann::json::parse(json.out);
+  ASSERT_EQ(j["groups"].size(), 1u);
+  EXPECT_EQ(j["groups"][0]["epoch"], 2);
+  EXPECT_EQ(j["groups"][0]["master"], "127.0.0.1:9002");
+  EXPECT_EQ(j["instances"][0]["role"], "SLAVE");
 }
 
 // Opens a raw TCP connection to the registry.

@@ -1,6 +1,27 @@
 #include "support/test_server.h"
 
 namespace fulcrum::testing {
+namespace {
+
+// What fulcrum-gen writes for a master-slave service, by hand for the Echo service.
+class GuardedEchoProcessor : public fulcrum::test::EchoProcessor {
+ public:
+  GuardedEchoProcessor(std::shared_ptr<EchoHandler> handler, std::shared_ptr<RoleState> role)
+      : EchoProcessor(std::move(handler)), role_(std::move(role)) {}
+
+ protected:
+  bool dispatchCall(apache::thrift::protocol::TProtocol* in,
+                    apache::thrift::protocol::TProtocol* out, const std::string& fname,
+                    int32_t seqid, void* ctx) override {
+    return GuardWrites(*role_, kEchoWrites, in, out, fname, seqid,
+                       [&] { return EchoProcessor::dispatchCall(in, out, fname, seqid, ctx); });
+  }
+
+ private:
+  std::shared_ptr<RoleState> role_;
+};
+
+}  // namespace
 
 StatusOr<std::unique_ptr<TestServer>> TestServer::Start(TestServerOptions options) {
   std::unique_ptr<TestServer> server(new TestServer);
@@ -12,8 +33,13 @@ StatusOr<std::unique_ptr<TestServer>> TestServer::Start(TestServerOptions option
   server_options.type = options.type;
   server_options.drain_timeout = options.drain_timeout;
   server_options.max_frame_size = options.max_frame_size;
-  server->server_ = std::make_unique<Server>(
-      std::make_shared<fulcrum::test::EchoProcessor>(server->handler_), server_options);
+  std::shared_ptr<apache::thrift::TProcessor> processor;
+  if (options.role != nullptr) {
+    processor = std::make_shared<GuardedEchoProcessor>(server->handler_, options.role);
+  } else {
+    processor = std::make_shared<fulcrum::test::EchoProcessor>(server->handler_);
+  }
+  server->server_ = std::make_unique<Server>(std::move(processor), server_options);
   Status status = server->server_->Start();
   if (!status.ok()) return status;
   return server;

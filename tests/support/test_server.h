@@ -14,8 +14,10 @@
 #include <string>
 
 #include "fulcrum/endpoint.h"
+#include "fulcrum/role.h"
 #include "fulcrum/server.h"
 #include "fulcrum/status.h"
+#include "fulcrum/write_gate.h"
 #include "support/echo_handler.h"
 
 namespace fulcrum::testing {
@@ -26,7 +28,15 @@ struct TestServerOptions {
   ServerType type = ServerType::kThreaded;
   Duration drain_timeout = std::chrono::seconds(10);
   uint32_t max_frame_size = 64u << 20;
+  // Master-slave: when set, calls to the Echo functions that write (increment, upload,
+  // notify) are admitted by this RoleState's write gate and refused with NotMaster otherwise,
+  // as a generated master-slave server does.
+  std::shared_ptr<RoleState> role;
 };
+
+// The Echo functions that write; the others are what an IDL would annotate fulcrum.read.
+inline constexpr WriteFunction kEchoWrites[] = {
+    {"increment", false}, {"upload", false}, {"notify", true}};
 
 class TestServer {
  public:

@@ -23,6 +23,14 @@
 // for the endpoint). When the call fails for good, Call throws fulcrum::CallError (a
 // TTransportException) naming the service, method, and each endpoint tried with its failure.
 //
+// Master-slave services (ChannelOptions::master_slave, set by the generated SChannelOptions()):
+// calls go to the master of the newest epoch of each group (the balancer chooses among the
+// groups' masters); with read_from_slaves, methods annotated fulcrum.read are balanced over
+// every instance instead. A NotMaster refusal (role.h) is not a failure of the endpoint and
+// spends no retry budget: the call follows the redirect when it names a master at least as new
+// as the newest the channel knows, and otherwise waits (within its deadline) for the resolver
+// to deliver a newer master, as it does when no master is known at all (docs/master-slave.md).
+//
 // Thread-safe.
 #pragma once
 
@@ -52,6 +60,8 @@
 #include "fulcrum/status.h"
 
 namespace fulcrum {
+
+struct NotMaster;
 
 // What the IDL says about a method; compiled into generated code.
 struct MethodTraits {
@@ -119,6 +129,11 @@ struct ChannelOptions {
   BackoffOptions backoff;
   OutlierOptions outlier;
   const Clock* clock = &Clock::Real();
+  // Master-slave routing: writes (and reads, unless read_from_slaves) go to the master of the
+  // newest epoch of each group; see the top of this file.
+  bool master_slave = false;
+  // Master-slave only: methods with MethodTraits::read are balanced over every instance.
+  bool read_from_slaves = false;
 };
 
 // A point-in-time view of one endpoint, for tools, the demo and tests.
@@ -153,6 +168,10 @@ class Channel : public std::enable_shared_from_this<Channel> {
   const ChannelOptions& options() const { return options_; }
   // Retries refused by the budget, and calls that ran out of endpoints; for metrics.
   uint64_t budget_exhausted() const { return budget_exhausted_.load(std::memory_order_relaxed); }
+  // Master-slave: times a call waited for the resolver to deliver a (newer) master, and
+  // NotMaster redirects followed; for metrics and tests.
+  uint64_t master_waits() const { return master_waits_.load(std::memory_order_relaxed); }
+  uint64_t redirects() const { return redirects_.load(std::memory_order_relaxed); }
 
   // Re-admits ejected endpoints whose time is up and closes idle connections. The channel's
   // own housekeeping thread calls it; tests driving a FakeClock may call it directly.
@@ -164,15 +183,28 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
  private:
   class Listener;
+  struct MasterView;
   using AttemptFn = void (*)(void* closure, Connection& conn, CallPhase& phase);
 
-  explicit Channel(ChannelOptions options, std::unique_ptr<Balancer> balancer);
+  Channel(ChannelOptions options, std::unique_ptr<Balancer> balancer,
+          std::unique_ptr<Balancer> master_balancer);
   Status Init(std::unique_ptr<Resolver> resolver);
 
   // The non-template engine behind Call. Throws CallError, or rethrows an application
   // exception raised by the attempt.
   void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn, void* closure);
-  void RebuildLocked();  // re-filters backends and publishes a new picker; needs mu_
+  void RebuildLocked();         // re-filters backends and publishes a new picker; needs mu_
+  void PublishMastersLocked();  // master-slave: publishes masters_ and wakes waiting calls
+  // Master-slave: the picker a call of `method` picks from (the masters' or everyone's).
+  std::shared_ptr<const Picker> RoutePicker(bool to_master) const;
+  // Master-slave: where a NotMaster refusal from `from` sends the call next, or null when the
+  // call should wait for a newer endpoint set instead.
+  BackendPtr RedirectTarget(const Backend& from, const NotMaster& redirect) const;
+  // Master-slave: waits until a newer endpoint set is published, a few milliseconds, or the
+  // deadline, whichever comes first. False when the deadline has passed or the channel is
+  // shut down.
+  bool WaitForRoute(TimePoint deadline);
+  bool RouteShutDown();
   void OnAttemptFailure(const Backend& backend);
   void HousekeepingLoop();
   [[noreturn]] void Fail(const MethodTraits& method, StatusCode code, std::string_view what,
@@ -184,9 +216,19 @@ class Channel : public std::enable_shared_from_this<Channel> {
   RetryBudget budget_;
   OutlierDetector outlier_;
   std::atomic<uint64_t> budget_exhausted_{0};
+  std::atomic<uint64_t> master_waits_{0};
+  std::atomic<uint64_t> redirects_{0};
+  // Master-slave only: the masters of the newest epoch of each group, and what a redirect
+  // needs to follow (every endpoint, each group's newest epoch).
+  Snapshot<MasterView> masters_;
+  std::mutex route_mu_;  // guards the two below; waiting calls sleep on route_cv_
+  std::condition_variable route_cv_;
+  uint64_t route_generation_ = 0;
+  bool route_shutdown_ = false;
 
   mutable std::mutex mu_;  // guards everything below; never held on the call path
   std::unique_ptr<Balancer> balancer_;
+  std::unique_ptr<Balancer> master_balancer_;  // master-slave only: a second instance
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<Listener> listener_;
   BackendList backends_;  // the current set, ejected ones included

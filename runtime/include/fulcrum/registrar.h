@@ -44,7 +44,8 @@ struct LoadReport {
   int64_t in_flight = 0;
   double calls_per_second = 0;
   // Master-slave: the instance's replication log position, and (a master asked to stop
-  // writes) whether no write is in flight any more.
+  // writes) whether no write is in flight any more. Read writes_quiesced BEFORE the position:
+  // then the position is final (the registry promotes a target that has reached it).
   int64_t replication_position = 0;
   bool writes_quiesced = false;
 };

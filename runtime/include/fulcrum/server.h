@@ -60,7 +60,7 @@ struct ServerOptions {
 class Server {
  public:
   Server(std::shared_ptr<apache::thrift::TProcessor> processor, ServerOptions options);
-  ~Server();  // Stop()s if running
+  virtual ~Server();  // Stop()s if running
 
   // Binds and starts serving on background threads; returns once the port accepts.
   Status Start();

@@ -11,6 +11,10 @@
 //   ...on SIGTERM:
 //   (*registration)->Drain();   // returns once the server has stopped
 //
+// Master-slave servers pass their RoleState: heartbeat replies then set its role, epoch and
+// lease, every heartbeat reports its replication position and writes_quiesced, and Drain stops
+// writes before deregistering (docs/master-slave.md, rule 6).
+//
 // Thread-safe: Drain may be called from any thread, once.
 #pragma once
 
@@ -20,6 +24,7 @@
 
 #include "fulcrum/clock.h"
 #include "fulcrum/registrar.h"
+#include "fulcrum/role.h"
 #include "fulcrum/server.h"
 #include "fulcrum/status.h"
 
@@ -50,10 +55,18 @@ class ServerRegistration {
                                                              ServiceInstance instance,
                                                              DrainOptions drain = {},
                                                              const Clock& clock = Clock::Real());
+  // Master-slave: the same, feeding `role` (null: a stateless server).
+  static StatusOr<std::unique_ptr<ServerRegistration>> Start(
+      Server* server, std::string_view registry_uri, ServiceInstance instance,
+      std::shared_ptr<RoleState> role, DrainOptions drain = {}, const Clock& clock = Clock::Real());
+  static StatusOr<std::unique_ptr<ServerRegistration>> Start(
+      Server* server, std::unique_ptr<Registrar> registrar, ServiceInstance instance,
+      std::shared_ptr<RoleState> role, DrainOptions drain = {}, const Clock& clock = Clock::Real());
   ~ServerRegistration();  // stops heartbeating; does not stop the server
 
-  // Deregisters, waits for clients to stop sending (quiet_period, bounded by max_wait), then
-  // stops the server. Returns the deregistration's status (the server is stopped either way).
+  // Stops writes (master-slave), deregisters, waits for clients to stop sending (quiet_period,
+  // bounded by max_wait), then stops the server. Returns the deregistration's status (the
+  // server is stopped either way).
   Status Drain();
 
   // True once the backend said an administrator drained this instance.
@@ -61,12 +74,13 @@ class ServerRegistration {
   Registrar& registrar() { return *registrar_; }
 
  private:
-  ServerRegistration(Server* server, std::unique_ptr<Registrar> registrar, DrainOptions drain,
-                     const Clock& clock);
+  ServerRegistration(Server* server, std::unique_ptr<Registrar> registrar,
+                     std::shared_ptr<RoleState> role, DrainOptions drain, const Clock& clock);
   LoadReport Load();
 
   Server* server_;
   std::unique_ptr<Registrar> registrar_;
+  const std::shared_ptr<RoleState> role_;  // null: stateless
   DrainOptions drain_;
   const Clock& clock_;
   std::atomic<bool> drained_by_admin_{false};

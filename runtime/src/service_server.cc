@@ -1,0 +1,49 @@
+#include "fulcrum/service_server.h"
+
+#include <glog/logging.h>
+
+namespace fulcrum {
+
+ServiceServer::ServiceServer(std::shared_ptr<apache::thrift::TProcessor> processor,
+                             ServerOptions options, std::shared_ptr<RoleState> role)
+    : Server(std::move(processor), std::move(options)), role_(std::move(role)) {}
+
+ServiceServer::~ServiceServer() {
+  registration_.reset();  // its heartbeat thread reads this server: stop it first
+  Stop();
+}
+
+Status ServiceServer::StartAndRegister(std::string_view service_name, const ServeOptions& options) {
+  ServiceInstance instance = options.instance;
+  if (!options.registry.empty()) {
+    if (instance.service.empty()) instance.service = std::string(service_name);
+    if (instance.host.empty()) instance.host = options.server.host;
+    // Checked before serving: a master-slave instance without a group would be registered as
+    // stateless, never be told its role, and refuse every write.
+    if (role_ != nullptr && instance.group.empty()) {
+      return Status::Error(StatusCode::kInvalidArgument,
+                           "service " + instance.service +
+                               " is master-slave: ServeOptions.instance.group must name its group");
+    }
+  }
+  Status started = Start();
+  if (!started.ok()) return started;
+  if (options.registry.empty()) return Status::Ok();
+  StatusOr<std::unique_ptr<ServerRegistration>> registration =
+      ServerRegistration::Start(this, options.registry, std::move(instance), role_, options.drain);
+  if (!registration.ok()) {
+    Stop();
+    return registration.status();
+  }
+  registration_ = std::move(registration).value();
+  return Status::Ok();
+}
+
+Status ServiceServer::Drain() {
+  if (registration_ != nullptr) return registration_->Drain();
+  if (role_ != nullptr) role_->StopWrites();
+  Stop();
+  return Status::Ok();
+}
+
+}  // namespace fulcrum

@@ -1,0 +1,625 @@
+// The registry's master-slave rules (docs/master-slave.md, rules 1-6) on the Store with a
+// FakeClock: first election, promotion after the delay with fresh reports only, a returning
+// master, a zombie master, durability before visibility, restarts from the admin file,
+// planned switchover, a deregistering master. Every heartbeat and step checks the safety
+// invariant: never two instances able to write at once, never two masters in a snapshot, the
+// epoch never going back.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <random>
+#include <thread>
+
+#include "child_process.h"
+#include "store.h"
+#include "testing/fake_clock.h"
+
+namespace fulcrum::registry {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr char kService[] = "kv";
+constexpr char kGroup[] = "g1";
+
+std::string Addr(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+// Saves into memory; can be told to fail, and runs a hook inside Save (while the store holds
+// admin_mu_ but not its main mutex) so tests can look at what is visible during the save.
+class RecordingPersister final : public AdminPersister {
+ public:
+  Status Save(const AdminState& state) override {
+    ++attempts;
+    if (on_save) on_save(state);
+    if (fail) return Status::Error(StatusCode::kInternal, "disk full");
+    saved = state;
+    return Status::Ok();
+  }
+  bool fail = false;
+  int attempts = 0;
+  AdminState saved;
+  std::function<void(const AdminState&)> on_save;
+};
+
+class MasterSlaveTest : public ::testing::Test {
+ protected:
+  MasterSlaveTest() { Restart(AdminState()); }
+
+  // A new store (a registry restart) starting from `admin`, at the clock's current time.
+  void Restart(AdminState admin) {
+    store_.reset();
+    leases_.clear();
+    writable_until_.clear();
+    store_ = std::make_unique<Store>(clock_, options_, std::move(admin), &persister_);
+  }
+
+  int64_t Register(int port, int32_t priority = 0, const std::string& group = kGroup) {
+    thrift::Instance i;
+    i.service_name = kService;
+    i.host = "127.0.0.1";
+    i.port = port;
+    i.group = group;
+    i.priority = priority;
+    StatusOr<thrift::Lease> lease = store_->Register(i);
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    if (!lease.ok()) return 0;
+    leases_[port] = lease->id;
+    CheckInvariants();
+    return lease->id;
+  }
+
+  // A heartbeat from `port` reporting `position`; checks the write-safety invariant.
+  thrift::Directives Beat(int port, int64_t position = 0, bool quiesced = false) {
+    thrift::LoadReport load;
+    load.replication_position = position;
+    load.writes_quiesced = quiesced;
+    thrift::Directives d = store_->Heartbeat(leases_.at(port), load);
+    const TimePoint now = clock_.Now();
+    // Rule 1 as the server applies it (RoleState): a master may write until sent_at + lease
+    // unless told to stop writes; in the fake world sent_at is now.
+    if (d.role == thrift::Role::MASTER && d.master_lease_ms > 0 && !d.stop_writes) {
+      for (const auto& [other, until] : writable_until_) {
+        if (other != port) {
+          EXPECT_LE(until, now) << Addr(port) << " got a lease while " << Addr(other)
+                                << " may still write (epoch " << d.epoch << ")";
+        }
+      }
+      writable_until_[port] = now + milliseconds(d.master_lease_ms);
+    } else {
+      writable_until_[port] = now;  // a reply without a usable lease ends the old one
+    }
+    EXPECT_GE(d.epoch, max_epoch_seen_) << "epoch went back";
+    max_epoch_seen_ = std::max(max_epoch_seen_, d.epoch);
+    CheckInvariants();
+    return d;
+  }
+
+  void Step(Duration d) {
+    clock_.Advance(d);
+    store_->Sweep();
+    CheckInvariants();
+  }
+
+  void CheckInvariants() {
+    const thrift::ServiceSnapshot snap = store_->Lookup(kService);
+    std::map<std::string, int> masters;
+    for (const auto& s : snap.instances) {
+      if (s.role == thrift::Role::MASTER) ++masters[s.group];
+    }
+    for (const auto& [group, n] : masters) EXPECT_LE(n, 1) << "two masters in " << group;
+    for (const auto& g : snap.groups) {
+      EXPECT_GE(g.epoch, max_epoch_seen_) << "epoch went back";
+      max_epoch_seen_ = std::max(max_epoch_seen_, g.epoch);
+    }
+  }
+
+  thrift::GroupState Group() {
+    StatusOr<thrift::GroupState> g = store_->GetGroup(kService, kGroup);
+    EXPECT_TRUE(g.ok()) << g.status();
+    return g.ok() ? g.value() : thrift::GroupState();
+  }
+
+  const thrift::InstanceState& Find(const thrift::ServiceSnapshot& snap, int port) {
+    for (const auto& s : snap.instances) {
+      if (s.instance.port == port) return s;
+    }
+    ADD_FAILURE() << "no instance " << port;
+    static const thrift::InstanceState none;
+    return none;
+  }
+
+  testing::FakeClock clock_;
+  StoreOptions options_;  // defaults: 100 ms interval, 600 ms lease, 800 ms delay, 5 s switchover
+  RecordingPersister persister_;
+  std::unique_ptr<Store> store_;
+  std::map<int, int64_t> leases_;
+  std::map<int, TimePoint> writable_until_;
+  int64_t max_epoch_seen_ = 0;
+};
+
+TEST_F(MasterSlaveTest, FirstRegistrationIsElectedAtOnceAndSavedBeforeItIsSeen) {
+  persister_.on_save = [&](const AdminState& next) {
+    // Inside the save: the new epoch is not visible yet.
+    const GroupRecord* r = next.FindGroup(kService, kGroup);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->epoch, 1);
+    EXPECT_EQ(store_->GetGroup(kService, kGroup)->epoch, 0);
+  };
+  Register(9001);
+  persister_.on_save = nullptr;
+  EXPECT_EQ(persister_.attempts, 1);
+  EXPECT_EQ(Group().epoch, 1);
+  EXPECT_EQ(Group().master_address, Addr(9001));
+  EXPECT_EQ(*persister_.saved.FindGroup(kService, kGroup), (GroupRecord{1, Addr(9001)}));
+
+  Register(9002, /*priority=*/100);  // a later, higher-priority instance does not take over
+  thrift::Directives master = Beat(9001, 7);
+  EXPECT_EQ(master.role, thrift::Role::MASTER);
+  EXPECT_EQ(master.epoch, 1);
+  EXPECT_EQ(master.master_address, Addr(9001));
+  EXPECT_EQ(master.master_lease_ms, 600);
+  EXPECT_EQ(master.heartbeat_interval_ms, 100);
+  EXPECT_FALSE(master.stop_writes);
+  thrift::Directives slave = Beat(9002, 5);
+  EXPECT_EQ(slave.role, thrift::Role::SLAVE);
+  EXPECT_EQ(slave.epoch, 1);
+  EXPECT_EQ(slave.master_address, Addr(9001));
+  EXPECT_EQ(slave.master_lease_ms, 0);
+
+  const thrift::ServiceSnapshot snap = store_->Lookup(kService);
+  ASSERT_EQ(snap.groups.size(), 1u);
+  EXPECT_EQ(snap.groups[0].group, kGroup);
+  EXPECT_EQ(snap.groups[0].epoch, 1);
+  EXPECT_EQ(snap.groups[0].master_address, Addr(9001));
+  EXPECT_EQ(Find(snap, 9001).role, thrift::Role::MASTER);
+  EXPECT_EQ(Find(snap, 9001).replication_position, 7);
+  EXPECT_EQ(Find(snap, 9002).role, thrift::Role::SLAVE);
+  EXPECT_EQ(Find(snap, 9002).group, kGroup);
+  EXPECT_EQ(Find(snap, 9002).priority, 100);
+  EXPECT_EQ(Find(snap, 9002).epoch, 1);
+}
+
+TEST_F(MasterSlaveTest, StatelessInstancesKeepTheirIntervalAndHaveNoRole) {
+  thrift::Instance i;
+  i.service_name = "calc";
+  i.host = "127.0.0.1";
+  i.port = 9100;
+  StatusOr<thrift::Lease> lease = store_->Register(i);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->heartbeat_interval_ms, 500);
+  thrift::Directives d = store_->Heartbeat(lease->id, {});
+  EXPECT_EQ(d.role, thrift::Role::NONE);
+  EXPECT_EQ(d.heartbeat_interval_ms, 500);
+  EXPECT_EQ(d.epoch, 0);
+  EXPECT_TRUE(store_->Lookup("calc").groups.empty());
+  EXPECT_EQ(store_->Lookup("calc").instances[0].role, thrift::Role::NONE);
+  EXPECT_EQ(persister_.attempts, 0);
+
+  Register(9001);
+  thrift::Instance ms = i;
+  ms.service_name = kService;
+  ms.port = 9002;
+  ms.group = kGroup;
+  EXPECT_EQ(store_->Register(ms)->heartbeat_interval_ms, 100);
+}
+
+TEST_F(MasterSlaveTest, PromotionWaitsForTheDelayThenPicksPositionPriorityAddress) {
+  Register(9001);
+  Register(9002, 0);  // position 10, priority 0
+  Register(9003, 9);  // position 9, priority 9: behind
+  Register(9004, 5);  // position 10, priority 5: ties with 9005, lower address wins
+  Register(9005, 5);
+  const std::map<int, int64_t> positions = {{9002, 10}, {9003, 9}, {9004, 10}, {9005, 10}};
+  auto beat_slaves = [&] {
+    for (const auto& [port, pos] : positions) Beat(port, pos);
+  };
+  Beat(9001, 10);
+  beat_slaves();
+  const int64_t v0 = store_->Lookup(kService).version;
+  // The master falls silent now. Until the promotion delay has passed nothing changes.
+  for (int ms = 100; ms <= 800; ms += 100) {
+    Step(milliseconds(100));
+    beat_slaves();
+    ASSERT_EQ(Group().epoch, 1) << "promoted " << ms << " ms after the master's last heartbeat";
+  }
+  // At exactly the eligibility moment the reports are not fresh yet (received at, not after).
+  EXPECT_EQ(store_->Lookup(kService).version, v0);
+  clock_.Advance(milliseconds(100));
+  beat_slaves();  // fresh reports: the last one completes the set and promotes (no sweep)
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9004));
+  EXPECT_EQ(*persister_.saved.FindGroup(kService, kGroup), (GroupRecord{2, Addr(9004)}));
+  const thrift::ServiceSnapshot snap = store_->Lookup(kService);
+  EXPECT_GT(snap.version, v0);  // watchers hear of it
+  EXPECT_EQ(Find(snap, 9004).role, thrift::Role::MASTER);
+  EXPECT_EQ(Find(snap, 9001).role, thrift::Role::SLAVE);
+  EXPECT_EQ(Find(snap, 9004).epoch, 2);
+  thrift::WatchResult w = store_->Watch(kService, v0, milliseconds(0));
+  EXPECT_TRUE(w.changed);
+
+  thrift::Directives d = Beat(9004, 10);
+  EXPECT_EQ(d.role, thrift::Role::MASTER);
+  EXPECT_EQ(d.epoch, 2);
+  EXPECT_EQ(d.master_lease_ms, 600);
+  d = Beat(9002, 10);
+  EXPECT_EQ(d.role, thrift::Role::SLAVE);
+  EXPECT_EQ(d.master_address, Addr(9004));
+}
+
+TEST(BestCandidateTest, PositionThenPriorityThenLowestAddress) {
+  Member a{.address = "10.0.0.2:1", .position = 5, .priority = 0};
+  Member b{.address = "10.0.0.1:1", .position = 4, .priority = 9};
+  Member c{.address = "10.0.0.3:1", .position = 5, .priority = 1};
+  Member d{.address = "10.0.0.0:1", .position = 5, .priority = 1};
+  EXPECT_EQ(BestCandidate({}), nullptr);
+  EXPECT_EQ(BestCandidate({&a, &b})->address, a.address);
+  EXPECT_EQ(BestCandidate({&a, &b, &c})->address, c.address);
+  EXPECT_EQ(BestCandidate({&c, &a, &d, &b})->address, d.address);
+  EXPECT_EQ(BestCandidate({&d, &c})->address, d.address);
+}
+
+TEST_F(MasterSlaveTest, AStaleSlaveIsNotChosenAndTheWaitIsBounded) {
+  Register(9001);
+  Register(9002);
+  Register(9003);
+  Beat(9001, 100);
+  Beat(9002, 100);  // the best position, but it stops reporting with the master
+  Beat(9003, 60);
+  for (int i = 0; i < 9; ++i) {  // to eligibility + 100 ms: only 9003 reports
+    Step(milliseconds(100));
+    Beat(9003, 60);
+  }
+  EXPECT_EQ(Group().epoch, 1) << "9002 is UP and not fresh yet: keep waiting";
+  Step(milliseconds(99));
+  EXPECT_EQ(Group().epoch, 1);
+  Step(milliseconds(1));  // eligibility + two heartbeat intervals: stop waiting
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9003));
+  // 9002 (UP, never fresh) is told it is a slave of the new master.
+  thrift::Directives d = Beat(9002, 100);
+  EXPECT_EQ(d.role, thrift::Role::SLAVE);
+  EXPECT_EQ(d.master_address, Addr(9003));
+}
+
+TEST_F(MasterSlaveTest, NoCandidateMeansNoMasterUntilASlaveReports) {
+  Register(9001);
+  Register(9002);
+  Beat(9001);
+  Beat(9002, 3);
+  for (int i = 0; i < 20; ++i) Step(milliseconds(100));  // everyone silent for 2 s
+  EXPECT_EQ(Group().epoch, 1);
+  EXPECT_EQ(Group().master_address, Addr(9001));
+  EXPECT_EQ(persister_.attempts, 1);  // only the first election was saved
+  Beat(9002, 3);                      // fresh: promoted on this heartbeat
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+}
+
+TEST_F(MasterSlaveTest, AMasterReturningBeforePromotionKeepsItsRole) {
+  Register(9001);
+  Register(9002);
+  Register(9003);
+  Beat(9001, 10);
+  for (int i = 0; i < 9; ++i) {  // past eligibility; 9003 silent, so the promotion waits
+    Step(milliseconds(100));
+    Beat(9002, 10);
+  }
+  thrift::Directives d = Beat(9001, 10);  // back: renews and cancels the pending promotion
+  EXPECT_EQ(d.role, thrift::Role::MASTER);
+  EXPECT_EQ(d.master_lease_ms, 600);
+  for (int i = 0; i < 30; ++i) {
+    Step(milliseconds(100));
+    Beat(9001, 10);
+    Beat(9002, 10);
+    Beat(9003, 10);
+  }
+  EXPECT_EQ(Group().epoch, 1);
+  EXPECT_EQ(Group().master_address, Addr(9001));
+}
+
+TEST_F(MasterSlaveTest, AZombieMasterIsToldItIsASlaveOfTheNewEpoch) {
+  Register(9001);
+  Register(9002);
+  Beat(9001, 10);
+  Beat(9002, 10);
+  for (int i = 0; i < 9; ++i) {
+    Step(milliseconds(100));
+    Beat(9002, 10);
+  }
+  ASSERT_EQ(Group().epoch, 2);
+  ASSERT_EQ(Group().master_address, Addr(9002));
+  thrift::Directives d = Beat(9001, 10);  // the old master wakes up (a long GC pause)
+  EXPECT_EQ(d.role, thrift::Role::SLAVE);
+  EXPECT_EQ(d.epoch, 2);
+  EXPECT_EQ(d.master_address, Addr(9002));
+  EXPECT_EQ(d.master_lease_ms, 0);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+  d = Beat(9002, 10);
+  EXPECT_EQ(d.role, thrift::Role::MASTER);
+}
+
+TEST_F(MasterSlaveTest, DuringTheSaveTheOldStateShowsAndTheOldMasterGetsNoLease) {
+  Register(9001);
+  Register(9002);
+  thrift::Instance stateless;
+  stateless.service_name = "calc";
+  stateless.host = "127.0.0.1";
+  stateless.port = 9100;
+  const int64_t other = store_->Register(stateless)->id;
+  Beat(9001, 10);
+  Beat(9002, 10);
+  const int64_t v0 = store_->Lookup(kService).version;
+  bool checked = false;
+  persister_.on_save = [&](const AdminState& next) {
+    EXPECT_EQ(next.FindGroup(kService, kGroup)->epoch, 2);
+    // Not visible yet: lookups, the slave and the (late) old master see epoch 1.
+    EXPECT_EQ(store_->Lookup(kService).version, v0);
+    EXPECT_EQ(store_->GetGroup(kService, kGroup)->master_address, Addr(9001));
+    thrift::Directives old_master = Beat(9001, 10);
+    EXPECT_EQ(old_master.role, thrift::Role::MASTER);
+    EXPECT_EQ(old_master.epoch, 1);
+    EXPECT_EQ(old_master.master_lease_ms, 0) << "a lease now would overlap the new master's";
+    EXPECT_EQ(Beat(9002, 10).epoch, 1);
+    // Unrelated heartbeats are served during the save (this runs inside it).
+    EXPECT_FALSE(store_->Heartbeat(other, {}).reregister);
+    checked = true;
+  };
+  for (int i = 0; i < 9; ++i) {
+    Step(milliseconds(100));
+    Beat(9002, 10);
+  }
+  EXPECT_TRUE(checked);
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+  EXPECT_EQ(Beat(9001, 10).role, thrift::Role::SLAVE);
+}
+
+TEST_F(MasterSlaveTest, AFailedSaveShowsNoPromotionAndIsRetried) {
+  Register(9001);
+  Register(9002);
+  Beat(9001, 10);
+  Beat(9002, 10);
+  persister_.fail = true;
+  const int before = persister_.attempts;
+  for (int i = 0; i < 12; ++i) {
+    Step(milliseconds(100));
+    Beat(9002, 10);
+    ASSERT_EQ(Group().epoch, 1);
+    ASSERT_EQ(Group().master_address, Addr(9001));
+    EXPECT_EQ(Beat(9002, 10).epoch, 1);
+  }
+  EXPECT_GT(persister_.attempts, before + 1) << "retried on later heartbeats and sweeps";
+  EXPECT_EQ(persister_.saved.FindGroup(kService, kGroup)->epoch, 1);
+  persister_.fail = false;
+  Step(milliseconds(20));
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+  EXPECT_EQ(persister_.saved.FindGroup(kService, kGroup)->epoch, 2);
+}
+
+TEST_F(MasterSlaveTest, ADeregisteringMasterIsReplacedAfterTheDelayFromItsLastHeartbeat) {
+  Register(9001);
+  Register(9002);
+  Beat(9001, 10);
+  Beat(9002, 10);
+  Step(milliseconds(300));
+  Beat(9002, 10);
+  store_->Deregister(leases_.at(9001));  // drained: it stopped writes before this
+  EXPECT_EQ(Group().master_address, Addr(9001));
+  for (int ms = 400; ms <= 800; ms += 100) {
+    Step(milliseconds(100));
+    Beat(9002, 10);
+    ASSERT_EQ(Group().epoch, 1) << ms;
+  }
+  Step(milliseconds(100));
+  Beat(9002, 10);
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+}
+
+TEST_F(MasterSlaveTest, RestartKeepsEpochAndMasterAndTheMasterKeepsItsRole) {
+  registry_test::TempDir dir;
+  AdminStateFile file(dir.path());
+  FileAdminPersister disk(file);
+  store_ = std::make_unique<Store>(clock_, options_, AdminState(), &disk);
+  Register(9001);
+  Register(9002);
+  Beat(9001, 10);
+  Beat(9002, 10);
+  for (int i = 0; i < 9; ++i) {  // 9001 lost: 9002 becomes master of epoch 2
+    Step(milliseconds(100));
+    Beat(9002, 10);
+  }
+  ASSERT_EQ(Group().epoch, 2);
+
+  // The registry restarts (SIGKILL: nothing but the file survives).
+  clock_.Advance(milliseconds(50));
+  store_.reset();
+  StatusOr<AdminState> loaded = file.Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  store_ = std::make_unique<Store>(clock_, options_, loaded.value(), &disk);
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+  // Old leases are unknown: both register again; the durable master keeps its role.
+  EXPECT_TRUE(store_->Heartbeat(leases_.at(9002), {}).reregister);
+  Step(milliseconds(500));
+  Register(9001);
+  Register(9002);
+  EXPECT_EQ(Beat(9001, 10).role, thrift::Role::SLAVE);
+  thrift::Directives d = Beat(9002, 10);
+  EXPECT_EQ(d.role, thrift::Role::MASTER);
+  EXPECT_EQ(d.epoch, 2);
+  for (int i = 0; i < 20; ++i) {
+    Step(milliseconds(100));
+    Beat(9001, 10);
+    Beat(9002, 10);
+  }
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(file.Load()->FindGroup(kService, kGroup)->epoch, 2);
+  store_.reset();  // before `disk` goes
+}
+
+TEST_F(MasterSlaveTest, AfterARestartWithoutTheMasterPromotionWaitsTheDelayFromTheRestart) {
+  AdminState admin;
+  admin.SetGroup(kService, kGroup, {7, Addr(9001)});
+  Restart(admin);
+  Register(9002);
+  Register(9003);
+  for (int ms = 100; ms <= 800; ms += 100) {
+    Step(milliseconds(100));
+    Beat(9002, 40);
+    Beat(9003, 50);
+    ASSERT_EQ(Group().epoch, 7) << ms << " ms after the restart";
+    ASSERT_EQ(Group().master_address, Addr(9001));
+  }
+  Step(milliseconds(100));
+  Beat(9002, 40);
+  Beat(9003, 50);
+  EXPECT_EQ(Group().epoch, 8);  // the epoch continues from the file, never restarts at 1
+  EXPECT_EQ(Group().master_address, Addr(9003));
+  // The old master re-registering now is a slave of epoch 8.
+  Register(9001);
+  thrift::Directives d = Beat(9001, 60);
+  EXPECT_EQ(d.role, thrift::Role::SLAVE);
+  EXPECT_EQ(d.epoch, 8);
+}
+
+TEST_F(MasterSlaveTest, SwitchoverStopsWritesWaitsForCatchUpThenPromotes) {
+  Register(9001);
+  Register(9002);
+  Register(9003);
+  Beat(9001, 50);
+  Beat(9002, 40);
+  Beat(9003, 45);
+  auto promoted =
+      std::async(std::launch::async, [&] { return store_->Promote(kService, Addr(9002)); });
+  // Promote publishes the target before it waits.
+  for (int i = 0; i < 10000 && Group().switchover_target.empty(); ++i) std::this_thread::yield();
+  ASSERT_EQ(Group().switchover_target, Addr(9002));
+
+  thrift::Directives d = Beat(9001, 50);
+  EXPECT_EQ(d.role, thrift::Role::MASTER);
+  EXPECT_TRUE(d.stop_writes);
+  EXPECT_GT(d.master_lease_ms, 0);  // stop_writes travels with a lease (RoleState needs one)
+  Step(milliseconds(100));
+  Beat(9001, 52, /*quiesced=*/true);  // final position 52
+  Beat(9002, 51);                     // not caught up
+  Beat(9003, 52);                     // caught up, but not the target
+  EXPECT_EQ(Group().epoch, 1);
+  Step(milliseconds(100));
+  Beat(9002, 52);  // caught up: promoted on this heartbeat
+  StatusOr<thrift::GroupState> result = promoted.get();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->epoch, 2);
+  EXPECT_EQ(result->master_address, Addr(9002));
+  EXPECT_TRUE(result->switchover_target.empty());
+  EXPECT_EQ(persister_.saved.FindGroup(kService, kGroup)->epoch, 2);
+  d = Beat(9001, 52);
+  EXPECT_EQ(d.role, thrift::Role::SLAVE);
+  EXPECT_EQ(d.master_address, Addr(9002));
+  EXPECT_FALSE(d.stop_writes);
+  d = Beat(9002, 52);
+  EXPECT_EQ(d.role, thrift::Role::MASTER);
+  EXPECT_FALSE(d.stop_writes);
+}
+
+TEST_F(MasterSlaveTest, SwitchoverTimesOutAndTheMasterResumes) {
+  Register(9001);
+  Register(9002);
+  Beat(9001, 50);
+  Beat(9002, 40);
+  auto promoted =
+      std::async(std::launch::async, [&] { return store_->Promote(kService, Addr(9002)); });
+  for (int i = 0; i < 10000 && Group().switchover_target.empty(); ++i) std::this_thread::yield();
+  ASSERT_EQ(Group().switchover_target, Addr(9002));
+  for (int i = 0; i < 49; ++i) {
+    Step(milliseconds(100));
+    EXPECT_TRUE(Beat(9001, 50, /*quiesced=*/true).stop_writes);
+    Beat(9002, 40);  // never catches up (replication is broken)
+  }
+  EXPECT_EQ(promoted.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  Step(milliseconds(100));  // 5 s: abandoned
+  StatusOr<thrift::GroupState> result = promoted.get();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(result.status().message().find("abandoned"), std::string::npos) << result.status();
+  EXPECT_NE(result.status().message().find("final position is 50"), std::string::npos)
+      << result.status();
+  thrift::Directives d = Beat(9001, 50);
+  EXPECT_EQ(d.role, thrift::Role::MASTER);
+  EXPECT_FALSE(d.stop_writes);
+  EXPECT_EQ(d.epoch, 1);
+  EXPECT_TRUE(Group().switchover_target.empty());
+}
+
+TEST_F(MasterSlaveTest, PromoteRefusesWithClearErrors) {
+  EXPECT_EQ(store_->Promote("nope", Addr(9001)).status().message(), "unknown service 'nope'");
+  Register(9001);
+  Register(9002);
+  Beat(9001);
+  Beat(9002);
+  EXPECT_EQ(store_->Promote(kService, Addr(9999)).status().code(), StatusCode::kNotFound);
+  Status s = store_->Promote(kService, Addr(9001)).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), Addr(9001) + " is already the master of kv/g1 (epoch 1)");
+  thrift::Instance stateless;
+  stateless.service_name = kService;
+  stateless.host = "127.0.0.1";
+  stateless.port = 9100;
+  ASSERT_TRUE(store_->Register(stateless).ok());
+  EXPECT_EQ(store_->Promote(kService, Addr(9100)).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(store_->SetDrained(kService, Addr(9002), true).ok());
+  EXPECT_EQ(store_->Promote(kService, Addr(9002)).status().message(), Addr(9002) + " is drained");
+  ASSERT_TRUE(store_->SetDrained(kService, Addr(9002), false).ok());
+  Step(milliseconds(700));  // the master has been silent longer than its lease
+  Beat(9002);
+  s = store_->Promote(kService, Addr(9002)).status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("no live master"), std::string::npos) << s;
+  EXPECT_EQ(Group().epoch, 1);
+}
+
+// Many random schedules of heartbeats, pauses and restarts of instances: the invariants hold
+// after every step (checked in Beat, Step and Register).
+TEST_F(MasterSlaveTest, NeverTwoWritableMastersUnderRandomSchedules) {
+  std::mt19937 rng(20261123);
+  const std::vector<int> ports = {9001, 9002, 9003};
+  for (int port : ports) Register(port);
+  std::map<int, int> paused_steps;
+  std::map<int, int64_t> position;
+  int promotions = 0;
+  int64_t last_epoch = Group().epoch;
+  for (int step = 0; step < 3000; ++step) {
+    clock_.Advance(milliseconds(std::uniform_int_distribution<int>(10, 120)(rng)));
+    for (int port : ports) {
+      if (paused_steps[port] > 0) {
+        --paused_steps[port];
+        continue;
+      }
+      const int dice = std::uniform_int_distribution<int>(0, 99)(rng);
+      if (dice < 3) {
+        paused_steps[port] = std::uniform_int_distribution<int>(5, 30)(rng);  // a stall
+      } else if (dice < 4) {
+        Register(port);  // the process restarted
+      } else {
+        const thrift::Directives d = Beat(port, position[port]);
+        if (d.reregister) Register(port);
+        if (d.role == thrift::Role::MASTER) position[port] += 1;
+        // Slaves replicate (lag a little behind the best-known position).
+        int64_t best = 0;
+        for (const auto& [p, pos] : position) best = std::max(best, pos);
+        if (d.role == thrift::Role::SLAVE) position[port] = std::max(position[port], best - 1);
+      }
+    }
+    store_->Sweep();
+    CheckInvariants();
+    if (Group().epoch != last_epoch) {
+      ++promotions;
+      last_epoch = Group().epoch;
+    }
+  }
+  EXPECT_GT(promotions, 5) << "the schedule should exercise failovers";
+}
+
+}  // namespace
+}  // namespace fulcrum::registry
