@@ -17,7 +17,6 @@
 
 #include "client/backend.h"
 #include "follower.h"
-#include "fulcrum/registrar.h"
 #include "fulcrum/role.h"
 #include "kvstore_fulcrum.h"
 #include "kvstore_handler.h"
@@ -37,6 +36,7 @@ DEFINE_int32(replication_timeout_ms, 1000, "how long a write waits for its slave
 DEFINE_int32(insync_window_ms, 1000, "a slave caught up within this long is in sync");
 DEFINE_int32(log_retention, 100000, "log entries kept for slaves (older: snapshot)");
 DEFINE_int32(fetch_wait_ms, 500, "slaves' long poll on the master");
+DEFINE_int32(drain_quiet_ms, 300, "drain: no new call for this long means clients have stopped");
 
 namespace {
 
@@ -54,10 +54,11 @@ bool Valid() {
     return false;
   }
   if (FLAGS_min_insync_replicas < 0 || FLAGS_replication_timeout_ms <= 0 ||
-      FLAGS_insync_window_ms <= 0 || FLAGS_log_retention <= 0 || FLAGS_fetch_wait_ms < 0) {
+      FLAGS_insync_window_ms <= 0 || FLAGS_log_retention <= 0 || FLAGS_fetch_wait_ms < 0 ||
+      FLAGS_drain_quiet_ms < 0) {
     std::fprintf(stderr,
-                 "--min_insync_replicas must be >= 0, --fetch_wait_ms >= 0, and the other "
-                 "durations and --log_retention > 0\n");
+                 "--min_insync_replicas, --fetch_wait_ms and --drain_quiet_ms must be >= 0, the "
+                 "other durations and --log_retention > 0\n");
     return false;
   }
   return true;
@@ -87,67 +88,47 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   CHECK(fulcrum::registry::RegisterFulcrumBackend().ok());
 
-  fulcrum::RoleState role;
+  // The registry's heartbeat replies drive `role` (through the generated server's
+  // registration); the generated processor admits writes only on a writable master.
+  auto role = std::make_shared<fulcrum::RoleState>();
   kvstore::ReplicaOptions ro;
   ro.min_insync_replicas = FLAGS_min_insync_replicas;
   ro.replication_timeout = std::chrono::milliseconds(FLAGS_replication_timeout_ms);
   ro.insync_window = std::chrono::milliseconds(FLAGS_insync_window_ms);
   ro.log_retention = static_cast<size_t>(FLAGS_log_retention);
-  kvstore::Replica replica(role, ro);
+  ro.writes_admitted_by_caller = true;
+  kvstore::Replica replica(*role, ro);
 
-  fulcrum::ServerOptions options;
-  options.host = FLAGS_host;
-  options.port = static_cast<uint16_t>(FLAGS_port);
-  auto server = kvstore::rpc::fulcrum_gen::KvStoreServer::Serve(
-      std::make_shared<kvstore::KvStoreHandler>(replica), options);
-  if (!server.ok()) {
-    LOG(ERROR) << "cannot serve: " << server.status();
+  fulcrum::ServeOptions options;
+  options.server.host = FLAGS_host;
+  options.server.port = static_cast<uint16_t>(FLAGS_port);
+  options.registry = RegistryUri();
+  options.instance.service = FLAGS_service;
+  options.instance.group = FLAGS_group;
+  options.instance.priority = FLAGS_priority;
+  options.drain.quiet_period = std::chrono::milliseconds(FLAGS_drain_quiet_ms);
+  options.drain.max_wait = std::chrono::seconds(10);
+  kvstore::rpc::fulcrum_gen::KvStoreServer server(
+      std::make_shared<kvstore::KvStoreHandler>(replica), options.server, role);
+  fulcrum::Status started = server.StartAndRegister(FLAGS_service, options);
+  if (!started.ok()) {
+    LOG(ERROR) << "cannot serve: " << started;
     return 1;
   }
-  const std::string self = FLAGS_host + ":" + std::to_string(server.value()->port());
-  replica.SetSelf(self);
+  const std::string self = FLAGS_host + ":" + std::to_string(server.port());
+  replica.SetSelf(self);  // fetches say who is asking (until now they are refused)
 
   kvstore::FetchClient fetch_client;
   kvstore::FollowerOptions fo;
   fo.max_wait = std::chrono::milliseconds(FLAGS_fetch_wait_ms);
   kvstore::Follower follower(
-      replica, role,
+      replica, *role,
       [&](const std::string& master, const kvstore::FetchRequest& r) {
         return fetch_client.Fetch(master, r);
       },
       fo);
   follower.Start();
-
-  // Registration: the registry's replies drive the RoleState; each heartbeat reports the
-  // replication position and whether a master asked to stop writes has quiesced.
-  auto registrar = fulcrum::CreateRegistrar(RegistryUri());
-  if (!registrar.ok()) {
-    LOG(ERROR) << "bad --registry: " << registrar.status();
-    return 2;
-  }
-  fulcrum::ServiceInstance instance;
-  instance.service = FLAGS_service;
-  instance.host = FLAGS_host;
-  instance.port = server.value()->port();
-  instance.group = FLAGS_group;
-  instance.priority = FLAGS_priority;
-  fulcrum::RegistrationOptions reg;
-  reg.load = [&] {
-    fulcrum::LoadReport load;
-    load.in_flight = server.value()->in_flight();
-    // Quiesced first, then the position: a position read after the last write finished is
-    // final (a write admitted later would have been refused).
-    load.writes_quiesced = role.writes_quiesced();
-    load.replication_position = role.replication_position();
-    return load;
-  };
-  reg.on_directives = [&](const fulcrum::RegistrarDirectives& d) { role.Apply(d); };
-  fulcrum::Status registered = (*registrar)->Register(instance, std::move(reg));
-  if (!registered.ok()) {
-    LOG(ERROR) << "cannot register: " << registered;
-    return 1;
-  }
-  std::printf("LISTENING %u\n", static_cast<unsigned>(server.value()->port()));
+  std::printf("LISTENING %u\n", static_cast<unsigned>(server.port()));
   std::fflush(stdout);
   LOG(INFO) << self << ": serving group " << FLAGS_group << ", min_insync_replicas "
             << FLAGS_min_insync_replicas;
@@ -155,12 +136,10 @@ int main(int argc, char** argv) {
   int sig = 0;
   while (sigwait(&stop, &sig) != 0) {
   }
-  LOG(INFO) << "signal " << sig << ": stopping writes, deregistering";
-  role.StopWrites();
-  fulcrum::Status s = (*registrar)->Deregister();
-  if (!s.ok()) LOG(WARNING) << "deregister: " << s;
+  LOG(INFO) << "signal " << sig << ": stopping writes, deregistering, draining";
+  fulcrum::Status drained = server.Drain();
+  if (!drained.ok()) LOG(WARNING) << "drain: " << drained;
   follower.Stop();
   replica.Shutdown();
-  server.value()->Stop();
   return 0;
 }
