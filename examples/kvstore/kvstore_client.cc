@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   fulcrum::ChannelOptions options = kvstore::rpc::fulcrum_gen::KvStoreChannelOptions();
   options.service_name = FLAGS_service;
   options.default_timeout = std::chrono::milliseconds(FLAGS_timeout_ms);
+  // --address: that replica whatever its role (a static list carries no roles to route on).
+  if (!FLAGS_address.empty()) options.master_slave = false;
   fulcrum::CallOptions call;
   call.timeout = std::chrono::milliseconds(FLAGS_timeout_ms);
   try {

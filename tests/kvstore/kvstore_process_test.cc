@@ -271,5 +271,60 @@ TEST_F(KvStoreProcessTest, PlannedSwitchoverUnderLoadFailsNoCall) {
   ExpectEveryAckReadable(writer);
 }
 
+// The CLI from the README, against the cluster.
+TEST_F(KvStoreProcessTest, ClientCommandLine) {
+  auto run = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {KVSTORE_CLIENT_BIN,
+                                     "--registry=" + cluster_.RegistryAddress()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return registry_test::RunCommand(argv, seconds(20));
+  };
+  registry_test::CommandResult r = run({"put", "greeting", "hello"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run({"get", "greeting"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hello\n");
+  r = run({"cas", "greeting", "nope", "x"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "no match\n");
+  r = run({"cas", "greeting", "hello", "bonjour"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run({"--expect_absent", "cas", "fresh", "", "v"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run({"remove", "greeting"});
+  EXPECT_EQ(r.out, "removed\n") << r.err;
+  r = run({"get", "greeting"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  r = run({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("usage:"), std::string::npos) << r.err;
+  // A slave asked directly refuses a write and names the master.
+  std::string slave;
+  for (int i = 0; i < kReplicas; ++i) {
+    if (cluster_.Address(i) != group_.master) slave = cluster_.Address(i);
+  }
+  r = registry_test::RunCommand({KVSTORE_CLIENT_BIN, "--address=" + slave, "put", "k", "v"},
+                                seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("master=" + group_.master), std::string::npos) << r.err;
+  r = registry_test::RunCommand({KVSTORE_CLIENT_BIN, "--address=" + slave, "status"}, seconds(20));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("role=slave epoch=" + std::to_string(group_.epoch), 0), 0u) << r.out;
+}
+
+TEST(KvStoreServerFlagsTest, BadFlagsAreRefusedWithAClearError) {
+  registry_test::CommandResult r = registry_test::RunCommand({KVSTORE_SERVER_BIN}, seconds(20));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--registry is required"), std::string::npos) << r.err;
+  r = registry_test::RunCommand(
+      {KVSTORE_SERVER_BIN, "--registry=127.0.0.1:1", "--min_insync_replicas=-1"}, seconds(20));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--min_insync_replicas"), std::string::npos) << r.err;
+  r = registry_test::RunCommand({KVSTORE_SERVER_BIN, "--registry=127.0.0.1:1", "--group="},
+                                seconds(20));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--group must not be empty"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace kvstore::test
