@@ -79,6 +79,7 @@ std::optional<GroupView> KvCluster::Lookup() const {
     conn.value()->client().lookup(snap, kService);
     GroupView v;
     for (const auto& g : snap.groups) {
+      v.known = true;
       v.epoch = g.epoch;
       v.master = g.master_address;
     }

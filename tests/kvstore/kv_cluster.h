@@ -33,6 +33,7 @@ namespace registry_test = ::fulcrum::registry_test;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct GroupView {
+  bool known = false;  // the registry listed the group
   int64_t epoch = 0;
   std::string master;  // "" while there is none
   int up_masters = 0;  // UP instances the registry says are MASTER

@@ -199,19 +199,27 @@ TEST_F(KvStoreProcessTest, RegistryRestartKeepsOneMasterAndEpochsOnlyGrow) {
         samples++;
         std::lock_guard lock(mu);
         if (v->up_masters > 1) violations.push_back(std::to_string(v->up_masters) + " masters");
-        if (v->epoch < max_epoch && v->epoch != 0) {
+        if (v->known && v->epoch < max_epoch) {
           violations.push_back("epoch went back from " + std::to_string(max_epoch) + " to " +
                                std::to_string(v->epoch));
         }
         max_epoch = std::max(max_epoch, v->epoch);
       }
+      std::map<int64_t, int> masters_by_epoch;  // what the replicas themselves believe
       for (int i = 0; i < kReplicas; ++i) {
         auto s = cluster_.Status(cluster_.Address(i));
         if (!s) continue;
+        if (s->role == "master") masters_by_epoch[s->epoch]++;
         int64_t& e = server_epochs[cluster_.Address(i)];
         std::lock_guard lock(mu);
         if (s->epoch < e) violations.push_back(cluster_.Address(i) + ": epoch went back");
         e = std::max(e, s->epoch);
+      }
+      for (const auto& [epoch, n] : masters_by_epoch) {
+        std::lock_guard lock(mu);
+        if (n > 1)
+          violations.push_back(std::to_string(n) + " replicas master of epoch " +
+                               std::to_string(epoch));
       }
       std::this_thread::sleep_for(milliseconds(20));
     }
