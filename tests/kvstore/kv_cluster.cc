@@ -144,7 +144,7 @@ registry_test::CommandResult KvCluster::Ctl(std::vector<std::string> args) const
 std::string KvCluster::LogTail() const {
   auto tail = [](const std::string& path) {
     const std::string all = registry_test::ReadFile(path);
-    return all.size() > 3000 ? all.substr(all.size() - 3000) : all;
+    return all.size() > 8000 ? all.substr(all.size() - 8000) : all;
   };
   std::string out = "--- registry.log\n" + tail(dir_.path() + "/registry.log");
   for (const auto& s : servers_) out += "--- " + s.address + " (" + s.log + ")\n" + tail(s.log);
