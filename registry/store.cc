@@ -93,12 +93,17 @@ StatusOr<thrift::Lease> Store::Register(const thrift::Instance& in) {
   } while (id == 0 || leases_.count(id) != 0);
 
   ServiceEntry& entry = EntryLocked(in.service_name);
-  Record& record = entry.instances[address];
+  auto [slot, added] = entry.instances.try_emplace(address);
+  Record& record = slot->second;
+  if (added) {
+    record.service = in.service_name;
+    record.address = address;
+    record.age = up_by_age_.insert(up_by_age_.end(), &record);
+  }
   if (record.lease != 0) leases_.erase(record.lease);  // the server restarted: new lease wins
   record.instance = in;
   record.lease = id;
-  record.last_heartbeat = clock_.Now();
-  record.up = true;
+  TouchLocked(record, clock_.Now());
   record.load = thrift::LoadReport();
   record.reported = false;
   leases_[id] = LeaseKey{in.service_name, address};
@@ -128,14 +133,12 @@ thrift::Directives Store::Heartbeat(int64_t lease, const thrift::LoadReport& loa
   ServiceEntry& entry = *services_.at(it->second.service);
   Record& record = entry.instances.at(it->second.address);
   const TimePoint now = clock_.Now();
-  record.last_heartbeat = now;
+  const bool was_down = !record.up;
+  TouchLocked(record, now);
   record.load = load;
   record.reported = true;
   record.last_report = now;
-  if (!record.up) {
-    record.up = true;
-    BumpLocked(entry);
-  }
+  if (was_down) BumpLocked(entry);
   if (record.instance.group.empty() || !NoteGroupMemberLocked(it->second, record, true)) {
     return DirectivesLocked(it->second, record);
   }
@@ -172,9 +175,21 @@ void Store::Deregister(int64_t lease) {
                 << " deregistered (epoch " << g->second.epoch << ")";
     }
   }
+  UnlinkLocked(rec->second);
   entry.instances.erase(rec);
   BumpLocked(entry);
   MaybeEraseLocked(key.service);
+}
+
+void Store::TouchLocked(Record& record, TimePoint now) {
+  record.last_heartbeat = now;
+  AgeList& from = record.up ? up_by_age_ : down_by_age_;
+  up_by_age_.splice(up_by_age_.end(), from, record.age);
+  record.up = true;
+}
+
+void Store::UnlinkLocked(Record& record) {
+  (record.up ? up_by_age_ : down_by_age_).erase(record.age);
 }
 
 thrift::ServiceSnapshot Store::SnapshotLocked(const std::string& service,
@@ -339,6 +354,7 @@ Status Store::Remove(const std::string& service, const std::string& address) {
   auto rec = it->second->instances.find(address);
   if (rec != it->second->instances.end()) {
     leases_.erase(rec->second.lease);
+    UnlinkLocked(rec->second);
     it->second->instances.erase(rec);
     BumpLocked(*it->second);
   }
@@ -350,37 +366,41 @@ int Store::Sweep() {
   const TimePoint now = clock_.Now();
   int changed = 0;
   std::unique_lock lock(mu_);
-  for (auto it = services_.begin(); it != services_.end();) {
-    ServiceEntry& entry = *it->second;
-    bool bump = false;
-    for (auto rec = entry.instances.begin(); rec != entry.instances.end();) {
-      Record& r = rec->second;
-      const Duration silent = now - r.last_heartbeat;
-      if (!r.up && silent > options_.down_ttl) {
-        LOG(INFO) << it->first << "/" << rec->first << " forgotten (down for "
-                  << std::chrono::duration_cast<std::chrono::seconds>(silent).count() << " s)";
-        leases_.erase(r.lease);
-        rec = entry.instances.erase(rec);
-        bump = true;
-        ++changed;
-        continue;
-      }
-      if (r.up && silent > options_.heartbeat_timeout) {
-        LOG(INFO) << it->first << "/" << rec->first << " is DOWN: no heartbeat for "
-                  << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count() << " ms";
-        r.up = false;
-        bump = true;
-        ++changed;
-      }
-      ++rec;
-    }
-    if (bump) BumpLocked(entry);
-    if (entry.instances.empty() && entry.waiters == 0) {
-      it = services_.erase(it);
-    } else {
-      ++it;
-    }
+  std::vector<ServiceEntry*> bumped;
+  auto bump = [&](ServiceEntry* entry) {
+    if (std::find(bumped.begin(), bumped.end(), entry) == bumped.end()) bumped.push_back(entry);
+  };
+  // Oldest first: stop at the first record that is still within its time.
+  while (!up_by_age_.empty()) {
+    Record& r = *up_by_age_.front();
+    const Duration silent = now - r.last_heartbeat;
+    if (silent <= options_.heartbeat_timeout) break;
+    LOG(INFO) << r.service << "/" << r.address << " is DOWN: no heartbeat for "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count() << " ms";
+    r.up = false;
+    down_by_age_.splice(down_by_age_.end(), up_by_age_, r.age);
+    bump(services_.at(r.service).get());
+    ++changed;
   }
+  std::vector<std::string> emptied;
+  while (!down_by_age_.empty()) {
+    Record& r = *down_by_age_.front();
+    const Duration silent = now - r.last_heartbeat;
+    if (silent <= options_.down_ttl) break;
+    LOG(INFO) << r.service << "/" << r.address << " forgotten (down for "
+              << std::chrono::duration_cast<std::chrono::seconds>(silent).count() << " s)";
+    ServiceEntry* entry = services_.at(r.service).get();
+    const std::string service = r.service;
+    const std::string address = r.address;
+    leases_.erase(r.lease);
+    down_by_age_.pop_front();
+    entry->instances.erase(address);  // destroys r
+    bump(entry);
+    emptied.push_back(service);
+    ++changed;
+  }
+  for (ServiceEntry* entry : bumped) BumpLocked(*entry);
+  for (const std::string& service : emptied) MaybeEraseLocked(service);
   const std::vector<GroupKey> due = SweepGroupsLocked(now);
   lock.unlock();
   for (const GroupKey& key : due) CommitPromotion(key, /*wait=*/true);

@@ -77,8 +77,10 @@ LoadReport ServerRegistration::Load() {
   last_calls_ = calls;
   last_time_ = now;
   if (role_ != nullptr) {
-    report.replication_position = role_->replication_position();
+    // Quiesced first: once it is true no write can start, so the position read after it is
+    // final. The other order could report a position a still-running write then moves past.
     report.writes_quiesced = role_->writes_quiesced();
+    report.replication_position = role_->replication_position();
   }
   return report;
 }
