@@ -28,7 +28,8 @@ KvCluster::KvCluster() {
 KvCluster::~KvCluster() = default;  // ChildProcess SIGKILLs and reaps by PID
 
 bool KvCluster::StartRegistry() {
-  std::vector<std::string> argv = {FULCRUM_REGISTRY_BIN, "--port=" + std::to_string(registry_port_),
+  std::vector<std::string> argv = {FULCRUM_REGISTRY_BIN,
+                                   "--port=" + std::to_string(registry_port_.load()),
                                    "--data_dir=" + dir_.path() + "/registry-data",
                                    "--token_file=" + TokenFile(), "--logtostderr"};
   registry_.reset();
@@ -69,7 +70,7 @@ void KvCluster::Kill(int i) {
 
 std::optional<GroupView> KvCluster::Lookup() const {
   fulcrum::registry::ConnectionOptions o;
-  o.port = registry_port_;
+  o.port = registry_port_.load();
   o.connect_timeout_ms = 200;
   o.recv_timeout_ms = 2000;
   auto conn = fulcrum::registry::RegistryConnection::Open(o);

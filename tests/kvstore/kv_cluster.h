@@ -48,7 +48,9 @@ class KvCluster {
   // settings. False if it did not come up.
   bool StartRegistry();
   registry_test::ChildProcess& registry() { return *registry_; }
-  std::string RegistryAddress() const { return "127.0.0.1:" + std::to_string(registry_port_); }
+  std::string RegistryAddress() const {
+    return "127.0.0.1:" + std::to_string(registry_port_.load());
+  }
 
   // Starts a kvstore_server; returns its index (for Server/Address) or -1.
   int StartServer(std::vector<std::string> extra_flags = {});
@@ -83,7 +85,7 @@ class KvCluster {
   };
   registry_test::TempDir dir_;
   std::optional<registry_test::ChildProcess> registry_;
-  int registry_port_ = 0;
+  std::atomic<int> registry_port_{0};  // read by Lookup from other threads
   std::vector<ServerProcess> servers_;
 };
 
