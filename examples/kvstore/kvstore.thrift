@@ -68,21 +68,25 @@ struct ReplicaStatus {
   7: i64 keys,
 }
 
+/**
+ * Writes may wait up to --insync_window_ms (a new master's slaves connecting) plus
+ * --replication_timeout_ms (their acknowledgements): the write timeouts leave room for both.
+ */
 service KvStore {
   /** The value of `key`. On the master, waits until that value is acknowledged. */
   GetResult get(1: string key) throws (1: KvError error) (
       fulcrum.read = "true", fulcrum.idempotent = "true", fulcrum.timeout_ms = "2000")
 
   void put(1: string key, 2: string value) throws (1: KvError error) (
-      fulcrum.idempotent = "true", fulcrum.timeout_ms = "2000")
+      fulcrum.idempotent = "true", fulcrum.timeout_ms = "3000")
 
   /** Whether the key existed. */
   bool remove(1: string key) throws (1: KvError error) (
-      fulcrum.idempotent = "true", fulcrum.timeout_ms = "2000")
+      fulcrum.idempotent = "true", fulcrum.timeout_ms = "3000")
 
   /** Sets `key` to `value` if its value is `expected` (`expect_absent`: if it has none). */
   bool compare_and_set(1: string key, 2: string expected, 3: bool expect_absent, 4: string value)
-      throws (1: KvError error) (fulcrum.timeout_ms = "2000")
+      throws (1: KvError error) (fulcrum.timeout_ms = "3000")
 
   /**
    * Replication, called by slaves on the master: entries after `from_position - 1`, whose
