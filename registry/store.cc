@@ -52,6 +52,7 @@ Store::ServiceEntry& Store::EntryLocked(const std::string& service) {
 
 void Store::BumpLocked(ServiceEntry& entry) {
   entry.version = ++last_version_;
+  entry.watch_snapshot.reset();
   entry.changed.notify_all();
 }
 
@@ -242,8 +243,14 @@ thrift::WatchResult Store::Watch(const std::string& service, int64_t known_versi
   watchers_.fetch_sub(1);
   --entry.waiters;
   result.changed = entry.version != known_version;
+  std::shared_ptr<const thrift::ServiceSnapshot> snapshot;
   if (result.changed) {
-    result.snapshot = SnapshotLocked(service, &entry);
+    // Ages and loads in it are as of the first watcher's wake-up; resolvers use neither.
+    if (entry.watch_snapshot == nullptr) {
+      entry.watch_snapshot =
+          std::make_shared<const thrift::ServiceSnapshot>(SnapshotLocked(service, &entry));
+    }
+    snapshot = entry.watch_snapshot;
   } else {
     // The caller already has this version: send only the name and version, not the list
     // again (most watches of a quiet service end this way).
@@ -251,6 +258,8 @@ thrift::WatchResult Store::Watch(const std::string& service, int64_t known_versi
     result.snapshot.version = entry.version;
   }
   MaybeEraseLocked(service);
+  lock.unlock();
+  if (snapshot != nullptr) result.snapshot = *snapshot;  // the copy, outside the lock
   return result;
 }
 

@@ -161,6 +161,10 @@ class Store {
     std::map<std::string, Record> instances;  // by address
     std::condition_variable changed;
     int waiters = 0;
+    // The snapshot of `version`, built by the first watcher that needs it and shared by the
+    // rest: a change wakes every watcher of the service at once, and building the list once
+    // instead of once each keeps them from queueing behind each other on mu_.
+    std::shared_ptr<const thrift::ServiceSnapshot> watch_snapshot;
   };
   struct LeaseKey {
     std::string service;
