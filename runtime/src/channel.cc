@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <sstream>
 #include <unordered_map>
+#include <utility>
 
 #include <glog/logging.h>
 #include <thrift/TApplicationException.h>
@@ -428,6 +429,11 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
   }
 
   for (int attempt = 1;; ++attempt) {
+    // `pick.backend` is valid only while a picker holding it lives, and this attempt's lease
+    // (declared below, so destroyed before this) returns its connection into that backend's
+    // pool. A picker replaced during the attempt is parked here until then: an endpoint that
+    // left the set meanwhile is freed only after its lease is back.
+    std::shared_ptr<const Picker> retired;
     args.excluded = std::span<const Backend* const>(tried.data(), n_tried);
     const PickResult pick = picker->Pick(args);
     if (pick.backend == nullptr) {
@@ -555,7 +561,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
                  std::move(failures), attempt);
           }
           redirects_.fetch_add(1, std::memory_order_relaxed);
-          picker = std::make_shared<FixedPicker>(std::move(target));
+          retired = std::exchange(picker, std::make_shared<FixedPicker>(std::move(target)));
           continue;
         }
         if (!WaitForRoute(deadline)) {
@@ -566,7 +572,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
           Fail(method, StatusCode::kDeadlineExceeded, "deadline exceeded waiting for a master",
                std::move(failures), attempt);
         }
-        picker = RoutePicker(to_master);
+        retired = std::exchange(picker, RoutePicker(to_master));
         continue;
       }
       if (code == StatusCode::kApplication) {
@@ -598,7 +604,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
         Fail(method, StatusCode::kDeadlineExceeded,
              "deadline exceeded waiting for a reachable master", std::move(failures), attempt);
       }
-      picker = RoutePicker(to_master);
+      retired = std::exchange(picker, RoutePicker(to_master));
       continue;
     }
     failures.push_back({backend.address, code, std::move(detail)});
@@ -617,7 +623,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
            attempt);
     }
     // An ejection may have published a new one.
-    picker = master_slave ? RoutePicker(to_master) : picker_.Read();
+    retired = std::exchange(picker, master_slave ? RoutePicker(to_master) : picker_.Read());
   }
 }
 

@@ -245,6 +245,25 @@ TEST_F(ChannelTest, EndpointRemovedWhileACallIsInFlight) {
   EXPECT_EQ(reports[0].address, "127.0.0.1:" + std::to_string(servers_[1]->port()));
 }
 
+TEST_F(ChannelTest, EndpointRemovedDuringAFailingAttemptIsFreedOnlyAfterItsLease) {
+  // The attempt holds a lease on a pooled connection of an endpoint that leaves the set; the
+  // attempt then fails and the call picks again from the new picker. The old picker was the
+  // last owner of that endpoint (and its pool): the lease must go back before they are freed
+  // (the AddressSanitizer run of this test catches the other order).
+  BadServer hung(BadServer::Mode::kHang);
+  ASSERT_TRUE(hung.Start().ok());
+  auto ch = MakeChannel({hung.port()});
+  std::string result;
+  std::thread caller(
+      [&] { result = testing::Echo(*ch, "x", {.timeout = std::chrono::seconds(10)}); });
+  while (hung.requests() == 0) std::this_thread::sleep_for(milliseconds(1));
+  ch->UpdateEndpoints(ParseStaticEndpoints(Target({servers_[1]->port()}).substr(9)).value());
+  hung.Stop();  // the attempt in flight fails (EOF after send); echo is idempotent: retried
+  caller.join();
+  EXPECT_EQ(result, "x");
+  ASSERT_EQ(ch->Endpoints().size(), 1u);
+}
+
 TEST_F(ChannelTest, WeightChangeKeepsStatistics) {
   auto ch = MakeChannel({servers_[0]->port()});
   for (int i = 0; i < 5; ++i) testing::Echo(*ch, "x");
