@@ -576,15 +576,34 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
     }
 
     if (code != StatusCode::kResourceExhausted) OnAttemptFailure(backend);
-    failures.push_back({backend.address, code, std::move(detail)});
-    if (n_tried < kMaxTracked && !args.IsExcluded(&backend)) tried[n_tried++] = &backend;
-
     if (sent && !idempotent) {
+      failures.push_back({backend.address, code, std::move(detail)});
       Fail(method, code == StatusCode::kDeadlineExceeded ? code : StatusCode::kUnavailable,
            method.oneway ? "failed after the oneway request was sent (not retried)"
                          : "failed after the request was sent; not idempotent, not retried",
            std::move(failures), attempt);
     }
+    if (to_master && code == StatusCode::kTransport &&
+        backend.endpoint.role == InstanceRole::kMaster) {
+      // The master is unreachable (killed, restarting): a failover is probably under way, and
+      // there is no other place a write may go. Wait for the registry's verdict (a newer
+      // master through the watch) within the deadline instead of spending attempts and budget
+      // on a dead address. Safe: the request never left, or the method is idempotent.
+      ++refusals;
+      if (failures.empty() || failures.back().address != backend.address ||
+          failures.back().detail != detail) {
+        failures.push_back({backend.address, code, std::move(detail)});
+      }
+      if (!WaitForRoute(deadline)) {
+        Fail(method, StatusCode::kDeadlineExceeded,
+             "deadline exceeded waiting for a reachable master", std::move(failures), attempt);
+      }
+      picker = RoutePicker(to_master);
+      continue;
+    }
+    failures.push_back({backend.address, code, std::move(detail)});
+    if (n_tried < kMaxTracked && !args.IsExcluded(&backend)) tried[n_tried++] = &backend;
+
     if (clock_.Now() >= deadline) {
       Fail(method, StatusCode::kDeadlineExceeded, "deadline exceeded", std::move(failures),
            attempt);

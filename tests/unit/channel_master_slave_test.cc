@@ -270,6 +270,49 @@ TEST_F(MasterSlaveChannelTest, NoMasterWaitsForOneWithinTheDeadline) {
   EXPECT_EQ(Increments("c"), 1);
 }
 
+TEST_F(MasterSlaveChannelTest, AnUnreachableMasterMakesWritesWaitForTheNextOne) {
+  SetRoles("c", 2);
+  // The master of epoch 1 was SIGKILLed: the client still lists it until the registry
+  // promotes someone. A write (not idempotent: its connect is refused, so nothing was sent)
+  // must neither fail after a few attempts nor land on a slave.
+  Endpoint dead{"127.0.0.1", DeadPort()};
+  dead.group = "g1";
+  dead.role = InstanceRole::kMaster;
+  dead.epoch = 1;
+  auto ch = MakeChannel();
+  ch->UpdateEndpoints(
+      {{dead, Tagged("b", InstanceRole::kSlave, 1), Tagged("c", InstanceRole::kSlave, 1)}});
+  auto call = std::async(std::launch::async, [&] {
+    return testing::Increment(*ch, 5, {.timeout = std::chrono::seconds(20)});
+  });
+  for (int i = 0; i < 2000 && ch->master_waits() < 3; ++i)
+    std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_GE(ch->master_waits(), 3u);  // it kept waiting, well past max_attempts (3)
+  ch->UpdateEndpoints(
+      {{Tagged("b", InstanceRole::kSlave, 2), Tagged("c", InstanceRole::kMaster, 2)}});
+  EXPECT_EQ(call.get(), 5);
+  EXPECT_EQ(Increments("c"), 1);
+  EXPECT_EQ(Increments("b"), 0);
+}
+
+TEST_F(MasterSlaveChannelTest, AnUnreachableMasterFailsAtTheDeadlineNamingIt) {
+  Endpoint dead{"127.0.0.1", DeadPort()};
+  dead.group = "g1";
+  dead.role = InstanceRole::kMaster;
+  dead.epoch = 1;
+  auto ch = MakeChannel();
+  ch->UpdateEndpoints({{dead, Tagged("b", InstanceRole::kSlave, 1)}});
+  try {
+    testing::Increment(*ch, 1, {.timeout = milliseconds(50)});
+    FAIL() << "the only master is unreachable";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded);
+    EXPECT_THAT(e.what(), HasSubstr("reachable master"));
+    EXPECT_THAT(e.what(), HasSubstr(dead.Address()));
+  }
+  EXPECT_EQ(Increments("b"), 0);
+}
+
 TEST_F(MasterSlaveChannelTest, NoMasterFailsAtTheDeadlineWithAClearError) {
   auto ch = MakeChannel();
   ch->UpdateEndpoints(
