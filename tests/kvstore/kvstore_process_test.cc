@@ -279,6 +279,45 @@ TEST_F(KvStoreProcessTest, PlannedSwitchoverUnderLoadFailsNoCall) {
   ExpectEveryAckReadable(writer);
 }
 
+// With both slaves gone the master refuses writes up front (nothing is written), and takes
+// them again once a new slave has caught up from a snapshot.
+TEST_F(KvStoreProcessTest, TooFewInSyncSlavesRefuseWritesUntilOneCatchesUp) {
+  rpc::fulcrum_gen::KvStoreBalancedClient client(
+      "fulcrum://" + cluster_.RegistryAddress() + "/KvStore",
+      rpc::fulcrum_gen::KvStoreChannelOptions());
+  client.put("before", "before");
+  for (int i = 0; i < kReplicas; ++i) {
+    if (cluster_.Address(i) != group_.master) cluster_.Kill(i);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  std::optional<rpc::ReplicaStatus> s;
+  while ((s = cluster_.Status(group_.master)) && s->insync_slaves > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_TRUE(s.has_value());
+  ASSERT_EQ(s->insync_slaves, 0);
+  const int64_t log_end = s->log_end;
+  try {
+    client.put("refused", "refused");
+    ADD_FAILURE() << "a write was acknowledged with no slave in sync";
+  } catch (const rpc::KvError& e) {
+    EXPECT_EQ(e.code, rpc::ErrorCode::NOT_ENOUGH_REPLICAS);
+    EXPECT_NE(e.message.find("0 slave(s) in sync, 1 required"), std::string::npos) << e.message;
+  }
+  auto after = cluster_.Status(group_.master);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->log_end, log_end);  // nothing was written
+  ASSERT_GE(cluster_.StartServer(), 0);
+  ASSERT_TRUE(cluster_.WaitForInSync(group_.master, 1, seconds(10))) << cluster_.LogTail();
+  client.put("after", "after");
+  rpc::GetResult r;
+  client.get(r, "before");
+  EXPECT_EQ(r.value, "before");
+  client.get(r, "refused");
+  EXPECT_FALSE(r.found);
+}
+
 // The CLI from the README, against the cluster.
 TEST_F(KvStoreProcessTest, ClientCommandLine) {
   auto run = [&](std::vector<std::string> args) {
