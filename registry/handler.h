@@ -21,6 +21,8 @@ namespace fulcrum::registry {
 struct HandlerOptions {
   // A watch's max wait is capped here so a connection's thread is never held longer.
   std::chrono::milliseconds max_watch_wait{30'000};
+  // Put in every Lease (Lease.heartbeat_port); 0: no heartbeat port.
+  int heartbeat_port = 0;
 };
 
 // The address of the peer whose call the current thread is serving ("?" outside a call).
