@@ -157,7 +157,8 @@ Status RegistryDaemon::Start() {
                                .port = options_.heartbeat_port,
                                .max_frame_bytes = options_.max_frame_bytes,
                                .max_connections = options_.max_connections,
-                               .io_threads = options_.heartbeat_io_threads});
+                               .io_threads = options_.heartbeat_io_threads,
+                               .realtime_io = options_.heartbeat_realtime});
     if (Status s = heartbeat_server_->Start(); !s.ok()) {
       heartbeat_server_.reset();
       return s;

@@ -72,6 +72,7 @@ struct DaemonOptions {
   // The heartbeat port clients are told (port forwarding, NAT); 0: the one listened on.
   int heartbeat_port_advertised = 0;
   int heartbeat_io_threads = 1;
+  bool heartbeat_realtime = false;  // HeartbeatServerOptions::realtime_io
   // TLS (Thrift's TSSLSocket over OpenSSL) when both are set.
   std::string tls_cert_file;
   std::string tls_key_file;

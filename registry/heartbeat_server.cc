@@ -165,6 +165,7 @@ Status HeartbeatServer::Start() {
   auto server =
       std::make_shared<apache::thrift::server::TNonblockingServer>(processor, protocol, socket);
   server->setNumIOThreads(static_cast<size_t>(options_.io_threads));
+  server->setUseHighPriorityIOThreads(options_.realtime_io);
   server->setMaxFrameSize(options_.max_frame_bytes);
   server->setMaxConnections(static_cast<size_t>(options_.max_connections));
   server->setOverloadAction(apache::thrift::server::T_OVERLOAD_CLOSE_ON_ACCEPT);

@@ -45,6 +45,10 @@ struct HeartbeatServerOptions {
   int64_t max_connections = 20'000;
   // Each I/O thread runs the handler inline; one keeps the Store's lock uncontended.
   int io_threads = 1;
+  // Run the I/O thread(s) SCHED_FIFO (Thrift's "high-priority I/O threads"), so a burst of
+  // busy watcher threads cannot starve heartbeats of CPU for longer than the timeout. Needs
+  // CAP_SYS_NICE; without it Thrift logs the refusal and the threads stay SCHED_OTHER.
+  bool realtime_io = false;
 };
 
 // The heartbeat port's face: register/heartbeat/deregister go to `inner` (the same handler,

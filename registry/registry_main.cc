@@ -38,6 +38,9 @@ DEFINE_int32(heartbeat_port, 0,
              "heartbeat), named in every lease; 0 picks a free one; -1: off (all on --port). "
              "Off when TLS is on");
 DEFINE_int32(heartbeat_io_threads, 1, "I/O threads of the heartbeat port (handlers run inline)");
+DEFINE_bool(heartbeat_realtime, false,
+            "Run the heartbeat port's I/O threads SCHED_FIFO (needs CAP_SYS_NICE) so busy "
+            "watcher threads cannot starve heartbeats");
 DEFINE_string(tls_cert_file, "", "PEM certificate: serve TLS (needs --tls_key_file)");
 DEFINE_string(tls_key_file, "", "PEM private key for --tls_cert_file");
 
@@ -91,6 +94,7 @@ int main(int argc, char** argv) {
   options.token_file = FLAGS_token_file;
   options.heartbeat_port = FLAGS_heartbeat_port;
   options.heartbeat_io_threads = FLAGS_heartbeat_io_threads;
+  options.heartbeat_realtime = FLAGS_heartbeat_realtime;
   options.tls_cert_file = FLAGS_tls_cert_file;
   options.tls_key_file = FLAGS_tls_key_file;
 
