@@ -67,8 +67,8 @@ struct DaemonOptions {
   std::string token_file;
   // The heartbeat port (heartbeat_server.h): register/heartbeat/deregister on a nonblocking
   // port, named in every Lease. 0: the OS picks it; -1: off (everything on `port`). Off when
-  // TLS is on (see registry/README.md).
-  int heartbeat_port = 0;
+  // TLS is on. Off by default: it measured better only with heartbeat_realtime (README).
+  int heartbeat_port = -1;
   // The heartbeat port clients are told (port forwarding, NAT); 0: the one listened on.
   int heartbeat_port_advertised = 0;
   int heartbeat_io_threads = 1;

@@ -33,10 +33,10 @@ DEFINE_int32(switchover_timeout_ms, 5000,
              "A planned switchover (fulcrumctl promote) not done by then is abandoned");
 DEFINE_string(token_file, "",
               "File holding the token registration and admin calls must present (empty: open)");
-DEFINE_int32(heartbeat_port, 0,
+DEFINE_int32(heartbeat_port, -1,
              "Second port serving only register/heartbeat/deregister (nonblocking, cheaper per "
              "heartbeat), named in every lease; 0 picks a free one; -1: off (all on --port). "
-             "Off when TLS is on");
+             "Off when TLS is on. Use with --heartbeat_realtime (see registry/README.md)");
 DEFINE_int32(heartbeat_io_threads, 1, "I/O threads of the heartbeat port (handlers run inline)");
 DEFINE_bool(heartbeat_realtime, false,
             "Run the heartbeat port's I/O threads SCHED_FIFO (needs CAP_SYS_NICE) so busy "

@@ -64,6 +64,7 @@ std::unique_ptr<reg::RegistryConnection> Connect(int recv_timeout_ms = 10000, in
   c.connect_timeout_ms = 5000;
   fulcrum::Status last;
   for (int attempt = 0; attempt < 50; ++attempt) {
+    if (stop.load()) return nullptr;  // the registry is being stopped
     auto conn = reg::RegistryConnection::Open(c);
     if (conn.ok()) return std::move(conn).value();
     last = conn.status();
@@ -250,6 +251,7 @@ int main(int argc, char** argv) {
             LOG_FIRST_N(WARNING, 5) << "heartbeat failed: " << e.what();
             hb_errors.fetch_add(1);
             conn = Connect(10000, hb_target);
+            if (conn == nullptr) break;
           }
           if (is_victim[i] && !victims_stop.load()) {
             reg::thrift::Instance in = MakeInstance(i);
@@ -286,6 +288,7 @@ int main(int argc, char** argv) {
         } catch (const apache::thrift::TException&) {
           if (stop.load()) break;
           conn = Connect(15000);
+          if (conn == nullptr) break;
           continue;
         }
         const auto now = Clock::now();

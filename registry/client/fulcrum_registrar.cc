@@ -99,6 +99,7 @@ Status FulcrumRegistrar::HeartbeatPortFailed(int port, const std::string& why) {
   retry_heartbeat_port_at_ = Clock::Real().Now() + options_.heartbeat_port_retry;
   // The registry may have restarted on another heartbeat port: a new lease says which.
   lease_ = 0;
+  reregistrations_.fetch_add(1);
   return Status::Ok();
 }
 

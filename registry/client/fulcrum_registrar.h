@@ -48,7 +48,8 @@ class FulcrumRegistrar final : public Registrar {
   Status Deregister() override;
   bool registered() const override { return lease_.load() != 0; }
 
-  // How many times the registry answered "unknown lease" and we registered again.
+  // How many times we registered again: the registry answered "unknown lease", or its
+  // heartbeat port failed (which is how a registry restart usually shows).
   int64_t reregistrations() const { return reregistrations_.load(); }
   // The port the last heartbeat went to if it was the heartbeat port; 0: the main port.
   int heartbeat_port_in_use() const { return heartbeat_port_in_use_.load(); }

@@ -373,25 +373,28 @@ TEST(HeartbeatPortProcessTest, BadInputClosesThatConnectionAndOthersAreServed) {
   EXPECT_TRUE(registry.Wait(seconds(20)).has_value());
 }
 
-TEST(HeartbeatPortProcessTest, FlagMinusOneTurnsThePortOff) {
-  TempDir dir;
-  const std::string log_file = dir.path() + "/registry.log";
-  ChildProcess registry =
-      ChildProcess::Spawn({FULCRUM_REGISTRY_BIN, "--port=0", "--heartbeat_port=-1",
-                           "--data_dir=" + dir.path() + "/data"},
-                          log_file);
-  const std::string line = registry.WaitForLine("LISTENING", seconds(20));
-  ASSERT_FALSE(line.empty()) << ReadFile(log_file);
-  auto main = Open(std::stoi(line.substr(line.find(' ') + 1)));
-  ASSERT_NE(main, nullptr);
-  thrift::Lease lease;
-  main->client().register_instance(lease, "", Calc(9001));
-  EXPECT_EQ(lease.heartbeat_port, 0);
-  thrift::Directives d;
-  main->client().heartbeat(d, "", lease.id, {});
-  EXPECT_FALSE(d.reregister);
-  registry.Signal(SIGTERM);
-  EXPECT_TRUE(registry.Wait(seconds(20)).has_value());
+// -1 turns it off, and so does leaving the flag out (the default).
+TEST(HeartbeatPortProcessTest, FlagMinusOneAndTheDefaultKeepEverythingOnTheMainPort) {
+  for (const std::string flag : {"--heartbeat_port=-1", "--heartbeat_io_threads=1"}) {
+    SCOPED_TRACE(flag);
+    TempDir dir;
+    const std::string log_file = dir.path() + "/registry.log";
+    ChildProcess registry = ChildProcess::Spawn(
+        {FULCRUM_REGISTRY_BIN, "--port=0", flag, "--data_dir=" + dir.path() + "/data"}, log_file);
+    const std::string line = registry.WaitForLine("LISTENING", seconds(20));
+    ASSERT_FALSE(line.empty()) << ReadFile(log_file);
+    auto main = Open(std::stoi(line.substr(line.find(' ') + 1)));
+    ASSERT_NE(main, nullptr);
+    thrift::Lease lease;
+    main->client().register_instance(lease, "", Calc(9001));
+    EXPECT_EQ(lease.heartbeat_port, 0);
+    thrift::Directives d;
+    main->client().heartbeat(d, "", lease.id, {});
+    EXPECT_FALSE(d.reregister);
+    registry.Signal(SIGTERM);
+    EXPECT_TRUE(registry.Wait(seconds(20)).has_value());
+    EXPECT_NE(ReadFile(log_file).find("heartbeat port off"), std::string::npos);
+  }
 }
 
 }  // namespace
