@@ -143,7 +143,9 @@ Status RegistryDaemon::Start() {
                                    .count();
   store_ = std::make_unique<Store>(clock_, store_options, std::move(admin), persister_.get());
 
-  HandlerOptions handler_options{.max_watch_wait = options_.max_watch_wait};
+  // One handler for both ports: a lease handed out on either names the heartbeat port.
+  auto handler = std::make_shared<RegistryHandler>(
+      store_.get(), &auth_, HandlerOptions{.max_watch_wait = options_.max_watch_wait});
   const bool tls = !options_.tls_cert_file.empty() || !options_.tls_key_file.empty();
   if (options_.heartbeat_port >= 0 && tls) {
     // Thrift 0.17's TSSLSocket closes (SSL_shutdown) with a blocking poll, which on the
@@ -152,25 +154,25 @@ Status RegistryDaemon::Start() {
   } else if (options_.heartbeat_port >= 0) {
     // First, so that every lease the main port hands out can name it.
     heartbeat_server_ = std::make_unique<HeartbeatServer>(
-        std::make_shared<RegistryHandler>(store_.get(), &auth_, handler_options),
-        HeartbeatServerOptions{.host = options_.host,
-                               .port = options_.heartbeat_port,
-                               .max_frame_bytes = options_.max_frame_bytes,
-                               .max_connections = options_.max_connections,
-                               .io_threads = options_.heartbeat_io_threads,
-                               .realtime_io = options_.heartbeat_realtime});
+        handler, HeartbeatServerOptions{.host = options_.host,
+                                        .port = options_.heartbeat_port,
+                                        .max_frame_bytes = options_.max_frame_bytes,
+                                        .max_connections = options_.max_connections,
+                                        .io_threads = options_.heartbeat_io_threads,
+                                        .realtime_io = options_.heartbeat_realtime});
     if (Status s = heartbeat_server_->Start(); !s.ok()) {
       heartbeat_server_.reset();
       return s;
     }
-    handler_options.heartbeat_port = options_.heartbeat_port_advertised > 0
-                                         ? options_.heartbeat_port_advertised
-                                         : heartbeat_server_->port();
+    handler->set_heartbeat_port(options_.heartbeat_port_advertised > 0
+                                    ? options_.heartbeat_port_advertised
+                                    : heartbeat_server_->port());
     LOG(INFO) << "heartbeat port " << options_.host << ":" << heartbeat_server_->port()
               << " (register/heartbeat/deregister only; advertised as "
-              << handler_options.heartbeat_port << ")";
+              << (options_.heartbeat_port_advertised > 0 ? options_.heartbeat_port_advertised
+                                                         : heartbeat_server_->port())
+              << ")";
   }
-  auto handler = std::make_shared<RegistryHandler>(store_.get(), &auth_, handler_options);
   auto processor =
       std::make_shared<PeerTrackingProcessor>(std::make_shared<thrift::RegistryProcessor>(handler));
 
