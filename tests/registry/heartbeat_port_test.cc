@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 #include "child_process.h"
@@ -277,6 +278,51 @@ TEST_F(HeartbeatPortTest, RegistrarFallsBackToTheMainPortWhenTheHeartbeatPortIsU
   ASSERT_TRUE(registrar.Deregister().ok());
   EXPECT_TRUE(daemon_->store()->Lookup("calc").instances.empty())
       << "deregister over the main port did not arrive";
+}
+
+// A restarted registry listens on a new heartbeat port: the old one refuses, the registrar
+// registers again on the main port and moves to the port its new lease names.
+TEST_F(HeartbeatPortTest, RegistrarFollowsARestartedRegistryToItsNewHeartbeatPort) {
+  StartDaemon(Clock::Real());
+  FulcrumRegistrar registrar(RegistrarOptions());
+  ServiceInstance instance;
+  instance.service = "calc";
+  instance.host = "127.0.0.1";
+  instance.port = 9001;
+  std::atomic<int64_t> in_flight{1};
+  RegistrationOptions callbacks;
+  callbacks.load = [&] { return LoadReport{.in_flight = in_flight.load()}; };
+  ASSERT_TRUE(registrar.Register(instance, callbacks).ok());
+  ASSERT_TRUE(WaitForReportedLoad(1));
+  const int old_hb_port = daemon_->heartbeat_port();
+  EXPECT_EQ(registrar.heartbeat_port_in_use(), old_hb_port);
+
+  const int main_port = daemon_->port();
+  daemon_->Stop();
+  daemon_.reset();
+  DaemonOptions options;
+  options.port = main_port;
+  options.token_file = dir_.path() + "/token";
+  options.heartbeat_interval = milliseconds(50);
+  options.heartbeat_timeout = milliseconds(300);
+  options.heartbeat_port = 0;
+  daemon_ = std::make_unique<RegistryDaemon>(options);
+  ASSERT_TRUE(daemon_->Start().ok());
+  ASSERT_NE(daemon_->heartbeat_port(), old_hb_port);
+
+  in_flight = 2;
+  ASSERT_TRUE(WaitForReportedLoad(2));
+  // Reported loads may still have come over the main port: wait for the move.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (registrar.heartbeat_port_in_use() != daemon_->heartbeat_port() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(registrar.heartbeat_port_in_use(), daemon_->heartbeat_port());
+  EXPECT_GE(registrar.reregistrations(), 1);
+  EXPECT_EQ(Only().health, thrift::Health::UP);
+  ASSERT_TRUE(registrar.Deregister().ok());
+  EXPECT_TRUE(daemon_->store()->Lookup("calc").instances.empty());
 }
 
 TEST_F(HeartbeatPortTest, OffKeepsEverythingOnTheMainPort) {
