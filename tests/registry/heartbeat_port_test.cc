@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <thread>
 
 #include "child_process.h"
@@ -348,6 +349,36 @@ TEST_F(HeartbeatPortTest, OffKeepsEverythingOnTheMainPort) {
   EXPECT_EQ(registrar.reregistrations(), 0);
   ASSERT_TRUE(registrar.Deregister().ok());
   EXPECT_TRUE(daemon_->store()->Lookup("calc").instances.empty());
+}
+
+// With TLS there is no heartbeat port (Thrift 0.17's TLS socket is not safe on the
+// nonblocking server): leases name none, and everything stays on the TLS main port.
+TEST_F(HeartbeatPortTest, TlsTurnsTheHeartbeatPortOff) {
+  // OpenSSL writes with write(2): like fulcrum-registry's main(), ignore SIGPIPE in-process.
+  std::signal(SIGPIPE, SIG_IGN);
+  const std::string key = dir_.path() + "/key.pem";
+  const std::string cert = dir_.path() + "/cert.pem";
+  registry_test::CommandResult gen = registry_test::RunCommand(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+       cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+      seconds(60));
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  DaemonOptions options;
+  options.token_file = dir_.path() + "/token";
+  options.heartbeat_port = 0;
+  options.tls_cert_file = cert;
+  options.tls_key_file = key;
+  daemon_ = std::make_unique<RegistryDaemon>(options);
+  ASSERT_TRUE(daemon_->Start().ok());
+  EXPECT_EQ(daemon_->heartbeat_port(), 0);
+  ConnectionOptions c;
+  c.port = daemon_->port();
+  c.tls_ca_file = cert;
+  auto conn = RegistryConnection::Open(c);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  thrift::Lease lease;
+  conn.value()->client().register_instance(lease, kToken, Calc(9001));
+  EXPECT_EQ(lease.heartbeat_port, 0);
 }
 
 // The real binary: bad input on the heartbeat port closes that connection with a log line
