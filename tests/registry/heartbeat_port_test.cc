@@ -124,6 +124,17 @@ class HeartbeatPortTest : public ::testing::Test {
     return false;
   }
 
+  // Waits (bounded) until the registrar's last heartbeat went to `port` (0: the main port);
+  // the registry may show a heartbeat's load before the registrar has the reply.
+  static bool WaitForPortInUse(const FulcrumRegistrar& registrar, int port) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+    while (registrar.heartbeat_port_in_use() != port) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    return true;
+  }
+
   TempDir dir_;
   std::unique_ptr<RegistryDaemon> daemon_;
 };
@@ -243,7 +254,7 @@ TEST_F(HeartbeatPortTest, RegistrarHeartbeatsOnTheHeartbeatPortAndDeregistersThe
   callbacks.load = [] { return LoadReport{.in_flight = 7}; };
   ASSERT_TRUE(registrar.Register(instance, callbacks).ok());
   ASSERT_TRUE(WaitForReportedLoad(7));
-  EXPECT_EQ(registrar.heartbeat_port_in_use(), daemon_->heartbeat_port());
+  EXPECT_TRUE(WaitForPortInUse(registrar, daemon_->heartbeat_port()));
   EXPECT_EQ(Only().health, thrift::Health::UP);
   EXPECT_EQ(registrar.reregistrations(), 0);
   ASSERT_TRUE(registrar.Deregister().ok());
@@ -296,7 +307,7 @@ TEST_F(HeartbeatPortTest, RegistrarFollowsARestartedRegistryToItsNewHeartbeatPor
   ASSERT_TRUE(registrar.Register(instance, callbacks).ok());
   ASSERT_TRUE(WaitForReportedLoad(1));
   const int old_hb_port = daemon_->heartbeat_port();
-  EXPECT_EQ(registrar.heartbeat_port_in_use(), old_hb_port);
+  EXPECT_TRUE(WaitForPortInUse(registrar, old_hb_port));
 
   const int main_port = daemon_->port();
   daemon_->Stop();
@@ -314,12 +325,7 @@ TEST_F(HeartbeatPortTest, RegistrarFollowsARestartedRegistryToItsNewHeartbeatPor
   in_flight = 2;
   ASSERT_TRUE(WaitForReportedLoad(2));
   // Reported loads may still have come over the main port: wait for the move.
-  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (registrar.heartbeat_port_in_use() != daemon_->heartbeat_port() &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  EXPECT_EQ(registrar.heartbeat_port_in_use(), daemon_->heartbeat_port());
+  EXPECT_TRUE(WaitForPortInUse(registrar, daemon_->heartbeat_port()));
   EXPECT_GE(registrar.reregistrations(), 1);
   EXPECT_EQ(Only().health, thrift::Health::UP);
   ASSERT_TRUE(registrar.Deregister().ok());
