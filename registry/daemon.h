@@ -7,17 +7,17 @@
 //   LOG(INFO) << daemon.port();
 //   daemon.Stop();
 //
-// Serving: TThreadedServer (a thread per connection) rather than TNonblockingServer, plus a
-// nonblocking heartbeat port for the hot path (heartbeat_server.h). A watch
-// is a long poll that parks its caller until the list changes; Thrift 0.17's C++
-// TNonblockingServer has no asynchronous handlers, so there every parked watch would hold a
-// worker thread anyway, and a pool smaller than the number of watchers would stall everyone
-// else behind them. With a thread per connection a slow, half-open or parked connection holds
-// only its own thread; the accept loop and other clients carry on. Receive/send timeouts
-// close connections that stall mid-frame or stop reading, frames are capped (--max_frame_bytes),
-// and --max_connections bounds the threads. 1,000 watchers cost 1,000 mostly-sleeping
-// threads; the price is a context switch per call (registry/bench/registry_bench.cc measures
-// it). fulcrum::Server is not used: the registry needs per-connection receive timeouts, a
+// Serving: TThreadedServer (a thread per connection) rather than TNonblockingServer, plus,
+// when heartbeat_port >= 0, a nonblocking port for register/heartbeat/deregister only
+// (heartbeat_server.h; registry/README.md says when it pays). A watch is a long poll that parks its
+// caller until the list changes; Thrift 0.17's C++ TNonblockingServer has no asynchronous handlers,
+// so there every parked watch would hold a worker thread anyway, and a pool smaller than the number
+// of watchers would stall everyone else behind them. With a thread per connection a slow, half-open
+// or parked connection holds only its own thread; the accept loop and other clients carry on.
+// Receive/send timeouts close connections that stall mid-frame or stop reading, frames are capped
+// (--max_frame_bytes), and --max_connections bounds the threads. 1,000 watchers cost 1,000
+// mostly-sleeping threads; the price is a context switch per call (registry/bench/registry_bench.cc
+// measures it). fulcrum::Server is not used: the registry needs per-connection receive timeouts, a
 // connection limit, TLS and the peer's address for its logs, which ServerOptions lacks.
 //
 // Thread-safe: Start once, Stop from any thread.
