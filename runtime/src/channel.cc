@@ -409,13 +409,14 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
   const int max_attempts = options.max_attempts > 0 ? options.max_attempts : options_.max_attempts;
 
   budget_.OnCall();
-  // Master-slave: writes go to the masters' picker, and `view` is kept for redirects. The one
+  // Master-slave: writes (and reads, unless read_from_slaves) pick from the masters. The one
   // test a stateless call pays.
   const bool master_slave = options_.master_slave;
   const bool to_master = master_slave && !(method.read && options_.read_from_slaves);
   std::shared_ptr<const Picker> picker = master_slave ? RoutePicker(to_master) : picker_.Read();
   int refusals = 0;  // NotMaster refusals: not counted against max_attempts, no budget spent
   int hops = 0;      // redirects followed
+  std::optional<NotMaster> redirect;  // the last refusal's, set only when `refused`
   std::array<const Backend*, kMaxTracked> tried{};
   size_t n_tried = 0;
   std::vector<AttemptFailure> failures;  // allocated only when something fails
@@ -498,7 +499,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       conn.SetTimeout(CeilMillis(deadline - now));
       CallPhase phase;
       std::exception_ptr rethrow;
-      std::optional<NotMaster> redirect;
+      bool refused = false;  // a NotMaster refusal (master-slave): the call never ran
       try {
         fn(closure, conn, phase);
       } catch (const CallError&) {
@@ -519,8 +520,9 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
         detail = e.what();
         if (master_slave && e.getType() == kNotMasterExceptionType) {
           redirect = ParseNotMaster(detail);
+          refused = redirect.has_value();
         }
-        if (!redirect) rethrow = std::current_exception();
+        if (!refused) rethrow = std::current_exception();
       } catch (const TException&) {
         rethrow = std::current_exception();  // declared in the IDL: the endpoint did its job
       } catch (...) {
@@ -530,13 +532,14 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       sent = phase.sent();
       const TimePoint end = clock_.Now();
       const bool success = code == StatusCode::kOk;
-      backend.stats->OnFinish(end, end - now, success || redirect);
-      if (pick.tracker != nullptr) pick.tracker->OnFinish(backend, end - now, success || redirect);
+      // A refusal is the endpoint working as it should.
+      backend.stats->OnFinish(end, end - now, success || refused);
+      if (pick.tracker != nullptr) pick.tracker->OnFinish(backend, end - now, success || refused);
       if (success) {
         if (rethrow) std::rethrow_exception(rethrow);
         return;
       }
-      if (redirect) {
+      if (refused) {
         // The endpoint is healthy and the call never ran there: whatever the method, send it
         // again, to the master named if it is new enough and known, else after a wait.
         ++refusals;
@@ -573,15 +576,34 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
     }
 
     if (code != StatusCode::kResourceExhausted) OnAttemptFailure(backend);
-    failures.push_back({backend.address, code, std::move(detail)});
-    if (n_tried < kMaxTracked && !args.IsExcluded(&backend)) tried[n_tried++] = &backend;
-
     if (sent && !idempotent) {
+      failures.push_back({backend.address, code, std::move(detail)});
       Fail(method, code == StatusCode::kDeadlineExceeded ? code : StatusCode::kUnavailable,
            method.oneway ? "failed after the oneway request was sent (not retried)"
                          : "failed after the request was sent; not idempotent, not retried",
            std::move(failures), attempt);
     }
+    if (to_master && code == StatusCode::kTransport &&
+        backend.endpoint.role == InstanceRole::kMaster) {
+      // The master is unreachable (killed, restarting): a failover is probably under way, and
+      // there is no other place a write may go. Wait for the registry's verdict (a newer
+      // master through the watch) within the deadline instead of spending attempts and budget
+      // on a dead address. Safe: the request never left, or the method is idempotent.
+      ++refusals;
+      if (failures.empty() || failures.back().address != backend.address ||
+          failures.back().detail != detail) {
+        failures.push_back({backend.address, code, std::move(detail)});
+      }
+      if (!WaitForRoute(deadline)) {
+        Fail(method, StatusCode::kDeadlineExceeded,
+             "deadline exceeded waiting for a reachable master", std::move(failures), attempt);
+      }
+      picker = RoutePicker(to_master);
+      continue;
+    }
+    failures.push_back({backend.address, code, std::move(detail)});
+    if (n_tried < kMaxTracked && !args.IsExcluded(&backend)) tried[n_tried++] = &backend;
+
     if (clock_.Now() >= deadline) {
       Fail(method, StatusCode::kDeadlineExceeded, "deadline exceeded", std::move(failures),
            attempt);
@@ -594,7 +616,8 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       Fail(method, StatusCode::kResourceExhausted, "retry budget exhausted", std::move(failures),
            attempt);
     }
-    picker = picker_.Read();  // an ejection may have published a new one
+    // An ejection may have published a new one.
+    picker = master_slave ? RoutePicker(to_master) : picker_.Read();
   }
 }
 

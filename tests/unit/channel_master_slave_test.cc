@@ -1,5 +1,9 @@
 // Master-slave routing in the channel against real in-process servers whose write gate
 // (RoleState) refuses writes with NotMaster, as generated master-slave servers do.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <future>
 #include <map>
 #include <thread>
@@ -25,6 +29,19 @@ class NullResolver final : public Resolver {
   Status Start(ResolverListener*) override { return Status::Ok(); }
   void Stop() override {}
 };
+
+// A loopback port nobody listens on: connecting to it is refused.
+uint16_t DeadPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
 
 RegistrarDirectives MasterReply(int64_t epoch, const std::string& self) {
   RegistrarDirectives d;
@@ -118,6 +135,24 @@ TEST_F(MasterSlaveChannelTest, EachGroupsNewestMasterTakesWrites) {
   EXPECT_EQ(Increments("a"), 10);
   EXPECT_EQ(Increments("b"), 10);
   EXPECT_EQ(Increments("c"), 0);
+}
+
+TEST_F(MasterSlaveChannelTest, RetriesAfterAFailureStayOnTheMasters) {
+  SetRoles("a", 1);
+  // Two groups: g1's master a, and g2's master on a port nobody listens on.
+  Endpoint dead{"127.0.0.1", DeadPort()};
+  dead.group = "g2";
+  dead.role = InstanceRole::kMaster;
+  dead.epoch = 1;
+  auto ch = MakeChannel({.balancer = "round_robin"});
+  ch->UpdateEndpoints(
+      {{Tagged("a", InstanceRole::kMaster, 1), dead, Tagged("b", InstanceRole::kSlave, 1),
+        Tagged("c", InstanceRole::kSlave, 1)}});
+  // Refused connects are retried (nothing was sent), on the other master, never on a slave.
+  for (int i = 0; i < 6; ++i) testing::Increment(*ch, 1);
+  EXPECT_EQ(Increments("a"), 6);
+  EXPECT_EQ(servers_["b"]->server().calls(), 0u);
+  EXPECT_EQ(servers_["c"]->server().calls(), 0u);
 }
 
 TEST_F(MasterSlaveChannelTest, ReadsGoToSlavesOnlyWithReadFromSlaves) {
@@ -233,6 +268,49 @@ TEST_F(MasterSlaveChannelTest, NoMasterWaitsForOneWithinTheDeadline) {
                         Tagged("c", InstanceRole::kMaster, 4)}});
   EXPECT_EQ(call.get(), 7);
   EXPECT_EQ(Increments("c"), 1);
+}
+
+TEST_F(MasterSlaveChannelTest, AnUnreachableMasterMakesWritesWaitForTheNextOne) {
+  SetRoles("c", 2);
+  // The master of epoch 1 was SIGKILLed: the client still lists it until the registry
+  // promotes someone. A write (not idempotent: its connect is refused, so nothing was sent)
+  // must neither fail after a few attempts nor land on a slave.
+  Endpoint dead{"127.0.0.1", DeadPort()};
+  dead.group = "g1";
+  dead.role = InstanceRole::kMaster;
+  dead.epoch = 1;
+  auto ch = MakeChannel();
+  ch->UpdateEndpoints(
+      {{dead, Tagged("b", InstanceRole::kSlave, 1), Tagged("c", InstanceRole::kSlave, 1)}});
+  auto call = std::async(std::launch::async, [&] {
+    return testing::Increment(*ch, 5, {.timeout = std::chrono::seconds(20)});
+  });
+  for (int i = 0; i < 2000 && ch->master_waits() < 3; ++i)
+    std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_GE(ch->master_waits(), 3u);  // it kept waiting, well past max_attempts (3)
+  ch->UpdateEndpoints(
+      {{Tagged("b", InstanceRole::kSlave, 2), Tagged("c", InstanceRole::kMaster, 2)}});
+  EXPECT_EQ(call.get(), 5);
+  EXPECT_EQ(Increments("c"), 1);
+  EXPECT_EQ(Increments("b"), 0);
+}
+
+TEST_F(MasterSlaveChannelTest, AnUnreachableMasterFailsAtTheDeadlineNamingIt) {
+  Endpoint dead{"127.0.0.1", DeadPort()};
+  dead.group = "g1";
+  dead.role = InstanceRole::kMaster;
+  dead.epoch = 1;
+  auto ch = MakeChannel();
+  ch->UpdateEndpoints({{dead, Tagged("b", InstanceRole::kSlave, 1)}});
+  try {
+    testing::Increment(*ch, 1, {.timeout = milliseconds(50)});
+    FAIL() << "the only master is unreachable";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded);
+    EXPECT_THAT(e.what(), HasSubstr("reachable master"));
+    EXPECT_THAT(e.what(), HasSubstr(dead.Address()));
+  }
+  EXPECT_EQ(Increments("b"), 0);
 }
 
 TEST_F(MasterSlaveChannelTest, NoMasterFailsAtTheDeadlineWithAClearError) {

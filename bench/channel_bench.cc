@@ -1,0 +1,84 @@
+// The channel's own cost per call, without the network: Channel::Call on a pooled connection to
+// an in-process echo server, with an attempt that sends nothing. What is left is what every
+// call pays on top of Thrift: deadline, snapshot read, pick, pool borrow and return, stats,
+// tracker. Stateless and master-slave (writes to the master; reads from slaves).
+//
+//   build/bench/fulcrum_channel_bench --benchmark_repetitions=5
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <glog/logging.h>
+
+#include "support/echo_calls.h"
+#include "support/test_server.h"
+
+namespace fulcrum {
+namespace {
+
+constexpr MethodTraits kWrite{.name = "increment"};
+constexpr MethodTraits kRead{.name = "whoami", .idempotent = true, .read = true};
+
+struct Fixture {
+  std::vector<std::unique_ptr<testing::TestServer>> servers;
+  std::shared_ptr<Channel> channel;
+};
+
+// Three servers; in master-slave mode the first is the master of epoch 1.
+Fixture& Shared(bool master_slave) {
+  static Fixture* fixtures[2] = {nullptr, nullptr};
+  Fixture*& f = fixtures[master_slave ? 1 : 0];
+  if (f != nullptr) return *f;
+  f = new Fixture;
+  EndpointSet set;
+  for (int i = 0; i < 3; ++i) {
+    f->servers.push_back(testing::TestServer::Start({.id = std::to_string(i)}).value());
+    Endpoint e = f->servers.back()->endpoint();
+    if (master_slave) {
+      e.group = "g";
+      e.role = i == 0 ? InstanceRole::kMaster : InstanceRole::kSlave;
+      e.epoch = 1;
+    }
+    set.endpoints.push_back(e);
+  }
+  ChannelOptions options;
+  options.service_name = "echo";
+  options.balancer = "p2c_least_loaded";
+  options.master_slave = master_slave;
+  options.read_from_slaves = master_slave;
+  f->channel = Channel::Create("static://" + set.endpoints[0].Address(), options).value();
+  f->channel->UpdateEndpoints(set);
+  return *f;
+}
+
+void Run(benchmark::State& state, bool master_slave, const MethodTraits& method) {
+  Channel& channel = *Shared(master_slave).channel;
+  for (auto _ : state) {
+    channel.Call<testing::EchoClient>(method, {}, [](testing::EchoClient&, CallPhase& phase) {
+      phase.MarkSent();
+      return 0;
+    });
+  }
+}
+
+void BM_CallNoIo_Stateless(benchmark::State& state) { Run(state, false, kWrite); }
+void BM_CallNoIo_MasterSlaveWrite(benchmark::State& state) { Run(state, true, kWrite); }
+void BM_CallNoIo_MasterSlaveRead(benchmark::State& state) { Run(state, true, kRead); }
+
+BENCHMARK(BM_CallNoIo_Stateless)->ThreadRange(1, 2)->UseRealTime();
+BENCHMARK(BM_CallNoIo_MasterSlaveWrite)->ThreadRange(1, 2)->UseRealTime();
+BENCHMARK(BM_CallNoIo_MasterSlaveRead)->ThreadRange(1, 2)->UseRealTime();
+
+}  // namespace
+}  // namespace fulcrum
+
+int main(int argc, char** argv) {
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_minloglevel = 2;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
