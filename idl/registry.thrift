@@ -91,6 +91,10 @@ struct Lease {
   1: i64 id,
   2: i32 heartbeat_interval_ms,
   3: i32 heartbeat_timeout_ms,
+  // A second port on the registry's host that serves register_instance, heartbeat and
+  // deregister only (nonblocking, cheaper per call); 0: send them to the main port. A client
+  // that cannot reach it heartbeats on the main port instead.
+  4: i32 heartbeat_port,
 }
 
 enum Health {

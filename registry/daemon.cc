@@ -143,8 +143,36 @@ Status RegistryDaemon::Start() {
                                    .count();
   store_ = std::make_unique<Store>(clock_, store_options, std::move(admin), persister_.get());
 
+  // One handler for both ports: a lease handed out on either names the heartbeat port.
   auto handler = std::make_shared<RegistryHandler>(
       store_.get(), &auth_, HandlerOptions{.max_watch_wait = options_.max_watch_wait});
+  const bool tls = !options_.tls_cert_file.empty() || !options_.tls_key_file.empty();
+  if (options_.heartbeat_port >= 0 && tls) {
+    // Thrift 0.17's TSSLSocket closes (SSL_shutdown) with a blocking poll, which on the
+    // nonblocking server would stall its I/O thread behind one slow peer: not used.
+    LOG(WARNING) << "TLS is on: no heartbeat port; heartbeats go to the main port";
+  } else if (options_.heartbeat_port >= 0) {
+    // First, so that every lease the main port hands out can name it.
+    heartbeat_server_ = std::make_unique<HeartbeatServer>(
+        handler, HeartbeatServerOptions{.host = options_.host,
+                                        .port = options_.heartbeat_port,
+                                        .max_frame_bytes = options_.max_frame_bytes,
+                                        .max_connections = options_.max_connections,
+                                        .io_threads = options_.heartbeat_io_threads,
+                                        .realtime_io = options_.heartbeat_realtime});
+    if (Status s = heartbeat_server_->Start(); !s.ok()) {
+      heartbeat_server_.reset();
+      return s;
+    }
+    handler->set_heartbeat_port(options_.heartbeat_port_advertised > 0
+                                    ? options_.heartbeat_port_advertised
+                                    : heartbeat_server_->port());
+    LOG(INFO) << "heartbeat port " << options_.host << ":" << heartbeat_server_->port()
+              << " (register/heartbeat/deregister only; advertised as "
+              << (options_.heartbeat_port_advertised > 0 ? options_.heartbeat_port_advertised
+                                                         : heartbeat_server_->port())
+              << ")";
+  }
   auto processor =
       std::make_shared<PeerTrackingProcessor>(std::make_shared<thrift::RegistryProcessor>(handler));
 
@@ -198,6 +226,7 @@ Status RegistryDaemon::Start() {
     if (serve_failed_) {
       lock.unlock();
       serve_thread_.join();
+      if (heartbeat_server_) heartbeat_server_->Stop();
       return Status::Error(StatusCode::kUnavailable, "cannot listen on " + options_.host + ":" +
                                                          std::to_string(options_.port) + ": " +
                                                          serve_error_);
@@ -229,8 +258,13 @@ void RegistryDaemon::Stop() {
   }
   sweep_thread_.join();
   store_->Shutdown();  // parked watchers return at once
+  if (heartbeat_server_) heartbeat_server_->Stop();
   server_->stop();
   serve_thread_.join();
+}
+
+int RegistryDaemon::heartbeat_port() const {
+  return heartbeat_server_ ? heartbeat_server_->port() : 0;
 }
 
 }  // namespace fulcrum::registry

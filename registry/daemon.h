@@ -7,16 +7,17 @@
 //   LOG(INFO) << daemon.port();
 //   daemon.Stop();
 //
-// Serving: TThreadedServer (a thread per connection) rather than TNonblockingServer. A watch
-// is a long poll that parks its caller until the list changes; Thrift 0.17's C++
-// TNonblockingServer has no asynchronous handlers, so there every parked watch would hold a
-// worker thread anyway, and a pool smaller than the number of watchers would stall everyone
-// else behind them. With a thread per connection a slow, half-open or parked connection holds
-// only its own thread; the accept loop and other clients carry on. Receive/send timeouts
-// close connections that stall mid-frame or stop reading, frames are capped (--max_frame_bytes),
-// and --max_connections bounds the threads. 1,000 watchers cost 1,000 mostly-sleeping
-// threads; the price is a context switch per call (registry/bench/registry_bench.cc measures
-// it). fulcrum::Server is not used: the registry needs per-connection receive timeouts, a
+// Serving: TThreadedServer (a thread per connection) rather than TNonblockingServer, plus,
+// when heartbeat_port >= 0, a nonblocking port for register/heartbeat/deregister only
+// (heartbeat_server.h; registry/README.md says when it pays). A watch is a long poll that parks its
+// caller until the list changes; Thrift 0.17's C++ TNonblockingServer has no asynchronous handlers,
+// so there every parked watch would hold a worker thread anyway, and a pool smaller than the number
+// of watchers would stall everyone else behind them. With a thread per connection a slow, half-open
+// or parked connection holds only its own thread; the accept loop and other clients carry on.
+// Receive/send timeouts close connections that stall mid-frame or stop reading, frames are capped
+// (--max_frame_bytes), and --max_connections bounds the threads. 1,000 watchers cost 1,000
+// mostly-sleeping threads; the price is a context switch per call (registry/bench/registry_bench.cc
+// measures it). fulcrum::Server is not used: the registry needs per-connection receive timeouts, a
 // connection limit, TLS and the peer's address for its logs, which ServerOptions lacks.
 //
 // Thread-safe: Start once, Stop from any thread.
@@ -33,6 +34,7 @@
 #include "auth.h"
 #include "fulcrum/clock.h"
 #include "fulcrum/status.h"
+#include "heartbeat_server.h"
 #include "store.h"
 
 namespace apache::thrift::server {
@@ -63,6 +65,14 @@ struct DaemonOptions {
   uint32_t max_frame_bytes = 1u << 20;
   int64_t max_connections = 20'000;
   std::string token_file;
+  // The heartbeat port (heartbeat_server.h): register/heartbeat/deregister on a nonblocking
+  // port, named in every Lease. 0: the OS picks it; -1: off (everything on `port`). Off when
+  // TLS is on. Off by default: it measured better only with heartbeat_realtime (README).
+  int heartbeat_port = -1;
+  // The heartbeat port clients are told (port forwarding, NAT); 0: the one listened on.
+  int heartbeat_port_advertised = 0;
+  int heartbeat_io_threads = 1;
+  bool heartbeat_realtime = false;  // HeartbeatServerOptions::realtime_io
   // TLS (Thrift's TSSLSocket over OpenSSL) when both are set.
   std::string tls_cert_file;
   std::string tls_key_file;
@@ -79,6 +89,8 @@ class RegistryDaemon {
   void Stop();
 
   int port() const { return port_.load(); }
+  // The heartbeat port listened on; 0 when off.
+  int heartbeat_port() const;
   Store* store() { return store_.get(); }
 
  private:
@@ -91,6 +103,7 @@ class RegistryDaemon {
   std::unique_ptr<AdminPersister> persister_;
   std::unique_ptr<Store> store_;
   std::shared_ptr<apache::thrift::server::TServer> server_;
+  std::unique_ptr<HeartbeatServer> heartbeat_server_;
   std::thread serve_thread_;
   std::thread sweep_thread_;
   std::atomic<int> port_{0};

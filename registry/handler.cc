@@ -58,6 +58,7 @@ void RegistryHandler::register_instance(thrift::Lease& out, const std::string& t
   VLOG(1) << "registered " << instance.service_name << "/"
           << Store::Address(instance.host, instance.port) << " from " << CurrentPeer();
   out = lease.value();
+  out.heartbeat_port = heartbeat_port_.load(std::memory_order_relaxed);
 }
 
 void RegistryHandler::heartbeat(thrift::Directives& out, const std::string& token, int64_t lease,

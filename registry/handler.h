@@ -9,6 +9,7 @@
 // Thread-safe (the Store is; the handler keeps no state of its own).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <string>
 
@@ -32,6 +33,10 @@ class RegistryHandler : public thrift::RegistryIf {
  public:
   RegistryHandler(Store* store, const TokenAuth* auth, HandlerOptions options)
       : store_(store), auth_(auth), options_(options) {}
+
+  // The port every Lease names as the heartbeat port (Lease.heartbeat_port); 0: none. Set
+  // once that port listens, before the main port serves.
+  void set_heartbeat_port(int port) { heartbeat_port_.store(port, std::memory_order_relaxed); }
 
   void register_instance(thrift::Lease& out, const std::string& token,
                          const thrift::Instance& instance) override;
@@ -59,6 +64,7 @@ class RegistryHandler : public thrift::RegistryIf {
   Store* store_;
   const TokenAuth* auth_;
   HandlerOptions options_;
+  std::atomic<int> heartbeat_port_{0};
 };
 
 // Throws the RegistryError matching `status` (which must not be OK).

@@ -33,6 +33,14 @@ DEFINE_int32(switchover_timeout_ms, 5000,
              "A planned switchover (fulcrumctl promote) not done by then is abandoned");
 DEFINE_string(token_file, "",
               "File holding the token registration and admin calls must present (empty: open)");
+DEFINE_int32(heartbeat_port, -1,
+             "Second port serving only register/heartbeat/deregister (nonblocking, cheaper per "
+             "heartbeat), named in every lease; 0 picks a free one; -1: off (all on --port). "
+             "Off when TLS is on. Use with --heartbeat_realtime (see registry/README.md)");
+DEFINE_int32(heartbeat_io_threads, 1, "I/O threads of the heartbeat port (handlers run inline)");
+DEFINE_bool(heartbeat_realtime, false,
+            "Run the heartbeat port's I/O threads SCHED_FIFO (needs CAP_SYS_NICE) so busy "
+            "watcher threads cannot starve heartbeats");
 DEFINE_string(tls_cert_file, "", "PEM certificate: serve TLS (needs --tls_key_file)");
 DEFINE_string(tls_key_file, "", "PEM private key for --tls_cert_file");
 
@@ -58,6 +66,10 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "--heartbeat_timeout_ms must be greater than --heartbeat_interval_ms > 0";
     return 2;
   }
+  if (FLAGS_heartbeat_port < -1 || FLAGS_heartbeat_port > 65535) {
+    LOG(ERROR) << "--heartbeat_port must be -1 (off), 0 (any free port) or a port number";
+    return 2;
+  }
   if (FLAGS_promotion_delay_ms <= FLAGS_master_lease_ms) {
     LOG(ERROR) << "--promotion_delay_ms (" << FLAGS_promotion_delay_ms
                << ") must be greater than --master_lease_ms (" << FLAGS_master_lease_ms
@@ -80,6 +92,9 @@ int main(int argc, char** argv) {
   options.max_frame_bytes = static_cast<uint32_t>(FLAGS_max_frame_bytes);
   options.max_connections = FLAGS_max_connections;
   options.token_file = FLAGS_token_file;
+  options.heartbeat_port = FLAGS_heartbeat_port;
+  options.heartbeat_io_threads = FLAGS_heartbeat_io_threads;
+  options.heartbeat_realtime = FLAGS_heartbeat_realtime;
   options.tls_cert_file = FLAGS_tls_cert_file;
   options.tls_key_file = FLAGS_tls_key_file;
 
@@ -94,7 +109,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   LOG(INFO) << "fulcrum-registry serving on " << FLAGS_host << ":" << daemon.port()
-            << (FLAGS_tls_cert_file.empty() ? "" : " (TLS)");
+            << (FLAGS_tls_cert_file.empty() ? "" : " (TLS)") << ", heartbeat port "
+            << (daemon.heartbeat_port() > 0 ? std::to_string(daemon.heartbeat_port()) : "off");
   std::printf("LISTENING %d\n", daemon.port());
   std::fflush(stdout);
   while (!stop_requested) ::pause();

@@ -7,6 +7,8 @@
 //     register call started it saw the change (p50/p99/max);
 //   * failure detection: --victims instances stop heartbeating; every watcher of their
 //     service records when it saw them DOWN, minus (their last heartbeat + the timeout).
+// Heartbeats go to the registry's heartbeat port when the lease names one (Lease.heartbeat_port),
+// else to the main port, as FulcrumRegistrar does.
 //
 //   registry_bench --registry_bin=build/registry/fulcrum-registry --duration_s=20
 #include <fcntl.h>
@@ -41,6 +43,9 @@ DEFINE_int32(duration_s, 20, "Measured period");
 DEFINE_double(changes_per_s, 10, "Probe re-registrations per second (watch propagation)");
 DEFINE_int32(victims, 20, "Instances that stop heartbeating halfway (failure detection)");
 DEFINE_int32(heartbeat_timeout_ms, 1500, "Registry's heartbeat timeout");
+DEFINE_string(registry_flags, "", "Extra flags for the registry, space-separated");
+DEFINE_bool(keep_dir, false, "Keep the registry's data directory and log");
+DEFINE_bool(use_heartbeat_port, true, "Heartbeat on the port the lease names, if any");
 
 namespace {
 
@@ -49,19 +54,23 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 int port = 0;
+std::atomic<int> heartbeat_port{0};  // from the leases; 0: none
 std::atomic<bool> stop{false};
 
-std::unique_ptr<reg::RegistryConnection> Connect(int recv_timeout_ms = 10000) {
+std::unique_ptr<reg::RegistryConnection> Connect(int recv_timeout_ms = 10000, int to_port = 0) {
   reg::ConnectionOptions c;
-  c.port = port;
+  c.port = to_port != 0 ? to_port : port;
   c.recv_timeout_ms = recv_timeout_ms;
   c.connect_timeout_ms = 5000;
+  fulcrum::Status last;
   for (int attempt = 0; attempt < 50; ++attempt) {
+    if (stop.load()) return nullptr;  // the registry is being stopped
     auto conn = reg::RegistryConnection::Open(c);
     if (conn.ok()) return std::move(conn).value();
+    last = conn.status();
     std::this_thread::sleep_for(milliseconds(20));
   }
-  LOG(FATAL) << "cannot connect to the registry";
+  LOG(FATAL) << "cannot connect to the registry: " << last;
   return nullptr;
 }
 
@@ -162,8 +171,14 @@ int main(int argc, char** argv) {
     ::close(out[0]);
     const int err = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(err, 2);
-    ::execl(FLAGS_registry_bin.c_str(), FLAGS_registry_bin.c_str(), "--port=0", data_flag.c_str(),
-            timeout_flag.c_str(), "--down_ttl_ms=3600000", static_cast<char*>(nullptr));
+    std::vector<std::string> args = {FLAGS_registry_bin, "--port=0", data_flag, timeout_flag,
+                                     "--down_ttl_ms=3600000"};
+    std::istringstream extra(FLAGS_registry_flags);
+    for (std::string flag; extra >> flag;) args.push_back(flag);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(FLAGS_registry_bin.c_str(), argv.data());
     ::_exit(127);
   }
   ::close(out[1]);
@@ -190,13 +205,17 @@ int main(int argc, char** argv) {
           reg::thrift::Lease lease;
           conn->client().register_instance(lease, "", MakeInstance(i));
           leases[i] = lease.id;
+          heartbeat_port = lease.heartbeat_port;
         }
       });
     }
     for (auto& t : registering) t.join();
   }
+  const int hb_target = FLAGS_use_heartbeat_port ? heartbeat_port.load() : 0;
   LOG(INFO) << "registered " << FLAGS_instances << " instances in " << FLAGS_services
-            << " services";
+            << " services; heartbeating on "
+            << (hb_target != 0 ? "the heartbeat port " + std::to_string(hb_target)
+                               : "the main port");
 
   // Victims: the first instance of each of the first --victims services... spread out.
   std::vector<bool> is_victim(FLAGS_instances, false);
@@ -211,7 +230,7 @@ int main(int argc, char** argv) {
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / FLAGS_hb_hz));
   for (int t = 0; t < FLAGS_hb_connections; ++t) {
     hb_threads.emplace_back([&, t] {
-      auto conn = Connect();
+      auto conn = Connect(10000, hb_target);
       std::vector<int> mine;
       for (int i = t; i < FLAGS_instances; i += FLAGS_hb_connections) mine.push_back(i);
       // Spread the connections' rounds over the period.
@@ -227,10 +246,12 @@ int main(int argc, char** argv) {
           try {
             conn->client().heartbeat(d, "", leases[i], load);
             heartbeats.fetch_add(1);
-          } catch (const apache::thrift::TException&) {
+          } catch (const apache::thrift::TException& e) {
             if (stop.load()) break;
+            LOG_FIRST_N(WARNING, 5) << "heartbeat failed: " << e.what();
             hb_errors.fetch_add(1);
-            conn = Connect();
+            conn = Connect(10000, hb_target);
+            if (conn == nullptr) break;
           }
           if (is_victim[i] && !victims_stop.load()) {
             reg::thrift::Instance in = MakeInstance(i);
@@ -267,6 +288,7 @@ int main(int argc, char** argv) {
         } catch (const apache::thrift::TException&) {
           if (stop.load()) break;
           conn = Connect(15000);
+          if (conn == nullptr) break;
           continue;
         }
         const auto now = Clock::now();
@@ -351,16 +373,23 @@ int main(int argc, char** argv) {
               FLAGS_instances, FLAGS_services, FLAGS_hb_connections, FLAGS_watchers, elapsed);
   std::printf("machine load average at the end: %s (others' work skews every figure)\n",
               LoadAverage().c_str());
-  std::printf("heartbeats/s=%.0f (errors %lld)\n", static_cast<double>(hb_done) / elapsed,
-              static_cast<long long>(hb_errors.load()));
+  std::printf("heartbeats/s=%.0f (errors %lld) on %s\n", static_cast<double>(hb_done) / elapsed,
+              static_cast<long long>(hb_errors.load()),
+              hb_target != 0 ? "the heartbeat port" : "the main port");
   std::printf("registry CPU=%.1f%% of one core, RSS=%ld kB (idle %ld kB)\n",
               100.0 * (end.cpu_s - start.cpu_s) / elapsed, end.rss_kb, idle.rss_kb);
+  std::printf("registry CPU per heartbeat=%.1f us (all of its CPU over the heartbeats)\n",
+              hb_done > 0 ? 1e6 * (end.cpu_s - start.cpu_s) / static_cast<double>(hb_done) : 0.0);
   std::printf("load generator CPU=%.1f%% of one core (same machine: %ld cores)\n",
               100.0 * (self_end.cpu_s - self_start.cpu_s) / elapsed, sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("watch propagation (register -> watcher): %s\n", propagation.Summary().c_str());
   std::printf("failure detection (DOWN seen - (last heartbeat + timeout)): %s\n",
               detection.Summary().c_str());
-  std::string rm = "rm -rf " + dir;
-  (void)std::system(rm.c_str());
+  if (FLAGS_keep_dir) {
+    std::printf("registry log: %s\n", log_path.c_str());
+  } else {
+    std::string rm = "rm -rf " + dir;
+    (void)std::system(rm.c_str());
+  }
   return 0;
 }

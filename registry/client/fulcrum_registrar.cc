@@ -61,6 +61,48 @@ void FulcrumRegistrar::DropConnection() {
   conn_.reset();
 }
 
+int FulcrumRegistrar::HeartbeatPortToUse() const {
+  if (!options_.use_heartbeat_port) return 0;
+  const int port = heartbeat_port_.load();
+  if (port == 0) return 0;
+  if (port == failed_heartbeat_port_ && Clock::Real().Now() < retry_heartbeat_port_at_) return 0;
+  return port;
+}
+
+Status FulcrumRegistrar::ConnectHeartbeat(int port) {
+  if (hb_conn_ && hb_conn_port_ == port) return Status::Ok();
+  DropHeartbeatConnection();
+  ConnectionOptions options = options_.connection;
+  options.port = port;
+  auto conn = RegistryConnection::Open(options);
+  if (!conn.ok()) return conn.status();
+  std::lock_guard lock(conn_mu_);
+  hb_conn_ = std::move(conn).value();
+  hb_conn_port_ = port;
+  return Status::Ok();
+}
+
+void FulcrumRegistrar::DropHeartbeatConnection() {
+  std::lock_guard lock(conn_mu_);
+  hb_conn_.reset();
+  hb_conn_port_ = 0;
+}
+
+Status FulcrumRegistrar::HeartbeatPortFailed(int port, const std::string& why) {
+  DropHeartbeatConnection();
+  heartbeat_port_in_use_ = 0;
+  LOG(WARNING) << "cannot reach the registry's heartbeat port " << options_.connection.host << ":"
+               << port << " (" << why << "): registering again on the main port "
+               << options_.connection.port << " and heartbeating there; retrying port " << port
+               << " in " << options_.heartbeat_port_retry.count() << " ms";
+  failed_heartbeat_port_ = port;
+  retry_heartbeat_port_at_ = Clock::Real().Now() + options_.heartbeat_port_retry;
+  // The registry may have restarted on another heartbeat port: a new lease says which.
+  lease_ = 0;
+  reregistrations_.fetch_add(1);
+  return Status::Ok();
+}
+
 Status FulcrumRegistrar::Unreachable(const apache::thrift::TException& e) {
   DropConnection();  // a transport error leaves the connection unusable
   return Status::Error(StatusCode::kUnavailable, "registry at " + options_.connection.host + ":" +
@@ -75,6 +117,7 @@ Status FulcrumRegistrar::RegisterOnce() {
     thrift::Lease lease;
     conn_->client().register_instance(lease, options_.token, instance_);
     if (lease.heartbeat_interval_ms > 0) interval_ms_ = lease.heartbeat_interval_ms;
+    heartbeat_port_ = lease.heartbeat_port;
     lease_ = lease.id;
     return Status::Ok();
   } catch (const thrift::RegistryError& e) {
@@ -85,8 +128,17 @@ Status FulcrumRegistrar::RegisterOnce() {
 }
 
 Status FulcrumRegistrar::HeartbeatOnce() {
-  Status s = Connect();
-  if (!s.ok()) return s;
+  const int hb_port = HeartbeatPortToUse();
+  RegistryConnection* conn = nullptr;
+  if (hb_port != 0) {
+    Status s = ConnectHeartbeat(hb_port);
+    if (!s.ok()) return HeartbeatPortFailed(hb_port, s.message());
+    conn = hb_conn_.get();
+  } else {
+    Status s = Connect();
+    if (!s.ok()) return s;
+    conn = conn_.get();
+  }
   thrift::LoadReport load;
   if (callbacks_.load) {
     const LoadReport r = callbacks_.load();
@@ -100,12 +152,18 @@ Status FulcrumRegistrar::HeartbeatOnce() {
   // moment the registry receives this heartbeat (its promotion delay counts from receipt).
   const TimePoint sent_at = Clock::Real().Now();
   try {
-    conn_->client().heartbeat(d, options_.token, lease_.load(), load);
+    conn->client().heartbeat(d, options_.token, lease_.load(), load);
   } catch (const thrift::RegistryError& e) {
     return FromRegistryError(e);
   } catch (const apache::thrift::TException& e) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return Status::Error(StatusCode::kUnavailable, "stopping");
+    }
+    if (hb_port != 0) return HeartbeatPortFailed(hb_port, e.what());
     return Unreachable(e);
   }
+  heartbeat_port_in_use_ = hb_port;
   if (d.heartbeat_interval_ms > 0) interval_ms_ = d.heartbeat_interval_ms;
   if (d.reregister) {
     LOG(INFO) << "registry does not know " << instance_.service_name << "/" << instance_.host << ":"
@@ -200,6 +258,7 @@ void FulcrumRegistrar::StopThread() {
   {
     std::lock_guard lock(conn_mu_);
     if (conn_) conn_->Interrupt();
+    if (hb_conn_) hb_conn_->Interrupt();
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -209,18 +268,30 @@ Status FulcrumRegistrar::Deregister() {
   StopThread();
   const int64_t lease = lease_.exchange(0);
   if (lease == 0) return Status::Ok();
-  DropConnection();  // possibly interrupted above
-  Status s = Connect();
-  if (s.ok()) {
+  auto call = [&](RegistryConnection& conn) {
     try {
-      conn_->client().deregister(options_.token, lease);
+      conn.client().deregister(options_.token, lease);
+      return Status::Ok();
     } catch (const thrift::RegistryError& e) {
-      s = FromRegistryError(e);
+      return FromRegistryError(e);
     } catch (const apache::thrift::TException& e) {
-      s = Status::Error(StatusCode::kUnavailable, e.what());
+      return Status::Error(StatusCode::kUnavailable, e.what());
     }
+  };
+  Status s = Status::Ok();
+  const int hb_port = HeartbeatPortToUse();
+  if (hb_port != 0) {
+    DropHeartbeatConnection();  // possibly interrupted above
+    s = ConnectHeartbeat(hb_port);
+    if (s.ok()) s = call(*hb_conn_);
+    DropHeartbeatConnection();
   }
-  DropConnection();
+  if (hb_port == 0 || s.code() == StatusCode::kUnavailable) {  // else: refused, not unreachable
+    DropConnection();                                          // possibly interrupted above
+    s = Connect();
+    if (s.ok()) s = call(*conn_);
+    DropConnection();
+  }
   if (!s.ok()) {
     LOG(WARNING) << "could not deregister " << instance_.service_name << " (" << s.message()
                  << "); the registry will mark it down after its heartbeat timeout";
