@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "client/fulcrum_resolver.h"
+
 namespace fulcrum::registry {
 namespace {
 
@@ -26,17 +28,6 @@ Status FromRegistryError(const thrift::RegistryError& e) {
       break;
   }
   return Status::Error(code, "registry refused: " + e.message);
-}
-
-InstanceRole ToRole(thrift::Role::type r) {
-  switch (r) {
-    case thrift::Role::MASTER:
-      return InstanceRole::kMaster;
-    case thrift::Role::SLAVE:
-      return InstanceRole::kSlave;
-    default:
-      return InstanceRole::kNone;
-  }
 }
 
 }  // namespace
@@ -175,7 +166,7 @@ Status FulcrumRegistrar::HeartbeatOnce() {
   if (callbacks_.on_directives) {
     RegistrarDirectives out;
     out.drained = d.drained;
-    out.role = ToRole(d.role);
+    out.role = ToInstanceRole(d.role);
     out.epoch = d.epoch;
     out.master_address = d.master_address;
     out.master_lease = std::chrono::milliseconds(std::max(0, d.master_lease_ms));

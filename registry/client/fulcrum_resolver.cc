@@ -3,9 +3,8 @@
 #include <glog/logging.h>
 
 namespace fulcrum::registry {
-namespace {
 
-InstanceRole ToRole(thrift::Role::type r) {
+InstanceRole ToInstanceRole(thrift::Role::type r) {
   switch (r) {
     case thrift::Role::MASTER:
       return InstanceRole::kMaster;
@@ -15,8 +14,6 @@ InstanceRole ToRole(thrift::Role::type r) {
       return InstanceRole::kNone;
   }
 }
-
-}  // namespace
 
 EndpointSet ToEndpointSet(const thrift::ServiceSnapshot& snapshot) {
   EndpointSet set;
@@ -30,7 +27,7 @@ EndpointSet ToEndpointSet(const thrift::ServiceSnapshot& snapshot) {
     e.zone = s.instance.zone;
     e.tags = s.instance.metadata;
     e.group = s.group;
-    e.role = ToRole(s.role);
+    e.role = ToInstanceRole(s.role);
     e.epoch = s.epoch;
     set.endpoints.push_back(std::move(e));
   }

@@ -34,6 +34,9 @@ struct FulcrumResolverOptions {
 // The endpoints clients should use from a registry snapshot: UP and not drained.
 EndpointSet ToEndpointSet(const thrift::ServiceSnapshot& snapshot);
 
+// The registry's role enum as the runtime's (unknown values: kNone).
+InstanceRole ToInstanceRole(thrift::Role::type role);
+
 class FulcrumResolver final : public Resolver {
  public:
   explicit FulcrumResolver(FulcrumResolverOptions options);

@@ -13,12 +13,15 @@
 
 #include "fulcrum/role.h"
 #include "ms_store_fulcrum.h"
+#include "support/master_slave_helpers.h"
 
 namespace fulcrum {
 namespace {
 
 using mstest::fulcrum_gen::StoreBalancedClient;
 using mstest::fulcrum_gen::StoreServer;
+using testing::MasterReply;
+using testing::SlaveReply;
 
 class StoreHandler : public mstest::StoreIf {
  public:
@@ -37,24 +40,6 @@ class NullResolver final : public Resolver {
   Status Start(ResolverListener*) override { return Status::Ok(); }
   void Stop() override {}
 };
-
-RegistrarDirectives MasterReply(int64_t epoch, const std::string& self) {
-  RegistrarDirectives d;
-  d.role = InstanceRole::kMaster;
-  d.epoch = epoch;
-  d.master_address = self;
-  d.master_lease = std::chrono::seconds(60);
-  d.sent_at = Clock::Real().Now();
-  return d;
-}
-
-RegistrarDirectives SlaveReply(int64_t epoch, const std::string& master) {
-  RegistrarDirectives d;
-  d.role = InstanceRole::kSlave;
-  d.epoch = epoch;
-  d.master_address = master;
-  return d;
-}
 
 std::string Address(const StoreServer& s) { return "127.0.0.1:" + std::to_string(s.port()); }
 

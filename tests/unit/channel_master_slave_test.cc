@@ -14,13 +14,17 @@
 #include "fulcrum/channel.h"
 #include "fulcrum/role.h"
 #include "support/echo_calls.h"
+#include "support/master_slave_helpers.h"
 #include "support/test_server.h"
 
 namespace fulcrum {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::DeadPort;
 using ::testing::HasSubstr;
+using testing::MasterReply;
+using testing::SlaveReply;
 using testing::TestServer;
 
 // The channel's endpoints come from the test, through UpdateEndpoints.
@@ -29,37 +33,6 @@ class NullResolver final : public Resolver {
   Status Start(ResolverListener*) override { return Status::Ok(); }
   void Stop() override {}
 };
-
-// A loopback port nobody listens on: connecting to it is refused.
-uint16_t DeadPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-RegistrarDirectives MasterReply(int64_t epoch, const std::string& self) {
-  RegistrarDirectives d;
-  d.role = InstanceRole::kMaster;
-  d.epoch = epoch;
-  d.master_address = self;
-  d.master_lease = std::chrono::seconds(60);
-  d.sent_at = Clock::Real().Now();
-  return d;
-}
-
-RegistrarDirectives SlaveReply(int64_t epoch, const std::string& master) {
-  RegistrarDirectives d;
-  d.role = InstanceRole::kSlave;
-  d.epoch = epoch;
-  d.master_address = master;
-  return d;
-}
 
 class MasterSlaveChannelTest : public ::testing::Test {
  protected:

@@ -13,6 +13,7 @@
 
 #include "support/bad_server.h"
 #include "support/echo_calls.h"
+#include "support/master_slave_helpers.h"
 #include "support/test_server.h"
 
 namespace fulcrum {
@@ -20,21 +21,9 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::BadServer;
+using testing::DeadPort;
 using ::testing::HasSubstr;
 using testing::TestServer;
-
-// A loopback port nobody listens on: connecting to it is refused.
-uint16_t DeadPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::string Target(const std::vector<uint16_t>& ports) {
   std::string t = "static://";
