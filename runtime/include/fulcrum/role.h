@@ -111,7 +111,10 @@ class WriteGuard {
 // type is kNotMasterExceptionType and whose message names the master the refusing instance
 // knows (possibly none) and its epoch. The call was never executed, so clients retry it on
 // the master, whatever the function.
-inline constexpr int kNotMasterExceptionType = 0x464D;  // "FM"
+// 15: unused by Thrift (its types are 0..10) yet inside the C++ enum's value range (0..15), so
+// Thrift's own code may hold it in a TApplicationExceptionType without undefined behaviour
+// (UBSan's enum check flagged the first choice, 0x464D). The message prefix is checked too.
+inline constexpr int kNotMasterExceptionType = 15;
 
 struct NotMaster {
   std::string master_address;  // empty: the refusing instance knows no writable master
