@@ -16,6 +16,8 @@
 #include "child_process.h"
 #include "client/fulcrum_registrar.h"
 #include "daemon.h"
+#include "raw_socket.h"
+#include "support/master_slave_helpers.h"
 #include "testing/fake_clock.h"
 #include "transport.h"
 
@@ -23,6 +25,9 @@ namespace fulcrum::registry {
 namespace {
 
 using registry_test::ChildProcess;
+using registry_test::ClosedByPeer;
+using registry_test::ExpectJunkConnectionsClosed;
+using registry_test::RawConnect;
 using registry_test::ReadFile;
 using registry_test::TempDir;
 using registry_test::WriteFile;
@@ -45,40 +50,6 @@ thrift::Instance Calc(int port) {
   i.host = "127.0.0.1";
   i.port = port;
   return i;
-}
-
-int RawConnect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// True once the peer closed the connection (read returns 0 or an error) within `timeout`.
-bool ClosedByPeer(int fd, milliseconds timeout) {
-  pollfd pfd{fd, POLLIN, 0};
-  if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;
-  char buf[256];
-  return ::read(fd, buf, sizeof(buf)) <= 0;
-}
-
-// A loopback port nothing listens on (bound by the OS, then released).
-int ClosedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 class HeartbeatPortTest : public ::testing::Test {
@@ -262,7 +233,7 @@ TEST_F(HeartbeatPortTest, RegistrarHeartbeatsOnTheHeartbeatPortAndDeregistersThe
 }
 
 TEST_F(HeartbeatPortTest, RegistrarFallsBackToTheMainPortWhenTheHeartbeatPortIsUnreachable) {
-  const int closed = ClosedPort();
+  const int closed = testing::DeadPort();
   StartDaemon(Clock::Real(), /*heartbeat_port=*/0, /*advertised=*/closed);
   {
     auto main = Open(daemon_->port());
@@ -414,22 +385,7 @@ TEST(HeartbeatPortProcessTest, BadInputClosesThatConnectionAndOthersAreServed) {
   ASSERT_GE(slow, 0);
   ASSERT_EQ(::write(slow, "\x00\x00\x00\x40\x80", 5), 5);
 
-  const int garbage = RawConnect(hb_port);
-  ASSERT_GE(garbage, 0);
-  const std::string junk = std::string("\x00\x00\x00\x10", 4) + "this is not thrift";
-  ASSERT_EQ(::write(garbage, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
-  EXPECT_TRUE(ClosedByPeer(garbage, seconds(10)));
-
-  const int oversized = RawConnect(hb_port);
-  ASSERT_GE(oversized, 0);
-  ASSERT_EQ(::write(oversized, "\x7f\xff\xff\xff", 4), 4);
-  EXPECT_TRUE(ClosedByPeer(oversized, seconds(10)));
-
-  const int http = RawConnect(hb_port);
-  ASSERT_GE(http, 0);
-  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  ASSERT_EQ(::write(http, get.data(), get.size()), static_cast<ssize_t>(get.size()));
-  EXPECT_TRUE(ClosedByPeer(http, seconds(10)));
+  ExpectJunkConnectionsClosed(hb_port);
 
   thrift::Directives d;
   hb->client().heartbeat(d, kToken, lease.id, {});
@@ -444,9 +400,6 @@ TEST(HeartbeatPortProcessTest, BadInputClosesThatConnectionAndOthersAreServed) {
   EXPECT_EQ(snap.instances[0].health, thrift::Health::UP);
   EXPECT_FALSE(registry.Wait(milliseconds(0)).has_value()) << "the registry exited";
   ::close(slow);
-  ::close(garbage);
-  ::close(oversized);
-  ::close(http);
 
   const std::string log = ReadFile(log_file);
   EXPECT_NE(log.find("closing heartbeat-port connection from 127.0.0.1:"), std::string::npos)

@@ -19,13 +19,17 @@
 #include "client/fulcrum_registrar.h"
 #include "client/fulcrum_resolver.h"
 #include "fulcrum/role.h"
+#include "raw_socket.h"
 #include "transport.h"
 
 namespace fulcrum::registry {
 namespace {
 
 using registry_test::ChildProcess;
+using registry_test::ClosedByPeer;
 using registry_test::CommandResult;
+using registry_test::ExpectJunkConnectionsClosed;
+using registry_test::RawConnect;
 using registry_test::ReadFile;
 using registry_test::RunCommand;
 using registry_test::TempDir;
@@ -247,28 +251,6 @@ TEST_F(RegistryProcessTest, FulcrumctlShowsRolesAndPromotesAndTheEpochSurvivesSi
   EXPECT_EQ(j["instances"][0]["role"], "SLAVE");
 }
 
-// Opens a raw TCP connection to the registry.
-int RawConnect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// True once the peer closed the connection (read returns 0 or an error) within `timeout`.
-bool ClosedByPeer(int fd, milliseconds timeout) {
-  pollfd pfd{fd, POLLIN, 0};
-  if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;
-  char buf[256];
-  return ::read(fd, buf, sizeof(buf)) <= 0;
-}
-
 TEST_F(RegistryProcessTest, BadInputClosesThatConnectionAndOthersAreServed) {
   ASSERT_GT(Start({"--idle_timeout_ms=3000", "--max_frame_bytes=65536"}), 0);
 
@@ -277,25 +259,7 @@ TEST_F(RegistryProcessTest, BadInputClosesThatConnectionAndOthersAreServed) {
   ASSERT_GE(slow, 0);
   ASSERT_EQ(::write(slow, "\x00\x00", 2), 2);
 
-  // Garbage: a plausible frame length followed by bytes that are not Thrift.
-  const int garbage = RawConnect(port_);
-  ASSERT_GE(garbage, 0);
-  const std::string junk = std::string("\x00\x00\x00\x10", 4) + "this is not thrift";
-  ASSERT_EQ(::write(garbage, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
-  EXPECT_TRUE(ClosedByPeer(garbage, seconds(10)));
-
-  // Oversized: a frame header announcing 2 GiB.
-  const int oversized = RawConnect(port_);
-  ASSERT_GE(oversized, 0);
-  ASSERT_EQ(::write(oversized, "\x7f\xff\xff\xff", 4), 4);
-  EXPECT_TRUE(ClosedByPeer(oversized, seconds(10)));
-
-  // HTTP on the Thrift port reads as a ~1.2 GB frame length: also refused.
-  const int http = RawConnect(port_);
-  ASSERT_GE(http, 0);
-  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  ASSERT_EQ(::write(http, get.data(), get.size()), static_cast<ssize_t>(get.size()));
-  EXPECT_TRUE(ClosedByPeer(http, seconds(10)));
+  ExpectJunkConnectionsClosed(port_);
 
   // Meanwhile, with the slow connection still stalled, others are served.
   auto conn = Connect();
@@ -308,9 +272,6 @@ TEST_F(RegistryProcessTest, BadInputClosesThatConnectionAndOthersAreServed) {
   // The stalled connection is closed by the idle timeout.
   EXPECT_TRUE(ClosedByPeer(slow, seconds(10)));
   ::close(slow);
-  ::close(garbage);
-  ::close(oversized);
-  ::close(http);
 
   // Still serving (a new connection: the idle timeout may have closed the first one too).
   conn = Connect();
