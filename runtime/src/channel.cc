@@ -66,11 +66,6 @@ class FixedPicker final : public Picker {
   BackendPtr backend_;
 };
 
-int CeilMillis(Duration d) {
-  const int64_t ms = (d.count() + 999'999) / 1'000'000;
-  return static_cast<int>(std::clamp<int64_t>(ms, 1, INT32_MAX));
-}
-
 }  // namespace
 
 CallError::CallError(StatusCode code, std::string message, std::vector<AttemptFailure> attempts)
@@ -502,13 +497,16 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       }
     } else {
       Connection& conn = lease->connection();
-      conn.SetTimeout(CeilMillis(deadline - now));
+      // The deadline is enforced by the watchdog thread, not a socket timeout (see
+      // deadline_watchdog.h for why).
+      conn.BeginCall(deadline, clock_);
       CallPhase phase;
       std::exception_ptr rethrow;
       bool refused = false;  // a NotMaster refusal (master-slave): the call never ran
       try {
         fn(closure, conn, phase);
       } catch (const CallError&) {
+        conn.EndCall();
         throw;  // a nested channel call inside the attempt failed: not this endpoint's fault
       } catch (const TTransportException& e) {
         conn.MarkBroken();
@@ -534,6 +532,11 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       } catch (...) {
         conn.MarkBroken();  // the caller's own code threw mid-call; the wire state is unknown
         rethrow = std::current_exception();
+      }
+      if (conn.EndCall() && (code == StatusCode::kTransport || code == StatusCode::kProtocol)) {
+        // The watchdog shut the socket down at the deadline: that is why the read failed.
+        code = StatusCode::kDeadlineExceeded;
+        detail = "deadline exceeded during the call (connection cut)";
       }
       sent = phase.sent();
       const TimePoint end = clock_.Now();

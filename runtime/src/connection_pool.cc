@@ -10,6 +10,7 @@
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TTransportException.h>
 
+#include "deadline_watchdog.h"
 #include "fulcrum/framed_transport.h"
 #include "thrift_logging.h"
 
@@ -50,9 +51,13 @@ Connection::Connection(std::shared_ptr<TSocket> socket, std::shared_ptr<TTranspo
                        std::shared_ptr<TProtocol> protocol)
     : socket_(std::move(socket)),
       transport_(std::move(transport)),
-      protocol_(std::move(protocol)) {}
+      protocol_(std::move(protocol)),
+      fd_(socket_->getSocketFD()) {}
 
 Connection::~Connection() {
+  // Before the socket closes: the watchdog must never shut down a descriptor number that a
+  // new socket may already reuse.
+  if (clock_ != nullptr) internal::DeadlineWatchdog::Instance().Remove(this);
   client_.reset();
   // Close the socket, not the framed transport: its close() would first flush whatever a
   // failed call left in the write buffer.
@@ -68,6 +73,23 @@ void Connection::SetTimeout(int ms) {
   socket_->setSendTimeout(ms);
   socket_->setRecvTimeout(ms);
   timeout_ms_ = ms;
+}
+
+void Connection::BeginCall(TimePoint deadline, const Clock& clock) {
+  auto& watchdog = internal::DeadlineWatchdog::Instance();
+  if (clock_ == nullptr) {
+    clock_ = &clock;
+    watchdog.Add(this);
+  }
+  // seq_cst: pairs with the watchdog's sleeping flag (see DeadlineWatchdog::Run).
+  deadline_.store(std::max<int64_t>(ToNanos(deadline), 1), std::memory_order_seq_cst);
+  watchdog.OnCallStart();
+}
+
+bool Connection::EndCall() {
+  if (deadline_.exchange(0, std::memory_order_acq_rel) != kCut) return false;
+  broken_ = true;
+  return true;
 }
 
 bool Connection::PeerClosed() const {
@@ -264,31 +286,57 @@ void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
 }
 
 void ConnectionPool::CloseIdle() {
+  // Every idle connection, parked in a slot (`slot` >= 0) or on the list (-1).
+  struct Held {
+    std::unique_ptr<Connection> conn;
+    int slot;
+  };
+  std::vector<Held> held;
+  for (size_t i = 0; i < kSlots; ++i) {
+    if (Connection* c = slots_[i].conn.exchange(nullptr, std::memory_order_acq_rel)) {
+      held.push_back({std::unique_ptr<Connection>(c), static_cast<int>(i)});
+    }
+  }
   std::vector<std::unique_ptr<Connection>> expired;
-  std::vector<std::unique_ptr<Connection>> parked;
-  DrainSlots(&parked);
   {
     std::lock_guard<std::mutex> lock(mu_);
     const TimePoint now = clock_.Now();
-    // Parked connections rejoin the list, which is ordered by last use, oldest first.
-    for (auto& c : parked) idle_.push_back(std::move(c));
-    std::stable_sort(idle_.begin(), idle_.end(),
-                     [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
-    auto first_fresh = std::find_if(idle_.begin(), idle_.end(), [&](const auto& c) {
-      return now - c->last_used <= options_.idle_timeout;
+    for (auto& c : idle_) held.push_back({std::move(c), -1});
+    idle_.clear();
+    // The most recently used are kept: at most max_idle, none idle for over idle_timeout.
+    std::stable_sort(held.begin(), held.end(), [](const Held& a, const Held& b) {
+      return a.conn->last_used > b.conn->last_used;
     });
-    expired.assign(std::make_move_iterator(idle_.begin()), std::make_move_iterator(first_fresh));
-    idle_.erase(idle_.begin(), first_fresh);
-    // Beyond max_idle the oldest go too.
     const size_t keep = static_cast<size_t>(std::max(0, options_.max_idle));
-    if (idle_.size() > keep) {
-      const auto excess = static_cast<std::ptrdiff_t>(idle_.size() - keep);
-      for (auto it = idle_.begin(); it != idle_.begin() + excess; ++it) {
-        expired.push_back(std::move(*it));
+    size_t kept = 0;
+    for (Held& h : held) {
+      if (kept >= keep || now - h.conn->last_used > options_.idle_timeout) {
+        expired.push_back(std::move(h.conn));
+        continue;
       }
-      idle_.erase(idle_.begin(), idle_.begin() + excess);
+      ++kept;
+      // A parked connection goes back to its own slot: its thread finds it there on the next
+      // call as if nothing happened. Reshuffling every thread's connection here twice a second
+      // cost 5-10% of end-to-end throughput (docs/benchmarks.md).
+      Connection* expected = nullptr;
+      if (h.slot >= 0 && !shutdown_.load(std::memory_order_acquire) &&
+          slots_[static_cast<size_t>(h.slot)].conn.compare_exchange_strong(
+              expected, h.conn.get(), std::memory_order_acq_rel)) {
+        h.conn.release();
+        continue;
+      }
+      idle_.push_back(std::move(h.conn));
     }
+    std::reverse(idle_.begin(), idle_.end());  // the list keeps the most recently used last
     CloseLocked(static_cast<int>(expired.size()));
+  }
+  // Shutdown may have drained the slots while connections were being put back: close those.
+  if (shutdown_.load(std::memory_order_acquire)) {
+    std::vector<std::unique_ptr<Connection>> parked;
+    DrainSlots(&parked);
+    std::lock_guard<std::mutex> lock(mu_);
+    CloseLocked(static_cast<int>(parked.size()));
+    for (auto& c : parked) expired.push_back(std::move(c));
   }
   if (!expired.empty()) slot_freed_.notify_all();
 }

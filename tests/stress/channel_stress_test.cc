@@ -1,6 +1,8 @@
 // Many threads call through one channel while another thread keeps replacing its endpoint set
-// (servers leaving and coming back, weights changing). Run under ThreadSanitizer by
-// scripts/test.sh; also a plain correctness check: no call fails while a server is listed.
+// (servers leaving and coming back, weights changing), and while the deadline watchdog cuts
+// calls that run out of time. Run under ThreadSanitizer by scripts/test.sh; also plain
+// correctness checks: no call fails while a server is listed, and every call cut is one whose
+// deadline passed.
 #include <atomic>
 #include <thread>
 
@@ -67,6 +69,56 @@ TEST(ChannelStressTest, CallsWhileTheEndpointSetChanges) {
     EXPECT_GT(ok.load(), 100) << balancer;
     EXPECT_EQ(failed.load(), 0) << balancer;
   }
+}
+
+// Deadlines cut calls while replies arrive: the watchdog's cut races the call's end, the
+// connection's return to the pool and its reuse by the next call. Every call either returns
+// the right answer or fails with kDeadlineExceeded, and a cut never hits a later call.
+TEST(ChannelStressTest, DeadlinesRaceWithReplies) {
+  auto server = testing::TestServer::Start({.id = "s"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ChannelOptions opts;
+  opts.service_name = "echo";
+  auto ch = Channel::Create("static://127.0.0.1:" + std::to_string((*server)->port()), opts);
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  Channel& channel = **ch;
+
+  std::atomic<int64_t> raced_ok{0}, raced_cut{0}, wrong{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      for (int k = 0; k < 120; ++k) {
+        const int kind = (k + t) % 3;
+        CallOptions o;
+        try {
+          if (kind == 0) {  // plenty of time: must succeed, on whatever connection it gets
+            o.timeout = std::chrono::seconds(20);
+            if (testing::Slow(channel, 0, o) != "s") wrong.fetch_add(1);
+          } else if (kind == 1) {  // far too little time: must be cut
+            o.timeout = std::chrono::milliseconds(5);
+            testing::Slow(channel, 200, o);
+            if (wrong.fetch_add(1) == 0) ADD_FAILURE() << "a 200 ms call beat a 5 ms deadline";
+          } else {  // about as long as the deadline: either outcome, nothing else
+            o.timeout = std::chrono::milliseconds(1 + k % 4);
+            if (testing::Slow(channel, k % 4, o) != "s") wrong.fetch_add(1);
+            raced_ok.fetch_add(1);
+          }
+        } catch (const CallError& e) {
+          if (kind == 2 && e.code() == StatusCode::kDeadlineExceeded) {
+            raced_cut.fetch_add(1);
+          } else if (kind != 1 || e.code() != StatusCode::kDeadlineExceeded) {
+            if (wrong.fetch_add(1) == 0) ADD_FAILURE() << "kind " << kind << ": " << e.what();
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(raced_ok.load() + raced_cut.load(), 4 * 40);
+  CallOptions o;
+  o.timeout = std::chrono::seconds(20);
+  EXPECT_EQ(testing::Whoami(channel, o), "s");
 }
 
 }  // namespace

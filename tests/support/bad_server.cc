@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -73,16 +74,26 @@ void BadServer::Stop() {
 
 void BadServer::Run() {
   std::map<int, std::string> clients;  // fd -> bytes read and not yet answered
-  auto drop = [&clients](int fd) {
+  std::map<int, int> trickling;        // kTrickle: fd -> body bytes still to send
+  auto drop = [&](int fd) {
     ::close(fd);
     clients.erase(fd);
+    trickling.erase(fd);
   };
   for (;;) {
     std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
     for (const auto& [fd, unused] : clients) fds.push_back({fd, POLLIN, 0});
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    const int rc = ::poll(fds.data(), fds.size(), trickling.empty() ? -1 : 20);
+    if (rc < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    if (rc == 0) {
+      for (auto it = trickling.begin(); it != trickling.end();) {
+        SendAll(it->first, std::string(1, 'x'));
+        it = --it->second > 0 ? std::next(it) : trickling.erase(it);
+      }
+      continue;
     }
     if (fds[0].revents != 0) break;
     if (fds[1].revents & POLLIN) {
@@ -129,6 +140,13 @@ void BadServer::Run() {
             const std::string frame = Frame(std::string(64, '\x80'));
             SendAll(fd, frame.substr(0, frame.size() / 2));
             close_now = true;
+            break;
+          }
+          case Mode::kTrickle: {
+            constexpr int kBody = 4096;
+            const uint32_t size = htonl(kBody);
+            SendAll(fd, std::string(reinterpret_cast<const char*>(&size), sizeof(size)));
+            trickling[fd] = kBody;
             break;
           }
           case Mode::kHang:

@@ -26,6 +26,8 @@ class BadServer {
     kHalfFrame,      // answers with half of a frame, then closes the connection
     kHang,           // reads requests, never answers, keeps the connection open
     kCloseOnAccept,  // closes each connection as soon as it is accepted
+    kTrickle,        // answers with the header of a 4 KiB frame, then one byte every 20 ms:
+                     // no single read ever waits long, but the reply takes 80 s
   };
 
   explicit BadServer(Mode mode) : mode_(mode) {}

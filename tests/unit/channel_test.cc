@@ -168,6 +168,29 @@ TEST_F(ChannelTest, DeadlineHoldsWhenEveryEndpointHangs) {
   EXPECT_GE(elapsed, milliseconds(190));
 }
 
+TEST_F(ChannelTest, DeadlineHoldsWhenTheServerTricklesItsReply) {
+  // One byte every 20 ms: a socket timeout per read would never fire and the reply would take
+  // 80 s. The deadline covers the whole call.
+  BadServer trickle(BadServer::Mode::kTrickle);
+  ASSERT_TRUE(trickle.Start().ok());
+  auto ch = MakeChannel({trickle.port()});
+  const auto start = std::chrono::steady_clock::now();
+  CallOptions o;
+  o.timeout = milliseconds(200);
+  try {
+    testing::Whoami(*ch, o);
+    FAIL() << "expected a deadline error";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
+    EXPECT_THAT(e.what(), HasSubstr("deadline exceeded"));
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  // The deadline plus the watchdog's tick and scheduling slack, not a performance figure.
+  EXPECT_LT(elapsed, milliseconds(200 + 800));
+  EXPECT_GE(elapsed, milliseconds(190));
+  EXPECT_EQ(ch->Endpoints()[0].open_connections, 0) << "the cut connection was closed";
+}
+
 TEST_F(ChannelTest, NoEndpointsIsAClearError) {
   auto ch = MakeChannel(Ports());
   ch->UpdateEndpoints({});

@@ -195,6 +195,70 @@ TEST_F(ConnectionPoolTest, KeepsAtMostMaxIdle) {
   EXPECT_EQ(pool.open_connections(), 1);
 }
 
+TEST_F(ConnectionPoolTest, HousekeepingLeavesEachThreadItsOwnConnection) {
+  ConnectionPool pool(server_->endpoint(), {}, clock_);
+  Connection* mine = nullptr;
+  {
+    auto lease = pool.Acquire(Later());
+    ASSERT_TRUE(lease.ok());
+    mine = &lease->connection();
+  }  // parked in this thread's slot
+  clock_.Advance(seconds(1));
+  std::thread([&] {
+    auto lease = pool.Acquire(Later());  // another thread, another slot: a second connection
+    ASSERT_TRUE(lease.ok());
+    EXPECT_NE(&lease->connection(), mine);
+  }).join();  // its connection stays parked in its slot, used more recently than ours
+  pool.CloseIdle();
+  EXPECT_EQ(pool.idle_connections(), 2);
+  EXPECT_EQ(pool.open_connections(), 2);
+  // Housekeeping put each parked connection back where it was: not the most recently used
+  // one from a shared list.
+  auto lease = pool.Acquire(Later());
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(&lease->connection(), mine);
+}
+
+TEST_F(ConnectionPoolTest, WatchdogCutsACallAtItsDeadlineOnTheConnectionsClock) {
+  BadServer hang(BadServer::Mode::kHang);
+  ASSERT_TRUE(hang.Start().ok());
+  ConnectionPool pool(Local(hang.port()), {}, clock_);
+  auto lease = pool.Acquire(Later());
+  ASSERT_TRUE(lease.ok());
+  Connection& conn = lease->connection();
+  conn.BeginCall(clock_.Now() + seconds(1), clock_);
+  // Real time passes, the fake clock does not: nothing may cut the call until it moves.
+  const auto start = std::chrono::steady_clock::now();
+  auto advance = std::async(std::launch::async, [this] {
+    std::this_thread::sleep_for(milliseconds(100));
+    clock_.Advance(seconds(2));
+  });
+  std::string out;
+  EXPECT_THROW(conn.As<EchoClient>().whoami(out), TTransportException);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(100));
+  advance.get();
+  EXPECT_TRUE(conn.EndCall()) << "the watchdog cut the call";
+  EXPECT_TRUE(conn.broken()) << "a cut connection is never reused";
+}
+
+TEST_F(ConnectionPoolTest, ACallThatEndsInTimeIsNeverCut) {
+  ConnectionPool pool(server_->endpoint(), {}, clock_);
+  auto lease = pool.Acquire(Later());
+  ASSERT_TRUE(lease.ok());
+  Connection& conn = lease->connection();
+  std::string out;
+  conn.BeginCall(clock_.Now() + seconds(1), clock_);
+  conn.As<EchoClient>().whoami(out);
+  EXPECT_FALSE(conn.EndCall());
+  // Long past that deadline, with the watchdog scanning, the idle connection stays whole.
+  clock_.Advance(seconds(60));
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_FALSE(conn.broken());
+  conn.BeginCall(clock_.Now() + seconds(1), clock_);
+  EXPECT_NO_THROW(conn.As<EchoClient>().whoami(out));
+  EXPECT_FALSE(conn.EndCall());
+}
+
 TEST(ConnectionPoolConnectTest, RefusedConnectIsATransportErrorNamingTheAddress) {
   // A bound socket that does not listen: its port refuses connections and stays ours.
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

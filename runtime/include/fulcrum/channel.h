@@ -18,6 +18,8 @@
 // record latency and outcome, and on a failure retry where safe: the request never left, or the
 // method is idempotent; never a oneway call; never past the deadline; never beyond the retry
 // budget; on an endpoint not yet tried when there is one. Generated clients call exactly this.
+// The deadline bounds the whole call, however slowly the server answers: a watchdog thread
+// shuts down the connection of a call past its deadline (at most ~5 ms late).
 //
 // Errors: exceptions declared in the IDL reach the caller unchanged (and count as successes
 // for the endpoint). When the call fails for good, Call throws fulcrum::CallError (a

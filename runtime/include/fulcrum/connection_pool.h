@@ -54,6 +54,10 @@ struct PoolOptions {
   uint32_t max_frame_size = 64u << 20;
 };
 
+namespace internal {
+class DeadlineWatchdog;
+}
+
 class Connection {
  public:
   Connection(std::shared_ptr<apache::thrift::transport::TSocket> socket,
@@ -74,7 +78,17 @@ class Connection {
   const std::shared_ptr<apache::thrift::protocol::TProtocol>& protocol() const { return protocol_; }
 
   // Sets the socket's send and receive timeouts; a system call only when the value changes.
+  // For direct users of the pool: a socket timeout makes the kernel arm a timer on every
+  // blocking wait, which the channel avoids with BeginCall/EndCall.
   void SetTimeout(int ms);
+
+  // The deadline of the call about to run on this connection, on `clock`. A process-wide
+  // watchdog thread shuts the socket down once the deadline has passed (at most a few
+  // milliseconds late), which makes the blocked read or write fail. One atomic store.
+  void BeginCall(TimePoint deadline, const Clock& clock);
+  // Ends the call begun by BeginCall. Returns true when the watchdog cut it: the connection is
+  // then marked broken (and whatever the call threw was caused by the cut).
+  bool EndCall();
   void MarkBroken() { broken_ = true; }
   bool broken() const { return broken_; }
   // True when the peer has closed or sent unsolicited bytes (checked without blocking).
@@ -90,6 +104,15 @@ class Connection {
   const std::type_info* client_type_ = nullptr;
   int timeout_ms_ = -1;
   bool broken_ = false;
+
+  // Deadline watch (deadline_watchdog.h). deadline_ is 0 between calls, the call's deadline in
+  // nanoseconds on clock_ during one, kCut once the watchdog shut the socket down.
+  friend class internal::DeadlineWatchdog;
+  static constexpr int64_t kCut = -1;
+  const int fd_;
+  std::atomic<int64_t> deadline_{0};
+  const Clock* clock_ = nullptr;
+  int watch_index_ = -1;  // position in the watchdog's list; -1: not watched (guarded by its lock)
 };
 
 class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
