@@ -1,22 +1,32 @@
 // End-to-end load generator: the Fulcrum channel against a raw Thrift client on the same echo
-// servers, same threads, in the same run, alternating rounds so both see the same machine.
+// servers, same threads, in the same run.
 //
-//   fulcrum_load --servers=1,3 --threads=8 --seconds=5 --rounds=3
+//   fulcrum_load --servers=1,3 --threads=8 --seconds=10 --runs=5
 //   fulcrum_load --memory_endpoints=1000     # client memory with a 1000-endpoint channel
 //
 // Raw Thrift: each thread owns one connection (TSocket + TFramedTransport + TBinaryProtocol)
 // to server (thread % n), no balancing. Fulcrum: one shared Channel, every call picked by the
-// balancer and run on a pooled connection. Prints calls/s, p50/p99 latency, client CPU per call,
-// and the Fulcrum/raw throughput ratio (median over rounds).
+// balancer and run on a pooled connection.
+//
+// The clients take turns in short phases (--phase_ms, 200 ms by default): every thread calls
+// through the raw client, then through Fulcrum, then raw again, and so on. On a shared 2-core
+// machine the speed drifts by +-25% within seconds (other tenants, the host's scheduler); runs
+// of several seconds one after the other measured that drift more than the clients.
+// Alternating every 200 ms gives every client the same machine. A run also has its own luck
+// (which server threads share a core with which client threads), so the whole thing is
+// repeated --runs times with fresh servers and connections, and the ratio reported is the
+// median over runs. --raw_twice adds a second raw client: its ratio shows the method's noise.
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -33,15 +43,24 @@
 
 DEFINE_string(servers, "1,3", "comma-separated server counts to measure");
 DEFINE_int32(threads, 8, "client threads");
-DEFINE_double(seconds, 4, "length of one measured run");
-DEFINE_int32(rounds, 3, "raw/fulcrum pairs per server count (the median is reported)");
+DEFINE_double(seconds, 10, "measured time per client and run");
+DEFINE_int32(phase_ms, 200, "the clients take turns in phases this long");
 DEFINE_int32(payload, 16, "echo payload bytes");
 DEFINE_string(balancers, "p2c_least_loaded", "comma-separated balancers for the Fulcrum runs");
 DEFINE_string(server_type, "threaded", "threaded or nonblocking");
 DEFINE_string(server_binary, FULCRUM_ECHO_SERVER, "the echo server to start");
 DEFINE_bool(raw_spread, false, "also run raw Thrift spread round-robin over all servers");
 DEFINE_bool(raw_timeouts, false,
-            "give the raw client 1 s socket send/receive timeouts, as the channel's deadline does");
+            "also run raw Thrift with 1 s socket send/receive timeouts (what enforcing a deadline "
+            "with socket timeouts costs)");
+DEFINE_bool(pool_only, false,
+            "also run Fulcrum's pooled connections without the channel (1 server only): what the "
+            "pool and connection set-up cost apart from balancing");
+DEFINE_bool(raw_twice, false,
+            "also run a second, identical raw Thrift client: the ratio shows the method's noise");
+DEFINE_int32(runs, 3,
+             "independent runs per server count (fresh servers and connections each); the "
+             "ratios reported are the medians over runs");
 DEFINE_bool(raw, true,
             "run the raw Thrift baseline (false: only the Fulcrum runs, e.g. to profile them)");
 DEFINE_int32(memory_endpoints, 0, "if > 0: measure client memory with this many endpoints");
@@ -51,14 +70,6 @@ namespace {
 
 using fulcrum::test::EchoClient;
 using std::chrono::steady_clock;
-
-struct RunResult {
-  double calls_per_sec = 0;
-  double p50_us = 0;
-  double p99_us = 0;
-  double cpu_us_per_call = 0;
-  int64_t errors = 0;
-};
 
 double CpuSeconds() {
   rusage u{};
@@ -76,103 +87,94 @@ long RssKib() {
   return -1;
 }
 
-// Runs `threads` threads each calling `call(thread_index)` in a loop for the run length.
-template <class Call>
-RunResult Drive(int threads, Call&& call) {
-  std::atomic<bool> go{false}, stop{false};
-  std::vector<std::vector<uint32_t>> lat(threads);  // nanoseconds, capped at 4 s
-  std::vector<int64_t> errors(threads, 0);
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      lat[t].reserve(1 << 20);
-      while (!go.load()) std::this_thread::yield();
-      while (!stop.load(std::memory_order_relaxed)) {
-        const auto t0 = steady_clock::now();
-        try {
-          call(t);
-        } catch (const std::exception& e) {
-          if (errors[t]++ == 0) LOG(WARNING) << "call failed: " << e.what();
-        }
-        const auto ns = (steady_clock::now() - t0).count();
-        lat[t].push_back(static_cast<uint32_t>(std::min<int64_t>(ns, 4'000'000'000)));
-      }
-    });
-  }
-  const double cpu0 = CpuSeconds();
-  const auto start = steady_clock::now();
-  go = true;
-  std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_seconds));
-  stop = true;
-  for (auto& th : pool) th.join();
-  const double wall = std::chrono::duration<double>(steady_clock::now() - start).count();
-  const double cpu = CpuSeconds() - cpu0;
+// The machine's CPU time from /proc/stat, in clock ticks: busy (user, nice, system, irq,
+// softirq) and stolen by the hypervisor. Client and servers share the cores, so the busy time
+// per call is what a call costs the whole machine.
+struct MachineTicks {
+  int64_t busy = 0;
+  int64_t steal = 0;
+  int64_t total = 0;
+};
 
-  std::vector<uint32_t> all;
-  RunResult r;
-  for (int t = 0; t < threads; ++t) {
-    all.insert(all.end(), lat[t].begin(), lat[t].end());
-    r.errors += errors[t];
-  }
-  if (all.empty()) return r;
-  std::sort(all.begin(), all.end());
-  r.calls_per_sec = static_cast<double>(all.size()) / wall;
-  r.p50_us = all[all.size() / 2] / 1e3;
-  r.p99_us = all[all.size() * 99 / 100] / 1e3;
-  r.cpu_us_per_call = cpu * 1e6 / static_cast<double>(all.size());
-  return r;
+MachineTicks ReadMachineTicks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  int64_t v[8] = {};  // user nice system idle iowait irq softirq steal
+  in >> cpu;
+  for (int64_t& x : v) in >> x;
+  MachineTicks t;
+  if (cpu != "cpu") return t;
+  t.busy = v[0] + v[1] + v[2] + v[5] + v[6];
+  t.steal = v[7];
+  for (int64_t x : v) t.total += x;
+  return t;
 }
 
-RunResult RunRaw(const std::vector<uint16_t>& ports, const std::string& payload) {
+// A client under test: `call(thread)` makes one echo call on behalf of client thread `thread`.
+struct Client {
+  std::string name;
+  std::function<void(int)> call;
+  std::function<void()> close = [] {};
+};
+
+std::shared_ptr<EchoClient> RawConnection(
+    uint16_t port, bool timeouts,
+    std::vector<std::shared_ptr<apache::thrift::transport::TTransport>>* opened) {
   using namespace apache::thrift;
-  std::vector<std::unique_ptr<EchoClient>> clients;
-  std::vector<std::shared_ptr<transport::TTransport>> transports;
-  for (int t = 0; t < FLAGS_threads; ++t) {
-    auto socket = std::make_shared<transport::TSocket>("127.0.0.1", ports[t % ports.size()]);
-    if (FLAGS_raw_timeouts) {
-      socket->setRecvTimeout(1000);
-      socket->setSendTimeout(1000);
-    }
-    auto framed = std::make_shared<transport::TFramedTransport>(socket);
-    framed->open();
-    transports.push_back(framed);
-    clients.push_back(
-        std::make_unique<EchoClient>(std::make_shared<protocol::TBinaryProtocol>(framed)));
+  auto socket = std::make_shared<transport::TSocket>("127.0.0.1", port);
+  if (timeouts) {
+    socket->setRecvTimeout(1000);
+    socket->setSendTimeout(1000);
   }
-  RunResult r = Drive(FLAGS_threads, [&](int t) {
-    std::string out;
-    clients[t]->echo(out, payload);
-  });
-  for (auto& tr : transports) tr->close();
-  return r;
+  auto framed = std::make_shared<transport::TFramedTransport>(socket);
+  framed->open();
+  opened->push_back(framed);
+  return std::make_shared<EchoClient>(std::make_shared<protocol::TBinaryProtocol>(framed));
+}
+
+// Raw Thrift: thread t owns one connection to server t % n.
+Client RawClient(const std::vector<uint16_t>& ports, const std::string& payload,
+                 bool timeouts = false) {
+  auto opened =
+      std::make_shared<std::vector<std::shared_ptr<apache::thrift::transport::TTransport>>>();
+  std::vector<std::shared_ptr<EchoClient>> clients;
+  for (int t = 0; t < FLAGS_threads; ++t) {
+    clients.push_back(RawConnection(ports[t % ports.size()], timeouts, opened.get()));
+  }
+  return {timeouts ? "raw thrift, 1 s socket timeouts" : "raw thrift (1 conn/thread)",
+          [clients, payload](int t) {
+            std::string out;
+            clients[t]->echo(out, payload);
+          },
+          [opened] {
+            for (auto& tr : *opened) tr->close();
+          }};
 }
 
 // Raw Thrift spread over every server: each thread owns one connection per server and takes
 // them in turn. No balancer, no pool: what spreading load costs by itself.
-RunResult RunRawSpread(const std::vector<uint16_t>& ports, const std::string& payload) {
-  using namespace apache::thrift;
-  std::vector<std::vector<std::unique_ptr<EchoClient>>> clients(FLAGS_threads);
-  std::vector<std::shared_ptr<transport::TTransport>> transports;
+Client RawSpreadClient(const std::vector<uint16_t>& ports, const std::string& payload) {
+  auto opened =
+      std::make_shared<std::vector<std::shared_ptr<apache::thrift::transport::TTransport>>>();
+  auto clients =
+      std::make_shared<std::vector<std::vector<std::shared_ptr<EchoClient>>>>(FLAGS_threads);
   for (int t = 0; t < FLAGS_threads; ++t) {
-    for (uint16_t port : ports) {
-      auto socket = std::make_shared<transport::TSocket>("127.0.0.1", port);
-      auto framed = std::make_shared<transport::TFramedTransport>(socket);
-      framed->open();
-      transports.push_back(framed);
-      clients[t].push_back(
-          std::make_unique<EchoClient>(std::make_shared<protocol::TBinaryProtocol>(framed)));
-    }
+    for (uint16_t port : ports) (*clients)[t].push_back(RawConnection(port, false, opened.get()));
   }
-  std::vector<size_t> next(FLAGS_threads, static_cast<size_t>(0));
-  RunResult r = Drive(FLAGS_threads, [&](int t) {
-    std::string out;
-    clients[t][next[t]++ % clients[t].size()]->echo(out, payload);
-  });
-  for (auto& tr : transports) tr->close();
-  return r;
+  auto next = std::make_shared<std::vector<size_t>>(FLAGS_threads, 0);
+  return {"raw thrift, spread over servers",
+          [clients, next, payload](int t) {
+            std::string out;
+            auto& mine = (*clients)[t];
+            mine[(*next)[t]++ % mine.size()]->echo(out, payload);
+          },
+          [opened] {
+            for (auto& tr : *opened) tr->close();
+          }};
 }
 
-RunResult RunFulcrum(const std::vector<uint16_t>& ports, const std::string& balancer,
+// Fulcrum: one channel shared by every thread, over a static endpoint list.
+Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& balancer,
                      const std::string& payload) {
   std::string target = "static://";
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -181,23 +183,132 @@ RunResult RunFulcrum(const std::vector<uint16_t>& ports, const std::string& bala
   fulcrum::ChannelOptions opts;
   opts.service_name = "echo";
   opts.balancer = balancer;
-  auto channel = fulcrum::Channel::Create(target, opts);
-  CHECK(channel.ok()) << channel.status();
-  auto& ch = **channel;
-  for (int i = 0; i < FLAGS_threads; ++i) fulcrum::testing::Echo(ch, payload);  // warm pools
-  return Drive(FLAGS_threads, [&](int) { fulcrum::testing::Echo(ch, payload); });
+  auto created = fulcrum::Channel::Create(target, opts);
+  CHECK(created.ok()) << created.status();
+  std::shared_ptr<fulcrum::Channel> channel = std::move(created).value();
+  return {"fulcrum " + balancer,
+          [channel, payload](int) { fulcrum::testing::Echo(*channel, payload); }};
+}
+
+// Fulcrum's pooled connections to the first server, without the channel: no balancer, stats,
+// retries or deadline.
+Client PoolOnlyClient(const std::vector<uint16_t>& ports, const std::string& payload) {
+  auto pool = std::make_shared<fulcrum::ConnectionPool>(
+      fulcrum::Endpoint{.host = "127.0.0.1", .port = ports[0]}, fulcrum::PoolOptions{});
+  return {"fulcrum pool, no channel", [pool, payload](int) {
+            auto lease = pool->Acquire(fulcrum::Clock::Real().Now() + std::chrono::seconds(1));
+            std::string out;
+            lease->connection().As<EchoClient>().echo(out, payload);
+          }};
+}
+
+struct Totals {
+  int64_t calls = 0;
+  double seconds = 0;
+  double client_cpu = 0;
+  int64_t busy_ticks = 0;
+  int64_t steal_ticks = 0;
+  int64_t all_ticks = 0;
+  int64_t errors = 0;
+  std::vector<uint32_t> latency_ns;  // capped at 4 s
+
+  double Rate() const { return seconds > 0 ? static_cast<double>(calls) / seconds : 0; }
+  double Percentile(double q) const {
+    if (latency_ns.empty()) return 0;
+    return latency_ns[static_cast<size_t>(q * static_cast<double>(latency_ns.size() - 1))] / 1e3;
+  }
+  double ClientCpuPerCall() const { return client_cpu * 1e6 / std::max<double>(1, calls); }
+  double MachineCpuPerCall() const {
+    return static_cast<double>(busy_ticks) * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK)) /
+           std::max<double>(1, calls);
+  }
+  double StealShare() const {
+    return all_ticks > 0 ? static_cast<double>(steal_ticks) / static_cast<double>(all_ticks) : 0;
+  }
+};
+
+// Phase p of cycle c = p / m belongs to client (c + p) % m: the order rotates every cycle so
+// that no client always follows the same other one.
+int ClientOfPhase(int p, int m) { return (p / m + p) % m; }
+
+// Runs every client for `seconds` in total, taking turns in phases of FLAGS_phase_ms.
+std::vector<Totals> Drive(std::vector<Client>& clients, double seconds) {
+  const int m = static_cast<int>(clients.size());
+  const int cycles = std::max(1, static_cast<int>(std::lround(seconds * 1000 / FLAGS_phase_ms)));
+  const int phases = cycles * m;
+  const int threads = FLAGS_threads;
+  std::atomic<int> phase{-1};  // -1: not started; `phases`: stop
+  // Per thread: calls started in each phase, errors, and latencies per client.
+  std::vector<std::vector<int64_t>> started(threads, std::vector<int64_t>(phases, 0));
+  std::vector<std::vector<int64_t>> errors(threads, std::vector<int64_t>(m, 0));
+  std::vector<std::vector<std::vector<uint32_t>>> lat(threads,
+                                                      std::vector<std::vector<uint32_t>>(m));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (auto& v : lat[t]) v.reserve(1 << 19);
+      int p;
+      while ((p = phase.load()) < 0) std::this_thread::yield();
+      for (; p < phases; p = phase.load(std::memory_order_relaxed)) {
+        const int c = ClientOfPhase(p, m);
+        const auto t0 = steady_clock::now();
+        try {
+          clients[c].call(t);
+        } catch (const std::exception& e) {
+          if (errors[t][c]++ == 0) LOG(WARNING) << clients[c].name << ": call failed: " << e.what();
+        }
+        const auto ns = (steady_clock::now() - t0).count();
+        lat[t][c].push_back(static_cast<uint32_t>(std::min<int64_t>(ns, 4'000'000'000)));
+        ++started[t][p];
+      }
+    });
+  }
+  std::vector<Totals> totals(m);
+  std::vector<double> phase_seconds(phases);
+  const auto phase_length = std::chrono::milliseconds(FLAGS_phase_ms);
+  auto begin = steady_clock::now();
+  double cpu = CpuSeconds();
+  MachineTicks ticks = ReadMachineTicks();
+  for (int p = 0; p <= phases; ++p) {
+    phase.store(p);
+    if (p > 0) {
+      const auto now = steady_clock::now();
+      const double now_cpu = CpuSeconds();
+      const MachineTicks now_ticks = ReadMachineTicks();
+      Totals& tot = totals[ClientOfPhase(p - 1, m)];
+      phase_seconds[p - 1] = std::chrono::duration<double>(now - begin).count();
+      tot.seconds += phase_seconds[p - 1];
+      tot.client_cpu += now_cpu - cpu;
+      tot.busy_ticks += now_ticks.busy - ticks.busy;
+      tot.steal_ticks += now_ticks.steal - ticks.steal;
+      tot.all_ticks += now_ticks.total - ticks.total;
+      begin = now;
+      cpu = now_cpu;
+      ticks = now_ticks;
+    }
+    if (p < phases) std::this_thread::sleep_until(begin + phase_length);
+  }
+  for (auto& th : pool) th.join();
+  for (int p = 0; p < phases; ++p) {
+    int64_t calls = 0;
+    for (int t = 0; t < threads; ++t) calls += started[t][p];
+    totals[ClientOfPhase(p, m)].calls += calls;
+  }
+  for (int c = 0; c < m; ++c) {
+    for (int t = 0; t < threads; ++t) {
+      totals[c].errors += errors[t][c];
+      totals[c].latency_ns.insert(totals[c].latency_ns.end(), lat[t][c].begin(), lat[t][c].end());
+    }
+    std::sort(totals[c].latency_ns.begin(), totals[c].latency_ns.end());
+  }
+  return totals;
 }
 
 double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-void PrintRow(const std::string& client, int servers, const RunResult& r) {
-  std::printf("| %-30s | %7d | %7d | %10.0f | %8.1f | %8.1f | %8.2f | %6" PRId64 " |\n",
-              client.c_str(), servers, FLAGS_threads, r.calls_per_sec, r.p50_us, r.p99_us,
-              r.cpu_us_per_call, r.errors);
-  std::fflush(stdout);
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 std::vector<std::string> Split(const std::string& s) {
@@ -233,41 +344,84 @@ Servers StartServers(int n, const std::vector<std::string>& extra = {}) {
   return s;
 }
 
+// The clients of one run, in the order they are driven; raw Thrift first when it runs.
+std::vector<Client> MakeClients(const std::vector<uint16_t>& ports, const std::string& payload) {
+  std::vector<Client> clients;
+  if (FLAGS_raw) clients.push_back(RawClient(ports, payload));
+  if (FLAGS_raw_twice) {
+    clients.push_back(RawClient(ports, payload));
+    clients.back().name = "raw thrift again (A/A)";
+  }
+  if (FLAGS_raw_timeouts) clients.push_back(RawClient(ports, payload, /*timeouts=*/true));
+  if (ports.size() > 1 && FLAGS_raw_spread) clients.push_back(RawSpreadClient(ports, payload));
+  if (ports.size() == 1 && FLAGS_pool_only) clients.push_back(PoolOnlyClient(ports, payload));
+  for (const std::string& b : Split(FLAGS_balancers)) {
+    clients.push_back(FulcrumClient(ports, b, payload));
+  }
+  return clients;
+}
+
+std::string Join(const std::vector<double>& v, const char* format) {
+  std::string out;
+  char buf[32];
+  for (double x : v) {
+    std::snprintf(buf, sizeof(buf), format, x);
+    out += (out.empty() ? "" : ", ") + std::string(buf);
+  }
+  return out;
+}
+
 int Throughput() {
+  CHECK_GT(FLAGS_phase_ms, 0) << "--phase_ms must be positive";
+  CHECK_GT(FLAGS_threads, 0) << "--threads must be positive";
+  CHECK_GT(FLAGS_runs, 0) << "--runs must be positive";
   const std::string payload(static_cast<size_t>(std::max(0, FLAGS_payload)), 'x');
   std::printf(
-      "| client                         | servers | threads |    calls/s |  p50 us  |  p99 us  | "
-      "CPU us/call | errors |\n");
-  std::printf("|---|---|---|---|---|---|---|---|\n");
+      "| client                          | servers | run |    calls/s |  p50 us  |  p99 us  | "
+      "client CPU us/call | machine CPU us/call | steal | errors |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<std::string> summary;
   for (const std::string& count : Split(FLAGS_servers)) {
     const int n = std::stoi(count);
-    Servers servers = StartServers(n);
-    std::vector<double> raw;
-    std::map<std::string, std::vector<double>> ours;
-    for (int round = 0; round < FLAGS_rounds; ++round) {
-      if (FLAGS_raw) {
-        RunResult r = RunRaw(servers.ports, payload);
-        PrintRow("raw thrift (1 conn/thread)", n, r);
-        raw.push_back(r.calls_per_sec);
+    std::vector<std::string> names;
+    // Per client after raw: each run's throughput ratio and machine-CPU-per-call ratio to raw.
+    std::vector<std::vector<double>> ratio, machine_ratio, rate;
+    for (int run = 1; run <= FLAGS_runs; ++run) {
+      Servers servers = StartServers(n);
+      std::vector<Client> clients = MakeClients(servers.ports, payload);
+      // Warm up: one cycle connects every pool and starts the servers' threads.
+      Drive(clients, FLAGS_phase_ms / 1000.0);
+      const std::vector<Totals> totals = Drive(clients, FLAGS_seconds);
+      for (Client& c : clients) c.close();
+      if (names.empty()) {
+        for (const Client& c : clients) names.push_back(c.name);
+        ratio.resize(clients.size());
+        machine_ratio.resize(clients.size());
+        rate.resize(clients.size());
       }
-      if (n > 1 && FLAGS_raw_spread) {
-        PrintRow("raw thrift, spread over servers", n, RunRawSpread(servers.ports, payload));
+      for (size_t c = 0; c < clients.size(); ++c) {
+        const Totals& t = totals[c];
+        std::printf(
+            "| %-31s | %7d | %3d | %10.0f | %8.1f | %8.1f | %8.2f | %8.2f | %5.1f%% | %6" PRId64
+            " |\n",
+            clients[c].name.c_str(), n, run, t.Rate(), t.Percentile(0.5), t.Percentile(0.99),
+            t.ClientCpuPerCall(), t.MachineCpuPerCall(), 100 * t.StealShare(), t.errors);
+        rate[c].push_back(t.Rate());
+        if (!FLAGS_raw || c == 0) continue;
+        ratio[c].push_back(t.Rate() / totals[0].Rate());
+        machine_ratio[c].push_back(t.MachineCpuPerCall() / totals[0].MachineCpuPerCall());
       }
-      for (const std::string& b : Split(FLAGS_balancers)) {
-        RunResult f = RunFulcrum(servers.ports, b, payload);
-        PrintRow("fulcrum " + b, n, f);
-        ours[b].push_back(f.calls_per_sec);
-      }
+      std::fflush(stdout);
     }
-    for (auto& [b, v] : ours) {
-      if (raw.empty()) break;
-      char line[200];
+    if (!FLAGS_raw) continue;
+    for (size_t c = 1; c < names.size(); ++c) {
+      char line[600];
       std::snprintf(line, sizeof(line),
-                    "%d server(s), %d threads: fulcrum %s / raw thrift = %.3f (median of %d "
-                    "rounds: %.0f vs %.0f calls/s)",
-                    n, FLAGS_threads, b.c_str(), Median(v) / Median(raw), FLAGS_rounds, Median(v),
-                    Median(raw));
+                    "%d server(s), %d threads: %s / raw thrift = %.3f, median of %d runs (%s); "
+                    "%.0f vs %.0f calls/s; machine CPU per call %.3fx raw's",
+                    n, FLAGS_threads, names[c].c_str(), Median(ratio[c]), FLAGS_runs,
+                    Join(ratio[c], "%.3f").c_str(), Median(rate[c]), Median(rate[0]),
+                    Median(machine_ratio[c]));
       summary.push_back(line);
     }
   }
