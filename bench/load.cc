@@ -381,6 +381,7 @@ int Throughput() {
       "client CPU us/call | machine CPU us/call | steal | errors |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<std::string> summary;
+  int64_t failed_calls = 0;
   for (const std::string& count : Split(FLAGS_servers)) {
     const int n = std::stoi(count);
     std::vector<std::string> names;
@@ -407,6 +408,7 @@ int Throughput() {
             clients[c].name.c_str(), n, run, t.Rate(), t.Percentile(0.5), t.Percentile(0.99),
             t.ClientCpuPerCall(), t.MachineCpuPerCall(), 100 * t.StealShare(), t.errors);
         rate[c].push_back(t.Rate());
+        failed_calls += t.errors;
         if (!FLAGS_raw || c == 0) continue;
         ratio[c].push_back(t.Rate() / totals[0].Rate());
         machine_ratio[c].push_back(t.MachineCpuPerCall() / totals[0].MachineCpuPerCall());
@@ -427,6 +429,11 @@ int Throughput() {
   }
   std::printf("\n");
   for (const std::string& s : summary) std::printf("%s\n", s.c_str());
+  if (failed_calls > 0) {
+    std::printf("%" PRId64 " calls failed (the first failure of each client is logged)\n",
+                failed_calls);
+    return 1;
+  }
   return 0;
 }
 
