@@ -142,6 +142,26 @@ TEST_F(ChannelTest, IdempotentCallsSurviveMisbehavingEndpoints) {
   }
 }
 
+// Makes a call with a 200 ms timeout that must fail with kDeadlineExceeded, on time: after the
+// deadline, and within it plus the watchdog's tick and scheduling slack (not a performance
+// figure).
+void ExpectDeadlineHolds(Channel& ch) {
+  const auto start = std::chrono::steady_clock::now();
+  CallOptions o;
+  o.timeout = milliseconds(200);
+  try {
+    testing::Whoami(ch, o);
+    FAIL() << "expected a deadline error";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
+    EXPECT_EQ(e.getType(), apache::thrift::transport::TTransportException::TIMED_OUT);
+    EXPECT_THAT(e.what(), HasSubstr("deadline exceeded"));
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(elapsed, milliseconds(200 + 800));
+  EXPECT_GE(elapsed, milliseconds(190));
+}
+
 TEST_F(ChannelTest, DeadlineHoldsWhenEveryEndpointHangs) {
   std::vector<std::unique_ptr<BadServer>> hung;
   std::vector<uint16_t> ports;
@@ -150,22 +170,7 @@ TEST_F(ChannelTest, DeadlineHoldsWhenEveryEndpointHangs) {
     ASSERT_TRUE(hung.back()->Start().ok());
     ports.push_back(hung.back()->port());
   }
-  auto ch = MakeChannel(ports);
-  const auto start = std::chrono::steady_clock::now();
-  CallOptions o;
-  o.timeout = milliseconds(200);
-  try {
-    testing::Whoami(*ch, o);
-    FAIL() << "expected a deadline error";
-  } catch (const CallError& e) {
-    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
-    EXPECT_EQ(e.getType(), apache::thrift::transport::TTransportException::TIMED_OUT);
-    EXPECT_THAT(e.what(), HasSubstr("deadline exceeded"));
-  }
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  // The bound is the deadline itself plus scheduling slack, not a performance figure.
-  EXPECT_LT(elapsed, milliseconds(200 + 800));
-  EXPECT_GE(elapsed, milliseconds(190));
+  ExpectDeadlineHolds(*MakeChannel(ports));
 }
 
 TEST_F(ChannelTest, DeadlineHoldsWhenTheServerTricklesItsReply) {
@@ -174,20 +179,7 @@ TEST_F(ChannelTest, DeadlineHoldsWhenTheServerTricklesItsReply) {
   BadServer trickle(BadServer::Mode::kTrickle);
   ASSERT_TRUE(trickle.Start().ok());
   auto ch = MakeChannel({trickle.port()});
-  const auto start = std::chrono::steady_clock::now();
-  CallOptions o;
-  o.timeout = milliseconds(200);
-  try {
-    testing::Whoami(*ch, o);
-    FAIL() << "expected a deadline error";
-  } catch (const CallError& e) {
-    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
-    EXPECT_THAT(e.what(), HasSubstr("deadline exceeded"));
-  }
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  // The deadline plus the watchdog's tick and scheduling slack, not a performance figure.
-  EXPECT_LT(elapsed, milliseconds(200 + 800));
-  EXPECT_GE(elapsed, milliseconds(190));
+  ExpectDeadlineHolds(*ch);
   EXPECT_EQ(ch->Endpoints()[0].open_connections, 0) << "the cut connection was closed";
 }
 
