@@ -1,7 +1,6 @@
 #include "child_process.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,89 +18,26 @@ using Clock = std::chrono::steady_clock;
 
 ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv,
                                  const std::string& stderr_path) {
-  // Everything the child needs is prepared before fork: only async-signal-safe calls after.
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    ::dup2(out[1], STDOUT_FILENO);
-    const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (err >= 0) ::dup2(err, STDERR_FILENO);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  ChildProcess p;
-  p.pid_ = pid;
-  p.stdout_fd_ = out[0];
-  return p;
+  auto process = testing::Subprocess::Spawn(argv, {.stderr_path = stderr_path});
+  if (!process.ok()) throw std::runtime_error(process.status().ToString());
+  return ChildProcess(std::move(process).value());
 }
 
-ChildProcess::ChildProcess(ChildProcess&& o) noexcept
-    : pid_(o.pid_), stdout_fd_(o.stdout_fd_), buffer_(std::move(o.buffer_)) {
-  o.pid_ = -1;
-  o.stdout_fd_ = -1;
-}
-
-ChildProcess& ChildProcess::operator=(ChildProcess&& o) noexcept {
-  std::swap(pid_, o.pid_);
-  std::swap(stdout_fd_, o.stdout_fd_);
-  std::swap(buffer_, o.buffer_);
-  return *this;
-}
-
-ChildProcess::~ChildProcess() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-  if (stdout_fd_ >= 0) ::close(stdout_fd_);
-}
-
-std::string ChildProcess::WaitForLine(const std::string& needle,
+std::string ChildProcess::WaitForLine(const std::string& prefix,
                                       std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (true) {
-    size_t eol;
-    while ((eol = buffer_.find('\n')) != std::string::npos) {
-      std::string line = buffer_.substr(0, eol);
-      buffer_.erase(0, eol + 1);
-      if (line.find(needle) != std::string::npos) return line;
-    }
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0 || stdout_fd_ < 0) return "";
-    pollfd pfd{stdout_fd_, POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) continue;
-    char buf[4096];
-    const ssize_t n = ::read(stdout_fd_, buf, sizeof(buf));
-    if (n <= 0) return "";
-    buffer_.append(buf, static_cast<size_t>(n));
-  }
+  StatusOr<std::string> rest = process_->WaitForLine(prefix, timeout);
+  return rest.ok() ? prefix + *rest : "";
 }
 
 void ChildProcess::Signal(int sig) {
-  if (pid_ > 0) ::kill(pid_, sig);
+  if (!process_->reaped()) (void)process_->Signal(sig);
 }
 
 std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (pid_ > 0) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      return status;
-    }
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return std::nullopt;
+  if (process_->reaped()) return std::nullopt;
+  StatusOr<int> status = process_->Wait(timeout);
+  if (!status.ok()) return std::nullopt;
+  return *status;
 }
 
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {

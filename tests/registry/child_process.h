@@ -1,6 +1,7 @@
-// ChildProcess: a minimal child-process runner for the registry's multi-process tests (a
-// private stand-in until tests/support/subprocess.h lands). Stdout is read through a pipe
-// (to find "LISTENING <port>"); stderr goes to a file the test can read (log lines).
+// ChildProcess: the registry's and kvstore's multi-process tests' handle on a child, a thin
+// layer over fulcrum::testing::Subprocess (tests/support/subprocess.h: started and reaped by
+// PID, killed with the test) that sends the child's stderr to a file the test reads, and keeps
+// the small interface those tests were written against.
 //
 //   ChildProcess p = ChildProcess::Spawn({bin, "--port=0"}, dir + "/stderr");
 //   std::string line = p.WaitForLine("LISTENING", std::chrono::seconds(10));
@@ -13,31 +14,34 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "support/subprocess.h"
 
 namespace fulcrum::registry_test {
 
 class ChildProcess {
  public:
+  // Throws std::runtime_error when the child cannot be started (fork or exec failed).
   static ChildProcess Spawn(const std::vector<std::string>& argv, const std::string& stderr_path);
-  ChildProcess(ChildProcess&& other) noexcept;
-  ChildProcess& operator=(ChildProcess&& other) noexcept;
-  ~ChildProcess();
 
-  // The first stdout line containing `needle`, or "" after `timeout` or at EOF.
-  std::string WaitForLine(const std::string& needle, std::chrono::milliseconds timeout);
+  // The first stdout line starting with `prefix` (the whole line), or "" after `timeout` or at
+  // EOF.
+  std::string WaitForLine(const std::string& prefix, std::chrono::milliseconds timeout);
   void Signal(int sig);
-  // The exit status (as from waitpid), or nullopt if still running after `timeout`.
+  // The exit status (as from waitpid), or nullopt if still running after `timeout` (or already
+  // reaped by an earlier Wait).
   std::optional<int> Wait(std::chrono::milliseconds timeout);
-  pid_t pid() const { return pid_; }
+  // -1 once reaped.
+  pid_t pid() const { return process_->reaped() ? -1 : process_->pid(); }
 
  private:
-  ChildProcess() = default;
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  std::string buffer_;
+  explicit ChildProcess(std::unique_ptr<testing::Subprocess> process)
+      : process_(std::move(process)) {}
+  std::unique_ptr<testing::Subprocess> process_;
 };
 
 // Runs a command to completion (bounded by `timeout`, then SIGKILL): exit code and output.

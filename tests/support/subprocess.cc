@@ -22,13 +22,15 @@ using SteadyClock = std::chrono::steady_clock;
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(const std::vector<std::string>& argv) {
+StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(const std::vector<std::string>& argv,
+                                                        const SpawnOptions& options) {
   if (argv.empty()) return Status::Error(StatusCode::kInvalidArgument, "Spawn: empty argv");
   // Everything the child needs is prepared before fork(): after it, only async-signal-safe
   // calls are allowed in a threaded parent.
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  const char* stderr_path = options.stderr_path.empty() ? nullptr : options.stderr_path.c_str();
 
   int out[2];
   int err[2];  // the child reports a failed exec through this close-on-exec pipe
@@ -56,6 +58,10 @@ StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(const std::vector<std::s
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // a sigwait()ing parent blocks signals
     ::signal(SIGPIPE, SIG_DFL);
     ::dup2(out[1], STDOUT_FILENO);  // dup2 clears close-on-exec on the new descriptor
+    if (stderr_path != nullptr) {
+      const int log = ::open(stderr_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (log >= 0) ::dup2(log, STDERR_FILENO);
+    }
     // Keep only stdin/stdout/stderr and the error pipe: a child holding a copy of the test's
     // listening sockets would keep them open after the test closes them.
     const int report = err[1];

@@ -10,7 +10,8 @@
 //
 // The child gets SIGKILL if the thread that spawned it exits (PR_SET_PDEATHSIG), and the
 // destructor SIGKILLs and reaps it if it is still running, so no test leaves a process behind.
-// Its stderr is the test's; stdout is a pipe read by WaitForLine.
+// Its stderr is the test's (or a file, SpawnOptions::stderr_path); stdout is a pipe read by
+// WaitForLine. It inherits no other descriptor of the test's (listening sockets included).
 //
 // Thread-compatible: one thread drives a Subprocess.
 #pragma once
@@ -27,10 +28,16 @@
 
 namespace fulcrum::testing {
 
+struct SpawnOptions {
+  // Non-empty: the child's stderr is appended to this file instead of going to the test's.
+  std::string stderr_path;
+};
+
 class Subprocess {
  public:
   // argv[0] is the path of the program (no PATH search).
-  static StatusOr<std::unique_ptr<Subprocess>> Spawn(const std::vector<std::string>& argv);
+  static StatusOr<std::unique_ptr<Subprocess>> Spawn(const std::vector<std::string>& argv,
+                                                     const SpawnOptions& options = {});
   ~Subprocess();
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;
