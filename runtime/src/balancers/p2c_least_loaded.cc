@@ -10,8 +10,8 @@
 // mattered with 3 servers: affinity beat plain p2c in 5 runs out of 5 (median 0.974 vs 0.930
 // of raw Thrift's throughput; docs/benchmarks.md). A home is kept for at most kAffinityPicks picks
 // in a row, then the pick is a plain random pair again, so even one thread making one call at a
-// time spreads its calls over every endpoint. Retries (picks with exclusions) are plain p2c and
-// leave the home alone.
+// time spreads its calls over every endpoint, and it is given up as soon as a call to it fails.
+// Retries (picks with exclusions) are plain p2c.
 #include <atomic>
 
 #include "balancers/backend_table.h"
@@ -52,7 +52,10 @@ class P2CLeastLoadedPicker final : public Picker {
     const uint64_t r = ctx_.rng().Next();
     size_t i;
     size_t j;
-    if (home.picker == id_ && home.picks_left > 0 && home.index < n) {
+    // A home whose last call failed is given up at once: the thread does not keep going back
+    // to an endpoint that may be dead until the outlier detector ejects it.
+    if (home.picker == id_ && home.picks_left > 0 && home.index < n &&
+        a[home.index].stats->consecutive_failures() == 0) {
       i = home.index;
       j = ScaleToRange(r, n - 1);
       --home.picks_left;
