@@ -78,8 +78,8 @@ class Connection {
   const std::shared_ptr<apache::thrift::protocol::TProtocol>& protocol() const { return protocol_; }
 
   // Sets the socket's send and receive timeouts; a system call only when the value changes.
-  // For direct users of the pool: a socket timeout makes the kernel arm a timer on every
-  // blocking wait, which the channel avoids with BeginCall/EndCall.
+  // For direct users of the pool. A socket timeout bounds each read or write, not the call; the
+  // channel bounds the whole call with BeginCall/EndCall instead.
   void SetTimeout(int ms);
 
   // The deadline of the call about to run on this connection, on `clock`. A process-wide
