@@ -198,6 +198,12 @@ int main(int argc, char** argv) {
   bool killed = false;
   bool added = false;
   int64_t last_calls = 0;
+  // Failed attempts per address, as last reported by the channel: an endpoint the watch
+  // removed is no longer in its reports, but what it cost before that still counts.
+  std::map<std::string, uint64_t> failed_attempts;
+  auto note_failures = [&] {
+    for (const auto& r : ch.Endpoints()) failed_attempts[r.address] = r.failures;
+  };
   for (int tick = 1; tick <= static_cast<int>(FLAGS_seconds * 2); ++tick) {
     std::this_thread::sleep_until(start + std::chrono::milliseconds(500 * tick));
     const double now = std::chrono::duration<double>(steady_clock::now() - start).count();
@@ -205,6 +211,7 @@ int main(int argc, char** argv) {
     std::printf("   t=%4.1fs  %7.0f calls/s  errors so far: %lld\n", now, (c - last_calls) * 2.0,
                 static_cast<long long>(errors.load()));
     last_calls = c;
+    note_failures();
     if (!killed && now >= kill_at) {
       killed = true;
       std::printf("== SIGKILL server-2 (pid %d) under load\n", servers[1]->pid());
@@ -227,6 +234,7 @@ int main(int argc, char** argv) {
   std::printf("\n== per endpoint (as the balanced client saw them)\n");
   std::printf("   %-9s %-16s %9s %7s %9s %9s %9s %8s\n", "server", "address", "calls", "share",
               "p50 us", "p99 us", "failures", "state");
+  note_failures();
   std::map<std::string, fulcrum::EndpointReport> reports;
   for (const auto& r : ch.Endpoints()) reports[r.address] = r;
   for (auto& [id, address] : address_of) {
@@ -237,7 +245,7 @@ int main(int argc, char** argv) {
     std::printf("   %-9s %-16s %9zu %6.1f%% %9.0f %9.0f %9llu %8s\n", id.c_str(), address.c_str(),
                 lat.size(), 100.0 * lat.size() / std::max<int64_t>(1, calls.load()),
                 Percentile(lat, 0.5), Percentile(lat, 0.99),
-                static_cast<unsigned long long>(listed ? it->second.failures : 0), state);
+                static_cast<unsigned long long>(failed_attempts[address]), state);
   }
   std::printf("\n== %lld calls in %.1f s (%.0f/s), %lld errors seen by the application\n",
               static_cast<long long>(calls.load()), elapsed, calls.load() / elapsed,
