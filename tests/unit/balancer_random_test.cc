@@ -115,40 +115,44 @@ size_t IndexOf(const BackendList& list, const Backend* b) {
   return list.size();
 }
 
-TEST(P2CAffinityTest, AThreadStaysOnItsEndpointWhileItIsNoBusier) {
-  SeededRandom rng(7);
-  BalancerContext ctx;
-  ctx.random = &rng;
-  const BackendList list = MakeBackends({1, 1, 1, 1});
-  auto picker = CreateBalancer("p2c_least_loaded", ctx).value()->Update(list);
-  const size_t home = IndexOf(list, picker->Pick({}).backend);
-  ASSERT_LT(home, list.size());
-  for (int i = 0; i < 64; ++i) {
-    EXPECT_EQ(IndexOf(list, picker->Pick({}).backend), home) << "pick " << i;
+// Four equal endpoints and a p2c picker drawing from a seeded generator, picked from this thread.
+struct P2CPicks {
+  explicit P2CPicks(uint64_t seed) : rng(seed) {
+    BalancerContext ctx;
+    ctx.random = &rng;
+    picker = CreateBalancer("p2c_least_loaded", ctx).value()->Update(list);
   }
+  size_t Pick() const { return IndexOf(list, picker->Pick({}).backend); }
+
+  SeededRandom rng;
+  const BackendList list = MakeBackends({1, 1, 1, 1});
+  std::shared_ptr<const Picker> picker;
+};
+
+TEST(P2CAffinityTest, AThreadStaysOnItsEndpointWhileItIsNoBusier) {
+  P2CPicks p(7);
+  const size_t home = p.Pick();
+  ASSERT_LT(home, p.list.size());
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(p.Pick(), home) << "pick " << i;
   // Busier than any other: the next pick moves, and the thread stays where it moved.
-  list[home]->stats->OnStart();
-  const size_t moved = IndexOf(list, picker->Pick({}).backend);
+  p.list[home]->stats->OnStart();
+  const size_t moved = p.Pick();
   EXPECT_NE(moved, home);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(IndexOf(list, picker->Pick({}).backend), moved);
-  list[home]->stats->OnAbandon();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(p.Pick(), moved);
+  p.list[home]->stats->OnAbandon();
 }
 
 TEST(P2CAffinityTest, AThreadLeavesAnEndpointWhoseLastCallFailed) {
-  SeededRandom rng(8);
-  BalancerContext ctx;
-  ctx.random = &rng;
-  const BackendList list = MakeBackends({1, 1, 1, 1});
-  auto picker = CreateBalancer("p2c_least_loaded", ctx).value()->Update(list);
-  const size_t home = IndexOf(list, picker->Pick({}).backend);
-  ASSERT_LT(home, list.size());
-  list[home]->stats->OnStart();
-  list[home]->stats->OnFinish(Clock::Real().Now(), std::chrono::milliseconds(1), false);
+  P2CPicks p(8);
+  const size_t home = p.Pick();
+  ASSERT_LT(home, p.list.size());
+  p.list[home]->stats->OnStart();
+  p.list[home]->stats->OnFinish(Clock::Real().Now(), std::chrono::milliseconds(1), false);
   // Nothing in flight anywhere, so every pair ties. Kept as home, the failed endpoint would get
   // the next 64 picks; given up, it gets a pick only when a fresh pair draws it first, and the
   // thread leaves it again on the next pick (about 1% of the picks here).
   int back_home = 0;
-  for (int i = 0; i < 400; ++i) back_home += IndexOf(list, picker->Pick({}).backend) == home;
+  for (int i = 0; i < 400; ++i) back_home += p.Pick() == home;
   EXPECT_LT(back_home, 40);
 }
 
