@@ -1,7 +1,8 @@
 // The server fulcrum-gen writes for a master-slave service (idl/ms_store.thrift), end to end:
 // it refuses writes with NotMaster unless role() says it is a writable master, serves reads
 // either way, drops refused oneway calls, registers through ServeOptions and drains; and the
-// generated client, routed by role-tagged endpoints, follows its redirects.
+// generated client, routed by role-tagged endpoints, follows its redirects and, with
+// read_from_slaves, balances fulcrum.read functions over every instance.
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -25,13 +26,18 @@ using testing::SlaveReply;
 
 class StoreHandler : public mstest::StoreIf {
  public:
-  void get(std::string& out, const std::string& key) override { out = "value-of-" + key; }
+  void get(std::string& out, const std::string& key) override {
+    ++gets_;
+    out = "value-of-" + key;
+  }
   int64_t put(const std::string&, const std::string&) override { return ++writes_; }
   void log(const std::string&) override { ++writes_; }
   int64_t writes() override { return writes_.load(); }
+  int64_t gets() const { return gets_.load(); }
 
  private:
   std::atomic<int64_t> writes_{0};
+  std::atomic<int64_t> gets_{0};
 };
 
 // The channel's endpoints come from the test.
@@ -149,6 +155,46 @@ TEST(MasterSlaveCodegen, GeneratedClientFollowsTheServersRedirect) {
   EXPECT_EQ(DirectClient(*a)->writes(), 1);
   EXPECT_EQ(DirectClient(*b)->writes(), 0);
   EXPECT_EQ((*channel)->redirects(), 1u);
+}
+
+TEST(MasterSlaveCodegen, ReadFromSlavesSpreadsReadsAndKeepsWritesOnTheMaster) {
+  auto ha = std::make_shared<StoreHandler>();
+  auto hb = std::make_shared<StoreHandler>();
+  auto a = StoreServer::Serve(ha, {.port = 0});
+  auto b = StoreServer::Serve(hb, {.port = 0});
+  ASSERT_TRUE(a.ok() && b.ok());
+  (*a)->role().Apply(MasterReply(2, Address(**a)));
+  (*b)->role().Apply(SlaveReply(2, Address(**a)));
+  auto tagged = [](const StoreServer& s, InstanceRole role) {
+    Endpoint e{"127.0.0.1", s.port()};
+    e.group = "g1";
+    e.role = role;
+    e.epoch = 2;
+    return e;
+  };
+  for (bool from_slaves : {false, true}) {
+    ChannelOptions options = mstest::fulcrum_gen::StoreChannelOptions();
+    options.read_from_slaves = from_slaves;
+    options.balancer = "round_robin";
+    auto channel = Channel::Create(std::make_unique<NullResolver>(), options);
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    (*channel)->UpdateEndpoints(
+        {{tagged(**a, InstanceRole::kMaster), tagged(**b, InstanceRole::kSlave)}});
+    StoreBalancedClient client(*channel);
+    const int64_t gets_a = ha->gets();
+    const int64_t gets_b = hb->gets();
+    const int64_t writes_a = ha->writes();
+    std::string value;
+    for (int i = 0; i < 20; ++i) client.get(value, "k");
+    for (int i = 0; i < 5; ++i) client.put("k", "v");
+    // Reads: balanced over both instances, or all on the master.
+    EXPECT_EQ(ha->gets() - gets_a, from_slaves ? 10 : 20) << "from_slaves " << from_slaves;
+    EXPECT_EQ(hb->gets() - gets_b, from_slaves ? 10 : 0) << "from_slaves " << from_slaves;
+    // Writes: on the master either way, never refused by the slave.
+    EXPECT_EQ(ha->writes() - writes_a, 5);
+    EXPECT_EQ(hb->writes(), 0);
+    EXPECT_EQ((*channel)->redirects(), 0u);
+  }
 }
 
 // A registrar scheme the test owns, to see what the generated Serve registers.
