@@ -295,13 +295,27 @@ std::shared_ptr<const Picker> Channel::RoutePicker(bool to_master) const {
   return to_master ? masters_.Read()->picker : picker_.Read();
 }
 
-BackendPtr Channel::RedirectTarget(const Backend& from, const NotMaster& redirect) const {
+BackendPtr Channel::RedirectTarget(const Backend& from, const NotMaster& redirect,
+                                   int64_t told_epoch) const {
   // Naming itself: a master whose lease ran out or that was asked to stop writes.
   if (redirect.master_address.empty() || redirect.master_address == from.address) return nullptr;
   const std::shared_ptr<const MasterView> view = masters_.Read();
-  // An instance that has not yet heard of a newer epoch names an old master: not followed.
-  if (redirect.epoch < view->NewestEpoch(from.endpoint.group)) return nullptr;
+  // An instance that has not yet heard of a newer epoch (from the watch, or from an earlier
+  // redirect of this call) names an old master: not followed.
+  if (redirect.epoch < std::max(view->NewestEpoch(from.endpoint.group), told_epoch)) {
+    return nullptr;
+  }
   return view->Find(redirect.master_address);
+}
+
+std::shared_ptr<const Picker> Channel::PickerAfterWait(bool to_master, const BackendPtr& told,
+                                                       int64_t told_epoch) const {
+  std::shared_ptr<const MasterView> view = masters_.Read();
+  if (told != nullptr && view->NewestEpoch(told->endpoint.group) < told_epoch) {
+    // A redirect named a newer master than the watch has delivered: that one, again.
+    return std::make_shared<FixedPicker>(told);
+  }
+  return to_master ? view->picker : picker_.Read();
 }
 
 bool Channel::WaitForRoute(TimePoint deadline) {
@@ -413,6 +427,12 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
   int refusals = 0;  // NotMaster refusals: not counted against max_attempts, no budget spent
   int hops = 0;      // redirects followed
   std::optional<NotMaster> redirect;  // the last refusal's, set only when `refused`
+  // The master named by the newest redirect this call followed, and its epoch. During a
+  // switchover the instances hear of the new epoch one heartbeat apart: the new master may
+  // still name the old one after the old one already names it. The call then waits for the
+  // new master rather than bouncing between them.
+  BackendPtr told_master;
+  int64_t told_epoch = 0;
   std::array<const Backend*, kMaxTracked> tried{};
   size_t n_tried = 0;
   std::vector<AttemptFailure> failures;  // allocated only when something fails
@@ -557,13 +577,15 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
             failures.back().detail != detail) {
           failures.push_back({backend.address, StatusCode::kUnavailable, std::move(detail)});
         }
-        if (BackendPtr target = RedirectTarget(backend, *redirect)) {
+        if (BackendPtr target = RedirectTarget(backend, *redirect, told_epoch)) {
           if (++hops > kMaxRedirects) {
             Fail(method, StatusCode::kUnavailable,
                  "too many NotMaster redirects (instances disagree on the master)",
                  std::move(failures), attempt);
           }
           redirects_.fetch_add(1, std::memory_order_relaxed);
+          told_master = target;
+          told_epoch = redirect->epoch;
           retired = std::exchange(picker, std::make_shared<FixedPicker>(std::move(target)));
           continue;
         }
@@ -575,7 +597,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
           Fail(method, StatusCode::kDeadlineExceeded, "deadline exceeded waiting for a master",
                std::move(failures), attempt);
         }
-        retired = std::exchange(picker, RoutePicker(to_master));
+        retired = std::exchange(picker, PickerAfterWait(to_master, told_master, told_epoch));
         continue;
       }
       if (code == StatusCode::kApplication) {

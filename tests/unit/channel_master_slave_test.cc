@@ -337,6 +337,30 @@ TEST_F(MasterSlaveChannelTest, RedirectLoopsAreBounded) {
   EXPECT_EQ(Increments("a") + Increments("b"), 0);
 }
 
+TEST_F(MasterSlaveChannelTest, ARedirectOlderThanOneAlreadyFollowedWaitsForTheNewMaster) {
+  // A switchover from a to b (epoch 2), caught between heartbeats: a has heard and names b,
+  // b has not yet heard and still names a (epoch 1), and the client's watch still says a.
+  // Bouncing between the two would use up the redirects in a millisecond and fail the call;
+  // b's answer is older than what a said, so the call waits for b instead.
+  roles_["a"]->Apply(SlaveReply(2, Address("b")));
+  roles_["b"]->Apply(SlaveReply(1, Address("a")));
+  auto ch = MakeChannel();
+  ch->UpdateEndpoints(
+      {{Tagged("a", InstanceRole::kMaster, 1), Tagged("b", InstanceRole::kSlave, 1)}});
+  auto call = std::async(std::launch::async, [&] {
+    return testing::Increment(*ch, 3, {.timeout = std::chrono::seconds(20)});
+  });
+  for (int i = 0; i < 2000 && ch->master_waits() < 3; ++i)
+    std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_GE(ch->master_waits(), 3u);
+  EXPECT_EQ(ch->redirects(), 1u) << "followed a to b once, not back to a";
+  roles_["b"]->Apply(MasterReply(2, Address("b")));  // b's next heartbeat reply
+  EXPECT_EQ(call.get(), 3);
+  EXPECT_EQ(Increments("b"), 1);
+  EXPECT_EQ(Increments("a"), 0);
+  EXPECT_EQ(ch->redirects(), 1u);
+}
+
 TEST_F(MasterSlaveChannelTest, MasterThatStoppedWritesMakesTheCallWait) {
   // A draining master refuses and names itself: wait for the next master, do not loop on it.
   SetRoles("a", 1);

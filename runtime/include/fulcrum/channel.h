@@ -200,8 +200,15 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // Master-slave: the picker a call of `method` picks from (the masters' or everyone's).
   std::shared_ptr<const Picker> RoutePicker(bool to_master) const;
   // Master-slave: where a NotMaster refusal from `from` sends the call next, or null when the
-  // call should wait for a newer endpoint set instead.
-  BackendPtr RedirectTarget(const Backend& from, const NotMaster& redirect) const;
+  // call should wait for a newer endpoint set instead. `told_epoch`: the newest epoch an
+  // earlier redirect of the same call named (0 if none); an older one is stale.
+  BackendPtr RedirectTarget(const Backend& from, const NotMaster& redirect,
+                            int64_t told_epoch) const;
+  // Master-slave: the picker after waiting for a route: `told` (the master the newest
+  // redirect followed named, of `told_epoch`) while the endpoint set has not caught up with
+  // it, else RoutePicker(to_master).
+  std::shared_ptr<const Picker> PickerAfterWait(bool to_master, const BackendPtr& told,
+                                                int64_t told_epoch) const;
   // Master-slave: waits until a newer endpoint set is published, a few milliseconds, or the
   // deadline, whichever comes first. False when the deadline has passed or the channel is
   // shut down.
