@@ -41,6 +41,8 @@ packages=(
   libgtest-dev libgmock-dev googletest          # tests
   libbenchmark-dev                              # micro-benchmarks
   nlohmann-json3-dev                            # fulcrum-gen reads the compiler's JSON
+  # etcd: the distributed discovery backend's tests
+  etcd-server
 )
 
 missing=()

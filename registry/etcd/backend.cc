@@ -1,0 +1,46 @@
+#include "etcd/backend.h"
+
+#include <mutex>
+
+#include "etcd/etcd_registrar.h"
+#include "etcd/etcd_resolver.h"
+#include "etcd/uri.h"
+#include "fulcrum/registrar.h"
+#include "fulcrum/resolver.h"
+
+namespace fulcrum::etcd {
+namespace {
+
+StatusOr<std::unique_ptr<Resolver>> MakeResolver(std::string_view rest) {
+  StatusOr<EtcdUri> uri = ParseEtcdUri(rest, EtcdUriKind::kResolver);
+  if (!uri.ok()) return uri.status();
+  EtcdResolverOptions options;
+  options.endpoints = uri->endpoints;
+  options.service = uri->service;
+  options.prefix = uri->prefix;
+  return std::unique_ptr<Resolver>(std::make_unique<EtcdResolver>(options));
+}
+
+StatusOr<std::unique_ptr<Registrar>> MakeRegistrar(std::string_view rest) {
+  StatusOr<EtcdUri> uri = ParseEtcdUri(rest, EtcdUriKind::kRegistrar);
+  if (!uri.ok()) return uri.status();
+  EtcdRegistrarOptions options;
+  options.endpoints = uri->endpoints;
+  options.prefix = uri->prefix;
+  options.ttl_s = uri->ttl_s;
+  return std::unique_ptr<Registrar>(std::make_unique<EtcdRegistrar>(options));
+}
+
+}  // namespace
+
+Status RegisterEtcdBackend() {
+  static std::once_flag once;
+  static Status result;
+  std::call_once(once, [] {
+    result = RegisterResolverScheme("etcd", &MakeResolver);
+    if (result.ok()) result = RegisterRegistrarScheme("etcd", &MakeRegistrar);
+  });
+  return result;
+}
+
+}  // namespace fulcrum::etcd

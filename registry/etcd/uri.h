@@ -1,0 +1,41 @@
+// EtcdUri: the part of an etcd:// URI after the scheme.
+//
+//   etcd://10.0.0.1:2379,10.0.0.2:2379/calc?prefix=/fulcrum          (resolver)
+//   etcd://10.0.0.1:2379,10.0.0.2:2379?prefix=/fulcrum&ttl_s=3        (registrar)
+//
+// The authority lists etcd's client endpoints (tried in order, moving on when one fails); the
+// path is the service (resolvers only); query parameters: prefix (default /fulcrum), ttl_s
+// (registrars only, default 3: the lease TTL asked for).
+//
+// Plain value; thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fulcrum/status.h"
+
+namespace fulcrum::etcd {
+
+struct EtcdAddress {
+  std::string host;
+  uint16_t port = 0;
+  // "host:port" ("[v6]:port").
+  std::string ToString() const;
+};
+
+struct EtcdUri {
+  std::vector<EtcdAddress> endpoints;
+  std::string service;
+  std::string prefix = "/fulcrum";  // no trailing '/'
+  int ttl_s = 3;
+};
+
+enum class EtcdUriKind { kResolver, kRegistrar };
+
+// kInvalidArgument naming the URI and what is wrong with it.
+StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest_of_uri, EtcdUriKind kind);
+
+}  // namespace fulcrum::etcd
