@@ -36,16 +36,14 @@ StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest, EtcdUriKind kind) {
     return bad("a registrar URI names no service (the instance does): etcd://host:port[,...]");
   }
   if (authority.empty()) return bad("no etcd host:port");
-  while (!authority.empty()) {
-    const size_t comma = authority.find(',');
-    const std::string_view one = authority.substr(0, comma);
-    authority = comma == std::string_view::npos ? std::string_view() : authority.substr(comma + 1);
+  for (size_t start = 0;;) {
+    const size_t comma = authority.find(',', start);
+    const std::string_view one = authority.substr(start, comma - start);
     StatusOr<Endpoint> e = ParseHostPort(one);
     if (!e.ok()) return bad("bad etcd address '" + std::string(one) + "': " + e.status().message());
-    if (e->host.empty() || e->port == 0) {
-      return bad("bad etcd address '" + std::string(one) + "' (want host:port)");
-    }
     uri.endpoints.push_back({e->host, e->port});
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
   }
   while (!query.empty()) {
     const size_t amp = query.find('&');

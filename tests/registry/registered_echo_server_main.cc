@@ -1,8 +1,9 @@
 // fulcrum_registered_echo_server: the Echo test service registered with a discovery backend
-// through fulcrum::ServerRegistration; SIGTERM drains it (deregister, wait for clients to stop
-// sending, finish calls in flight, exit 0).
+// (fulcrum:// or etcd://) through fulcrum::ServerRegistration; SIGTERM drains it (deregister, wait
+// for clients to stop sending, finish calls in flight, exit 0).
 //
 //   fulcrum_registered_echo_server --id=a --registry='fulcrum://127.0.0.1:7000?token_file=tok'
+//   fulcrum_registered_echo_server --id=b --registry='etcd://127.0.0.1:2379?ttl_s=2'
 //   LISTENING 40123
 #include <signal.h>
 
@@ -14,11 +15,13 @@
 #include <glog/logging.h>
 
 #include "client/backend.h"
+#include "etcd/backend.h"
 #include "fulcrum/server.h"
 #include "fulcrum/server_registration.h"
 #include "support/echo_handler.h"
 
-DEFINE_string(registry, "", "registrar URI, e.g. fulcrum://127.0.0.1:7000?token_file=F");
+DEFINE_string(registry, "",
+              "registrar URI, e.g. fulcrum://127.0.0.1:7000?token_file=F or etcd://127.0.0.1:2379");
 DEFINE_string(service, "echo", "service name to register under");
 DEFINE_string(id, "", "server id returned by whoami()");
 DEFINE_int32(weight, 1, "registered weight");
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   CHECK(fulcrum::registry::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::etcd::RegisterEtcdBackend().ok());
   auto handler = std::make_shared<fulcrum::testing::EchoHandler>(FLAGS_id);
   fulcrum::ServerOptions options;
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);

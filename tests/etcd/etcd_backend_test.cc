@@ -1,0 +1,350 @@
+// The etcd:// backend against a real etcd (started by PID on loopback, ports from the OS):
+// registration and watch, Deregister, lease expiry of a SIGKILLed server, an etcd restart,
+// a resolver started while etcd is down, garbage values, prompt Stop/Deregister with etcd
+// hung, and a Channel balancing real Echo calls over servers registered through etcd.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "child_process.h"
+#include "etcd/backend.h"
+#include "etcd/codec.h"
+#include "etcd/etcd_registrar.h"
+#include "etcd/etcd_resolver.h"
+#include "etcd_process.h"
+#include "fulcrum/channel.h"
+#include "support/echo_calls.h"
+
+namespace fulcrum::etcd {
+namespace {
+
+using etcd_test::EtcdProcess;
+using registry_test::TempDir;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using SteadyClock = std::chrono::steady_clock;
+
+class RecordingListener : public ResolverListener {
+ public:
+  void OnUpdate(EndpointSet set) override {
+    std::lock_guard lock(mu_);
+    last_ = std::move(set);
+    ++updates_;
+    cv_.notify_all();
+  }
+  void OnError(const Status& status) override {
+    std::lock_guard lock(mu_);
+    errors_.push_back(status);
+    cv_.notify_all();
+  }
+
+  // The ports of the last set delivered.
+  std::set<int> Ports() {
+    std::lock_guard lock(mu_);
+    return PortsLocked();
+  }
+  bool WaitForPorts(const std::set<int>& want, milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return updates_ > 0 && PortsLocked() == want; });
+  }
+  bool WaitForErrors(size_t n, milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return errors_.size() >= n; });
+  }
+  std::vector<Status> errors() {
+    std::lock_guard lock(mu_);
+    return errors_;
+  }
+  int updates() {
+    std::lock_guard lock(mu_);
+    return updates_;
+  }
+  EndpointSet last() {
+    std::lock_guard lock(mu_);
+    return last_;
+  }
+
+ private:
+  std::set<int> PortsLocked() const {
+    std::set<int> ports;
+    for (const Endpoint& e : last_.endpoints) ports.insert(e.port);
+    return ports;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  EndpointSet last_;
+  int updates_ = 0;
+  std::vector<Status> errors_;
+};
+
+class EtcdBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(RegisterEtcdBackend().ok());
+    Status started = etcd_.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << registry_test::ReadFile(etcd_.log_path());
+  }
+
+  EtcdAddress Etcd() const { return {"127.0.0.1", static_cast<uint16_t>(etcd_.client_port())}; }
+
+  std::unique_ptr<EtcdRegistrar> MakeRegistrar(int ttl_s = 3) {
+    return std::make_unique<EtcdRegistrar>(
+        EtcdRegistrarOptions{.endpoints = {Etcd()}, .ttl_s = ttl_s});
+  }
+
+  std::unique_ptr<EtcdResolver> StartResolver(RecordingListener* listener,
+                                              const std::string& service = "echo") {
+    auto r = std::make_unique<EtcdResolver>(
+        EtcdResolverOptions{.endpoints = {Etcd()}, .service = service});
+    EXPECT_TRUE(r->Start(listener).ok());
+    return r;
+  }
+
+  static ServiceInstance Instance(int port, const std::string& service = "echo") {
+    return ServiceInstance{.service = service,
+                           .host = "127.0.0.1",
+                           .port = static_cast<uint16_t>(port),
+                           .weight = 2,
+                           .zone = "z1",
+                           .metadata = {{"id", std::to_string(port)}}};
+  }
+
+  TempDir dir_;
+  EtcdProcess etcd_{dir_.path()};
+};
+
+TEST_F(EtcdBackendTest, RegisteredInstanceAppearsInAResolverWithItsAttributes) {
+  std::atomic<int> directives{0};
+  auto registrar = MakeRegistrar();
+  ASSERT_TRUE(registrar
+                  ->Register(Instance(9101), {.on_directives =
+                                                  [&](const RegistrarDirectives& d) {
+                                                    EXPECT_FALSE(d.drained);
+                                                    ++directives;
+                                                  }})
+                  .ok());
+  EXPECT_TRUE(registrar->registered());
+  EXPECT_GE(registrar->granted_ttl_s(), 3);
+  RecordingListener listener;
+  auto resolver = StartResolver(&listener);
+  ASSERT_TRUE(listener.WaitForPorts({9101}, seconds(5)));
+  const EndpointSet set = listener.last();
+  ASSERT_EQ(set.endpoints.size(), 1u);
+  EXPECT_EQ(set.endpoints[0].host, "127.0.0.1");
+  EXPECT_EQ(set.endpoints[0].weight, 2u);
+  EXPECT_EQ(set.endpoints[0].zone, "z1");
+  EXPECT_EQ(set.endpoints[0].tags.at("id"), "9101");
+  EXPECT_GT(set.version, 0u);
+  // Keepalives every TTL/3 (1 s) call on_directives.
+  const auto deadline = SteadyClock::now() + seconds(4);
+  while (directives.load() < 2 && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_GE(directives.load(), 2);
+  // Other services' keys are not this resolver's.
+  auto other = MakeRegistrar();
+  ASSERT_TRUE(other->Register(Instance(9199, "other"), {}).ok());
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(listener.Ports(), std::set<int>({9101}));
+  EXPECT_TRUE(listener.errors().empty());
+}
+
+TEST_F(EtcdBackendTest, TwoInstancesThenDeregisterRemovesOneAtOnce) {
+  RecordingListener listener;
+  auto resolver = StartResolver(&listener);
+  ASSERT_TRUE(listener.WaitForPorts({}, seconds(5)));
+  auto a = MakeRegistrar();
+  auto b = MakeRegistrar();
+  ASSERT_TRUE(a->Register(Instance(9201), {}).ok());
+  ASSERT_TRUE(b->Register(Instance(9202), {}).ok());
+  ASSERT_TRUE(listener.WaitForPorts({9201, 9202}, seconds(5)));
+  const auto before = SteadyClock::now();
+  ASSERT_TRUE(a->Deregister().ok());
+  EXPECT_FALSE(a->registered());
+  ASSERT_TRUE(listener.WaitForPorts({9202}, seconds(2)));
+  // At once: well before the 3 s lease could have expired.
+  EXPECT_LT(SteadyClock::now() - before, milliseconds(1500));
+  EXPECT_TRUE(a->Deregister().ok());  // nothing left to remove
+}
+
+TEST_F(EtcdBackendTest, SigkilledServerDisappearsAfterItsLeaseTtl) {
+  RecordingListener listener;
+  auto resolver = StartResolver(&listener);
+  auto server = testing::Subprocess::Spawn({FULCRUM_REGISTERED_ECHO_SERVER, "--id=k",
+                                            "--registry=etcd://" + etcd_.address() + "?ttl_s=1"},
+                                           {.stderr_path = dir_.path() + "/server.log"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  StatusOr<std::string> port = (*server)->WaitForLine("LISTENING ", seconds(10));
+  ASSERT_TRUE(port.ok()) << port.status() << registry_test::ReadFile(dir_.path() + "/server.log");
+  const int p = std::stoi(*port);
+  ASSERT_TRUE(listener.WaitForPorts({p}, seconds(5)));
+  // etcd raises ttl_s=1 to its minimum (2 s here) and the server keeps it alive meanwhile.
+  std::this_thread::sleep_for(milliseconds(2500));
+  EXPECT_EQ(listener.Ports(), std::set<int>({p}));
+  ASSERT_TRUE((*server)->Signal(SIGKILL).ok());
+  const auto killed = SteadyClock::now();
+  ASSERT_TRUE(listener.WaitForPorts({}, seconds(6)))
+      << "the killed server's key outlived its lease";
+  EXPECT_GT(SteadyClock::now() - killed, milliseconds(500));  // by expiry, not by a goodbye
+}
+
+TEST_F(EtcdBackendTest, EtcdRestartReportsErrorKeepsTheSetAndCatchesUp) {
+  auto a = MakeRegistrar();
+  ASSERT_TRUE(a->Register(Instance(9301), {}).ok());
+  RecordingListener listener;
+  auto resolver = StartResolver(&listener);
+  ASSERT_TRUE(listener.WaitForPorts({9301}, seconds(5)));
+  const int updates_before = listener.updates();
+
+  etcd_.Kill();
+  ASSERT_TRUE(listener.WaitForErrors(1, seconds(3)));
+  const Status error = listener.errors()[0];
+  EXPECT_EQ(error.code(), StatusCode::kUnavailable);
+  EXPECT_NE(error.message().find(etcd_.address()), std::string::npos) << error;
+  // An outage delivers no (empty) set: what was known stays.
+  EXPECT_EQ(listener.updates(), updates_before);
+  EXPECT_EQ(listener.Ports(), std::set<int>({9301}));
+
+  Status restarted = etcd_.Start();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  auto b = MakeRegistrar();
+  ASSERT_TRUE(b->Register(Instance(9302), {}).ok());
+  ASSERT_TRUE(listener.WaitForPorts({9301, 9302}, seconds(5)));
+  ASSERT_TRUE(a->Deregister().ok());
+  ASSERT_TRUE(listener.WaitForPorts({9302}, seconds(3)));
+  EXPECT_EQ(listener.errors().size(), 1u) << "one OnError per outage";
+}
+
+TEST_F(EtcdBackendTest, ResolverAndRegistrarStartedWhileEtcdIsDownWorkOnceItIsUp) {
+  etcd_.Kill();
+  RecordingListener listener;
+  auto resolver = StartResolver(&listener);
+  ASSERT_TRUE(listener.WaitForErrors(1, seconds(3)));
+  EXPECT_NE(listener.errors()[0].message().find(etcd_.address()), std::string::npos);
+  auto registrar = MakeRegistrar();
+  ASSERT_TRUE(registrar->Register(Instance(9401), {}).ok()) << "rides out etcd being down";
+  EXPECT_FALSE(registrar->registered());
+  EXPECT_EQ(listener.updates(), 0);
+
+  Status restarted = etcd_.Start();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  ASSERT_TRUE(listener.WaitForPorts({9401}, seconds(5)));
+  EXPECT_TRUE(registrar->registered());
+}
+
+TEST_F(EtcdBackendTest, GarbageValuesUnderThePrefixAreSkipped) {
+  const std::string prefix = ServicePrefix("/fulcrum", "echo");
+  ASSERT_TRUE(etcd_.PutRaw(prefix + "junk1", "not json at all").ok());
+  ASSERT_TRUE(etcd_.PutRaw(prefix + "junk2", R"({"host":"h"})").ok());
+  ASSERT_TRUE(etcd_.PutRaw(prefix + "good1", R"({"host":"127.0.0.1","port":9501})").ok());
+  RecordingListener listener;
+  auto resolver = StartResolver(&listener);
+  ASSERT_TRUE(listener.WaitForPorts({9501}, seconds(5)));
+  // Through the watch too, and garbage over a good value removes it.
+  ASSERT_TRUE(etcd_.PutRaw(prefix + "junk3", "{\"port\":").ok());
+  ASSERT_TRUE(etcd_.PutRaw(prefix + "good2", R"({"host":"127.0.0.1","port":9502})").ok());
+  ASSERT_TRUE(listener.WaitForPorts({9501, 9502}, seconds(5)));
+  ASSERT_TRUE(etcd_.PutRaw(prefix + "good1", "[]").ok());
+  ASSERT_TRUE(listener.WaitForPorts({9502}, seconds(5)));
+  EXPECT_TRUE(listener.errors().empty());
+}
+
+TEST_F(EtcdBackendTest, StopIsPromptDuringABlockedWatchAndNothingIsDeliveredAfter) {
+  RecordingListener listener;
+  auto resolver = StartResolver(&listener);
+  ASSERT_TRUE(listener.WaitForPorts({}, seconds(5)));
+  std::this_thread::sleep_for(milliseconds(200));  // now blocked reading the watch
+  const auto before = SteadyClock::now();
+  resolver->Stop();
+  EXPECT_LT(SteadyClock::now() - before, milliseconds(500));
+  const int updates = listener.updates();
+  auto registrar = MakeRegistrar();
+  ASSERT_TRUE(registrar->Register(Instance(9601), {}).ok());
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(listener.updates(), updates);
+}
+
+TEST_F(EtcdBackendTest, DeregisterAndStopAreBoundedWhileEtcdIsHung) {
+  auto registrar = MakeRegistrar();
+  ASSERT_TRUE(registrar->Register(Instance(9701), {}).ok());
+  RecordingListener listener;
+  auto resolver = StartResolver(&listener);
+  ASSERT_TRUE(listener.WaitForPorts({9701}, seconds(5)));
+  etcd_.Pause();
+  std::this_thread::sleep_for(milliseconds(1200));  // a keepalive is now stuck on etcd
+  auto before = SteadyClock::now();
+  Status s = registrar->Deregister();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s;
+  EXPECT_LT(SteadyClock::now() - before, milliseconds(2500));
+  before = SteadyClock::now();
+  resolver->Stop();
+  EXPECT_LT(SteadyClock::now() - before, milliseconds(500));
+  etcd_.Resume();
+}
+
+// Calls until every id in `want` has answered (bounded).
+bool WaitUntilSeen(Channel& channel, const std::set<std::string>& want) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 2000 && seen != want; ++i) {
+    try {
+      const std::string who = testing::Whoami(channel);
+      if (want.count(who)) seen.insert(who);
+    } catch (const std::exception&) {
+    }
+    if (i % 20 == 19) std::this_thread::sleep_for(milliseconds(5));
+  }
+  return seen == want;
+}
+
+TEST_F(EtcdBackendTest, ChannelBalancesEchoCallsOverServersRegisteredInEtcd) {
+  std::map<std::string, std::unique_ptr<testing::Subprocess>> servers;
+  for (const char* id : {"a", "b", "c"}) {
+    auto s = testing::Subprocess::Spawn({FULCRUM_REGISTERED_ECHO_SERVER, std::string("--id=") + id,
+                                         "--registry=etcd://" + etcd_.address(), "--quiet_ms=100"},
+                                        {.stderr_path = dir_.path() + "/server-" + id + ".log"});
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->WaitForLine("LISTENING ", seconds(10)).ok())
+        << registry_test::ReadFile(dir_.path() + "/server-" + id + ".log");
+    servers[id] = std::move(s).value();
+  }
+  ChannelOptions options;
+  options.service_name = "echo";
+  options.balancer = "round_robin";
+  options.default_timeout = seconds(2);
+  auto channel = Channel::Create("etcd://" + etcd_.address() + "/echo", options);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  ASSERT_TRUE(WaitUntilSeen(**channel, {"a", "b", "c"}));
+  std::map<std::string, int> picks;
+  for (int i = 0; i < 300; ++i) ++picks[testing::Whoami(**channel)];
+  for (const char* id : {"a", "b", "c"}) EXPECT_GE(picks[id], 50) << id;
+
+  // SIGTERM drains c: it deregisters first, and the channel stops picking it.
+  ASSERT_TRUE(servers["c"]->Signal(SIGTERM).ok());
+  int streak = 0;
+  for (int i = 0; i < 5000 && streak < 100; ++i) {
+    try {
+      streak = testing::Whoami(**channel) == "c" ? 0 : streak + 1;
+    } catch (const std::exception&) {
+      streak = 0;
+    }
+    if (i % 50 == 49) std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_GE(streak, 100) << "the channel kept picking the deregistered server";
+  StatusOr<int> exited = servers["c"]->Wait(seconds(10));
+  ASSERT_TRUE(exited.ok()) << exited.status();
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0)
+      << testing::DescribeWaitStatus(*exited);
+  (*channel)->Shutdown();
+}
+
+}  // namespace
+}  // namespace fulcrum::etcd

@@ -1,0 +1,126 @@
+#include "etcd_process.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "etcd/codec.h"
+
+namespace fulcrum::etcd_test {
+
+namespace {
+
+std::string EtcdBinary() {
+  const char* env = std::getenv("FULCRUM_ETCD_BIN");
+  return env != nullptr && *env != '\0' ? env : "/usr/bin/etcd";
+}
+
+}  // namespace
+
+int PickFreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+EtcdProcess::EtcdProcess(std::string dir) : dir_(std::move(dir)) {}
+
+EtcdProcess::~EtcdProcess() {
+  if (process_ && !process_->reaped()) {
+    process_->Signal(SIGCONT);
+    Kill();
+  }
+}
+
+Status EtcdProcess::PickPorts() {
+  if (client_port_ != 0) return Status::Ok();
+  client_port_ = PickFreePort();
+  peer_port_ = PickFreePort();
+  if (client_port_ == 0 || peer_port_ == 0 || client_port_ == peer_port_) {
+    client_port_ = 0;
+    return Status::Error(StatusCode::kUnavailable, "could not pick two free ports");
+  }
+  return Status::Ok();
+}
+
+Status EtcdProcess::Start() {
+  const std::string bin = EtcdBinary();
+  if (access(bin.c_str(), X_OK) != 0) {
+    return Status::Error(StatusCode::kNotFound,
+                         "etcd not installed: run scripts/setup.sh (no " + bin + ")");
+  }
+  if (Status s = PickPorts(); !s.ok()) return s;
+  const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  auto spawned = testing::Subprocess::Spawn(
+      {bin, "--name=test", "--data-dir=" + dir_ + "/etcd-data", "--listen-client-urls=" + client,
+       "--advertise-client-urls=" + client, "--listen-peer-urls=" + peer,
+       "--initial-advertise-peer-urls=" + peer, "--initial-cluster=test=" + peer,
+       "--initial-cluster-state=new", "--log-level=warn"},
+      {.stderr_path = log_path()});
+  if (!spawned.ok()) return spawned.status();
+  process_ = std::move(spawned).value();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  Status last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    StatusOr<std::string> r = Post("/v3/kv/range", R"({"key":"AA=="})");
+    if (r.ok()) return Status::Ok();
+    last = r.status();
+    StatusOr<int> exited = process_->Wait(std::chrono::milliseconds(50));
+    if (exited.ok()) {
+      return Status::Error(
+          StatusCode::kInternal,
+          "etcd exited: " + testing::DescribeWaitStatus(*exited) + "; see " + log_path());
+    }
+  }
+  return Status::Error(StatusCode::kDeadlineExceeded, "etcd did not serve within 15 s (" +
+                                                          last.message() + "); see " + log_path());
+}
+
+void EtcdProcess::Kill() {
+  if (!process_ || process_->reaped()) return;
+  process_->Signal(SIGKILL);
+  (void)process_->Wait(std::chrono::seconds(10));
+}
+
+void EtcdProcess::Pause() {
+  if (process_) process_->Signal(SIGSTOP);
+}
+
+void EtcdProcess::Resume() {
+  if (process_) process_->Signal(SIGCONT);
+}
+
+StatusOr<std::string> EtcdProcess::Post(const std::string& path, const std::string& body) {
+  etcd::EtcdHttpClient http({{"127.0.0.1", static_cast<uint16_t>(client_port_)}},
+                            std::chrono::seconds(1));
+  return http.Post(path, body);
+}
+
+Status EtcdProcess::PutRaw(const std::string& key, const std::string& value) {
+  const nlohmann::json put = {{"key", etcd::Base64Encode(key)},
+                              {"value", etcd::Base64Encode(value)}};
+  StatusOr<std::string> r = Post("/v3/kv/put", put.dump());
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+}  // namespace fulcrum::etcd_test
