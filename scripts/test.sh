@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole test suite:
-#   1. the default build, every test (unit, integration, stress, codegen, registry) via ctest;
-#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   1. the default build, every test (unit, integration, stress, codegen, registry, etcd against a
+#      real etcd) via ctest;
+#   2. the unit tests (runtime's and the etcd backend's) again under AddressSanitizer +
+#      UndefinedBehaviorSanitizer;
 #   3. the concurrency stress tests, and the registry's in-process tests (store, watches,
 #      registrar and resolver against an in-process daemon), under ThreadSanitizer.
 # Installs its own dependencies (scripts/setup.sh). Exits non-zero on any failure.
@@ -26,10 +28,12 @@ step "ctest (default build)"
 
 step "build (address,undefined)"
 "$root/scripts/setup.sh" --build-dir "$root/build-asan" --sanitize address,undefined \
-  --build-type Debug --target fulcrum_unit_tests
+  --build-type Debug --target fulcrum_unit_tests --target fulcrum_etcd_unit_tests
 step "unit tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   "$root/build-asan/tests/fulcrum_unit_tests" --gtest_brief=1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  "$root/build-asan/tests/etcd/fulcrum_etcd_unit_tests" --gtest_brief=1
 
 step "build (thread)"
 "$root/scripts/setup.sh" --build-dir "$root/build-tsan" --sanitize thread \
