@@ -238,6 +238,11 @@ TEST_F(EtcdBackendTest, ResolverAndRegistrarStartedWhileEtcdIsDownWorkOnceItIsUp
   Status restarted = etcd_.Start();
   ASSERT_TRUE(restarted.ok()) << restarted;
   ASSERT_TRUE(listener.WaitForPorts({9401}, seconds(5)));
+  // The resolver may see the key before the registrar's put has returned to it.
+  const auto deadline = SteadyClock::now() + seconds(2);
+  while (!registrar->registered() && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
   EXPECT_TRUE(registrar->registered());
 }
 
