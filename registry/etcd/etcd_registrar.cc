@@ -20,7 +20,17 @@ std::chrono::milliseconds EtcdRegistrar::KeepAliveInterval() const {
   return std::chrono::milliseconds(ttl * 1000 / 3);
 }
 
+bool EtcdRegistrar::registered() const {
+  return registered_.load() &&
+         std::chrono::steady_clock::now().time_since_epoch().count() < alive_until_ns_.load();
+}
+
+void EtcdRegistrar::AliveFor(std::chrono::steady_clock::time_point sent, int64_t ttl_s) {
+  alive_until_ns_ = (sent + std::chrono::seconds(ttl_s)).time_since_epoch().count();
+}
+
 Status EtcdRegistrar::RegisterOnce() {
+  const auto sent = std::chrono::steady_clock::now();
   StatusOr<std::string> granted =
       http_.Post("/v3/lease/grant", nlohmann::json{{"TTL", options_.ttl_s}}.dump());
   if (!granted.ok()) return granted.status();
@@ -36,6 +46,7 @@ Status EtcdRegistrar::RegisterOnce() {
   if (!done.ok()) return done.status();  // the lease expires by itself
   granted_ttl_s_ = lease->ttl_s;
   lease_ = lease->id;
+  AliveFor(sent, lease->ttl_s);
   registered_ = true;
   return Status::Ok();
 }
@@ -43,6 +54,7 @@ Status EtcdRegistrar::RegisterOnce() {
 Status EtcdRegistrar::KeepAliveOnce(bool* gone) {
   *gone = false;
   if (callbacks_.load) callbacks_.load();  // etcd has nowhere to put a load report
+  const auto sent = std::chrono::steady_clock::now();
   StatusOr<std::string> answer = http_.Post(
       "/v3/lease/keepalive", nlohmann::json{{"ID", std::to_string(lease_.load())}}.dump());
   if (!answer.ok()) return answer.status();
@@ -53,6 +65,7 @@ Status EtcdRegistrar::KeepAliveOnce(bool* gone) {
     return Status::Ok();
   }
   granted_ttl_s_ = lease->ttl_s;
+  AliveFor(sent, lease->ttl_s);
   if (callbacks_.on_directives) callbacks_.on_directives(RegistrarDirectives{});
   return Status::Ok();
 }
@@ -77,11 +90,10 @@ Status EtcdRegistrar::Register(const ServiceInstance& instance, RegistrationOpti
   key_ = InstanceKey(options_.prefix, instance.service,
                      EtcdAddress{instance.host, instance.port}.ToString());
   callbacks_ = std::move(options);
+  // The instance is valid, so whatever etcd says now (unreachable, no leader yet after a
+  // restart, a lease that expired between grant and put) may pass: keep trying.
   Status s = RegisterOnce();
   if (!s.ok()) {
-    if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kDeadlineExceeded) {
-      return s;  // etcd answered and refused: retrying would not help
-    }
     LOG(WARNING) << "cannot register " << key_ << " in etcd now (" << s.message()
                  << "); retrying in the background";
   }

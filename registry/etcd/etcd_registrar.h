@@ -48,7 +48,9 @@ class EtcdRegistrar final : public Registrar {
 
   Status Register(const ServiceInstance& instance, RegistrationOptions options) override;
   Status Deregister() override;
-  bool registered() const override { return registered_.load(); }
+  // True from a successful put until Deregister, the lease is found gone, or one granted TTL
+  // passes without a keepalive etcd answered (the lease has then surely expired).
+  bool registered() const override;
 
   // The lease TTL etcd granted last (0 before the first grant).
   int64_t granted_ttl_s() const { return granted_ttl_s_.load(); }
@@ -59,6 +61,8 @@ class EtcdRegistrar final : public Registrar {
   void Loop();
   // Grants a lease and puts the key with it.
   Status RegisterOnce();
+  // `sent` is when the request that etcd answered with `ttl_s` left.
+  void AliveFor(std::chrono::steady_clock::time_point sent, int64_t ttl_s);
   // OK with `gone` set when etcd no longer knows the lease.
   Status KeepAliveOnce(bool* gone);
   std::chrono::milliseconds KeepAliveInterval() const;
@@ -73,6 +77,8 @@ class EtcdRegistrar final : public Registrar {
   std::atomic<int64_t> lease_{0};
   std::atomic<int64_t> granted_ttl_s_{0};
   std::atomic<bool> registered_{false};
+  // steady_clock nanoseconds: the lease lives at least until then (from the last answer).
+  std::atomic<int64_t> alive_until_ns_{0};
   std::atomic<int64_t> reregistrations_{0};
 
   std::mutex mu_;

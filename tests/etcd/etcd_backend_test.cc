@@ -284,8 +284,15 @@ TEST_F(EtcdBackendTest, DeregisterAndStopAreBoundedWhileEtcdIsHung) {
   RecordingListener listener;
   auto resolver = StartResolver(&listener);
   ASSERT_TRUE(listener.WaitForPorts({9701}, seconds(5)));
+  EXPECT_TRUE(registrar->registered());
   etcd_.Pause();
-  std::this_thread::sleep_for(milliseconds(1200));  // a keepalive is now stuck on etcd
+  // No keepalive is answered now: after one TTL (3 s) the registrar stops claiming the lease.
+  const auto paused = SteadyClock::now();
+  while (registrar->registered() && SteadyClock::now() - paused < seconds(6)) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_FALSE(registrar->registered());
+  EXPECT_GT(SteadyClock::now() - paused, milliseconds(1500));
   auto before = SteadyClock::now();
   Status s = registrar->Deregister();
   EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s;
