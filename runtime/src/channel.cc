@@ -97,6 +97,7 @@ class Channel::Listener final : public ResolverListener {
   void OnError(const Status& status) override {
     LOG(WARNING) << channel_->options_.service_name
                  << ": discovery failed, keeping the last endpoint set: " << status;
+    channel_->OnDiscoveryError(status);
   }
 
  private:
@@ -240,6 +241,12 @@ void Channel::UpdateEndpoints(EndpointSet set) {
   backends_ = std::move(next);
   by_address_ = std::move(next_by_address);
   RebuildLocked();
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    resolved_ = true;
+    discovery_error_.clear();
+  }
+  route_cv_.notify_all();  // calls waiting for the first set
   // Only after the new picker is published: a call that finds a pool shut down can then rely
   // on a newer picker being there to pick from again. Calls in flight keep their lease; the
   // pool closes each connection as it comes back.
@@ -327,6 +334,34 @@ bool Channel::WaitForRoute(TimePoint deadline) {
   route_cv_.wait_for(lock, std::min<Duration>(kRouteRetry, deadline - now),
                      [&] { return route_generation_ != seen || route_shutdown_; });
   return !route_shutdown_ && clock_.Now() < deadline;
+}
+
+bool Channel::WaitForFirstEndpoints(TimePoint deadline) {
+  std::unique_lock<std::mutex> lock(route_mu_);
+  if (resolved_ || route_shutdown_) return false;
+  const TimePoint now = clock_.Now();
+  if (now >= deadline) return false;
+  route_cv_.wait_for(lock, deadline - now, [&] { return resolved_ || route_shutdown_; });
+  return resolved_ && !route_shutdown_ && discovery_error_.empty();
+}
+
+void Channel::OnDiscoveryError(const Status& status) {
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    discovery_error_ = status.message();
+    resolved_ = true;  // a call waiting for the first set fails now, with this error
+  }
+  route_cv_.notify_all();
+}
+
+std::string Channel::NoEndpointReason() {
+  std::lock_guard<std::mutex> lock(route_mu_);
+  if (route_shutdown_) return "no endpoint available (channel shut down)";
+  if (!resolved_) return "no endpoint available: discovery delivered none before the deadline";
+  if (!discovery_error_.empty()) {
+    return "no endpoint available (discovery failed: " + discovery_error_ + ")";
+  }
+  return "no endpoint available";
 }
 
 bool Channel::RouteShutDown() {
@@ -465,8 +500,13 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
                              : "no endpoint available (waited until the deadline)",
              std::move(failures), attempt - 1);
       }
-      Fail(method, StatusCode::kUnavailable, "no endpoint available", std::move(failures),
-           attempt - 1);
+      // A channel just created: its resolver (a registry watch) has not answered yet.
+      if (attempt == 1 && WaitForFirstEndpoints(deadline)) {
+        picker = picker_.Read();
+        --attempt;
+        continue;
+      }
+      Fail(method, StatusCode::kUnavailable, NoEndpointReason(), std::move(failures), attempt - 1);
     }
     const Backend& backend = *pick.backend;
     TimePoint now = first_pick ? start : clock_.Now();  // one clock read saved per call

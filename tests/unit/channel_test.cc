@@ -195,6 +195,79 @@ TEST_F(ChannelTest, NoEndpointsIsAClearError) {
   }
 }
 
+// A resolver the test drives: it delivers (or fails) only when told, like a registry watch
+// that has not answered yet.
+class ManualResolver final : public Resolver {
+ public:
+  explicit ManualResolver(ResolverListener** listener) : listener_(listener) {}
+  Status Start(ResolverListener* listener) override {
+    *listener_ = listener;
+    return Status::Ok();
+  }
+  void Stop() override {}
+
+ private:
+  ResolverListener** listener_;
+};
+
+TEST_F(ChannelTest, AFirstCallWaitsForTheResolversFirstEndpointSet) {
+  ResolverListener* listener = nullptr;
+  auto ch = Channel::Create(std::make_unique<ManualResolver>(&listener), {});
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  ASSERT_NE(listener, nullptr);
+  std::thread deliver([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    listener->OnUpdate({{servers_[0]->endpoint()}});
+  });
+  EXPECT_EQ(testing::Whoami(**ch, {.timeout = std::chrono::seconds(10)}), "a");
+  deliver.join();
+}
+
+TEST_F(ChannelTest, NoFirstEndpointSetFailsAtTheDeadlineSayingSo) {
+  ResolverListener* listener = nullptr;
+  auto ch = Channel::Create(std::make_unique<ManualResolver>(&listener), {});
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  try {
+    testing::Whoami(**ch, {.timeout = milliseconds(50)});
+    FAIL() << "nothing was ever delivered";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kUnavailable);
+    EXPECT_THAT(e.what(), HasSubstr("discovery delivered none before the deadline"));
+  }
+}
+
+TEST_F(ChannelTest, ADiscoveryErrorBeforeAnyEndpointFailsWaitingCallsWithIt) {
+  ResolverListener* listener = nullptr;
+  auto ch = Channel::Create(std::make_unique<ManualResolver>(&listener), {});
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  std::thread fail([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    listener->OnError(Status::Error(StatusCode::kUnavailable, "registry at 127.0.0.1:1 down"));
+  });
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    testing::Whoami(**ch, {.timeout = std::chrono::seconds(30)});
+    FAIL() << "discovery failed";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kUnavailable);
+    EXPECT_THAT(e.what(), HasSubstr("discovery failed: registry at 127.0.0.1:1 down"));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20))
+      << "woken by the error, not the deadline";
+  fail.join();
+  // Once a set arrives, calls go through and the error is forgotten.
+  listener->OnUpdate({{servers_[1]->endpoint()}});
+  EXPECT_EQ(testing::Whoami(**ch), "b");
+  listener->OnUpdate({});
+  try {
+    testing::Whoami(**ch);
+    FAIL();
+  } catch (const CallError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("no endpoint available"));
+    EXPECT_THAT(e.what(), ::testing::Not(HasSubstr("discovery failed")));
+  }
+}
+
 TEST(ChannelCreateTest, BadBalancerOrTargetOrOptionsAreClearErrors) {
   auto a = Channel::Create("static://127.0.0.1:1", {.balancer = "fastest_please"});
   ASSERT_FALSE(a.ok());

@@ -21,6 +21,11 @@
 // The deadline bounds the whole call, however slowly the server answers: a watchdog thread
 // shuts down the connection of a call past its deadline (at most ~5 ms late).
 //
+// Create returns at once; a watch-based resolver (fulcrum://, etcd://) delivers the first
+// endpoint set a little later. A call made before that waits for it within its deadline, then
+// fails fast once discovery has answered: "no endpoint available", with the resolver's error
+// when it reported one (the registry is unreachable, say).
+//
 // Errors: exceptions declared in the IDL reach the caller unchanged (and count as successes
 // for the endpoint). When the call fails for good, Call throws fulcrum::CallError (a
 // TTransportException) naming the service, method, and each endpoint tried with its failure.
@@ -30,7 +35,8 @@
 // groups' masters); with read_from_slaves, methods annotated fulcrum.read are balanced over
 // every instance instead. A NotMaster refusal (role.h) is not a failure of the endpoint and
 // spends no retry budget: the call follows the redirect when it names a master at least as new
-// as the newest the channel knows, and otherwise waits (within its deadline) for the resolver
+// as the newest the channel knows or an earlier redirect of the same call named, and otherwise
+// waits (within its deadline) for the resolver
 // to deliver a newer master, as it does when no master is known at all (docs/master-slave.md).
 //
 // Thread-safe.
@@ -213,6 +219,12 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // deadline, whichever comes first. False when the deadline has passed or the channel is
   // shut down.
   bool WaitForRoute(TimePoint deadline);
+  // Before the resolver's first endpoint set: waits for it (or a discovery error, shutdown,
+  // the deadline). True when a set arrived, so picking again may find an endpoint.
+  bool WaitForFirstEndpoints(TimePoint deadline);
+  void OnDiscoveryError(const Status& status);
+  // "no endpoint available", and why when discovery knows.
+  std::string NoEndpointReason();
   bool RouteShutDown();
   void OnAttemptFailure(const Backend& backend);
   void HousekeepingLoop();
@@ -230,10 +242,14 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // Master-slave only: the masters of the newest epoch of each group, and what a redirect
   // needs to follow (every endpoint, each group's newest epoch).
   Snapshot<MasterView> masters_;
-  std::mutex route_mu_;  // guards the two below; waiting calls sleep on route_cv_
+  std::mutex route_mu_;  // guards the four below; waiting calls sleep on route_cv_
   std::condition_variable route_cv_;
   uint64_t route_generation_ = 0;
   bool route_shutdown_ = false;
+  // The resolver has delivered an endpoint set (or reported an error) at least once. Until
+  // then a call that finds no endpoint waits for the first set instead of failing.
+  bool resolved_ = false;
+  std::string discovery_error_;  // the resolver's last error, cleared by the next set
 
   mutable std::mutex mu_;  // guards everything below; never held on the call path
   std::unique_ptr<Balancer> balancer_;
