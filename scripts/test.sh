@@ -4,8 +4,9 @@
 #      real etcd) via ctest;
 #   2. the unit tests (runtime's and the etcd backend's) again under AddressSanitizer +
 #      UndefinedBehaviorSanitizer;
-#   3. the concurrency stress tests, and the registry's in-process tests (store, watches,
-#      registrar and resolver against an in-process daemon), under ThreadSanitizer.
+#   3. the concurrency stress tests, the registry's in-process tests (store, watches,
+#      registrar and resolver against an in-process daemon) and the etcd backend's tests,
+#      under ThreadSanitizer.
 # Installs its own dependencies (scripts/setup.sh). Exits non-zero on any failure.
 #
 #   scripts/test.sh            # everything
@@ -37,13 +38,16 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 
 step "build (thread)"
 "$root/scripts/setup.sh" --build-dir "$root/build-tsan" --sanitize thread \
-  --build-type RelWithDebInfo --target fulcrum_stress_tests --target fulcrum_registry_tests
+  --build-type RelWithDebInfo --target fulcrum_stress_tests --target fulcrum_registry_tests \
+  --target fulcrum_etcd_tests
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
 step "stress tests under TSan"
 "$root/build-tsan/tests/fulcrum_stress_tests" --gtest_brief=1
 step "registry tests under TSan (in-process ones; the multi-process ones ran in step 1)"
 "$root/build-tsan/tests/registry/fulcrum_registry_tests" --gtest_brief=1 \
   --gtest_filter='-EndToEndTest.*:RegistryProcessTest.*'
+step "etcd backend tests under TSan (registrar and resolver threads against a real etcd)"
+"$root/build-tsan/tests/etcd/fulcrum_etcd_tests" --gtest_brief=1
 
 echo
 echo "all test stages passed"

@@ -10,13 +10,25 @@
 #include <glog/logging.h>
 
 #include "calculator_fulcrum.h"
+#include "client/backend.h"
+#include "etcd/backend.h"
 
-DEFINE_string(target, "static://127.0.0.1:9090", "Where the replicas are (a resolver URI)");
+DEFINE_string(target, "static://127.0.0.1:9090",
+              "Where the replicas are: static://h:p,h:p, fulcrum://registry:port/Calculator or "
+              "etcd://h:p/Calculator");
 DEFINE_int32(calls, 5, "How many add() calls to make");
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   google::InitGoogleLogging(argv[0]);
+  // Both discovery backends, so --target may name either.
+  for (const fulcrum::Status& s :
+       {fulcrum::registry::RegisterFulcrumBackend(), fulcrum::etcd::RegisterEtcdBackend()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "calculator_client: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
   try {
     // One client, shared by every thread that wants it; options default from the IDL.
     calc::fulcrum_gen::CalculatorBalancedClient client(FLAGS_target);

@@ -16,14 +16,15 @@
 #include "calculator_fulcrum.h"
 #include "calculator_handler.h"
 #include "client/backend.h"
+#include "etcd/backend.h"
 
 DEFINE_string(host, "127.0.0.1", "Address to listen on");
 DEFINE_int32(port, 0, "Port to listen on; 0 lets the OS pick one (printed as LISTENING <port>)");
 DEFINE_string(id, "calculator", "This replica's id, returned by whoami()");
 DEFINE_string(protocol, "binary", "Wire protocol: binary or compact");
 DEFINE_string(registry, "",
-              "Registry to register with, e.g. fulcrum://127.0.0.1:7000?token_file=F; empty: "
-              "serve without registering");
+              "Registry to register with, e.g. fulcrum://127.0.0.1:7000?token_file=F or "
+              "etcd://127.0.0.1:2379; empty: serve without registering");
 DEFINE_string(advertise_host, "", "Host clients should call, as registered; empty: --host");
 DEFINE_int32(weight, 1, "Registered weight (relative share of traffic)");
 DEFINE_string(zone, "", "Registered zone");
@@ -54,8 +55,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--weight must be >= 0\n");
     return 2;
   }
-  if (!FLAGS_registry.empty()) {
-    fulcrum::Status s = fulcrum::registry::RegisterFulcrumBackend();
+  // Both discovery backends, so --registry may name either.
+  for (const fulcrum::Status& s :
+       {fulcrum::registry::RegisterFulcrumBackend(), fulcrum::etcd::RegisterEtcdBackend()}) {
     if (!s.ok()) {
       std::fprintf(stderr, "%s\n", s.ToString().c_str());
       return 1;
