@@ -1,5 +1,6 @@
 #include "client/uri.h"
 
+#include "fulcrum/resolver.h"
 #include "transport.h"
 
 namespace fulcrum::registry {
@@ -9,30 +10,14 @@ StatusOr<FulcrumUri> ParseFulcrumUri(std::string_view rest) {
     return Status::Error(StatusCode::kInvalidArgument,
                          "fulcrum://" + std::string(rest) + ": " + why);
   };
+  StatusOr<DiscoveryUri> parts = SplitDiscoveryUri(rest);
+  if (!parts.ok()) return bad(parts.status().message());
   FulcrumUri uri;
-  std::string_view query;
-  if (size_t q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
-  std::string_view authority = rest;
-  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
-    authority = rest.substr(0, slash);
-    uri.service = std::string(rest.substr(slash + 1));
-    if (uri.service.find('/') != std::string::npos) return bad("service name contains '/'");
-  }
-  if (authority.empty()) return bad("no registry host:port");
-  Status s = ParseRegistryAddress(std::string(authority), &uri.host, &uri.port);
+  uri.service = parts->service;
+  if (parts->authority.empty()) return bad("no registry host:port");
+  Status s = ParseRegistryAddress(parts->authority, &uri.host, &uri.port);
   if (!s.ok()) return bad(s.message());
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view kv = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = kv.find('=');
-    if (eq == std::string_view::npos)
-      return bad("query parameter '" + std::string(kv) + "' has no '='");
-    const std::string key(kv.substr(0, eq));
-    const std::string value(kv.substr(eq + 1));
+  for (const auto& [key, value] : parts->params) {
     if (key == "token_file") {
       uri.token_file = value;
     } else if (key == "tls_ca_file") {

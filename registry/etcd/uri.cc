@@ -17,18 +17,11 @@ StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest, EtcdUriKind kind) {
     return Status::Error(StatusCode::kInvalidArgument, "etcd://" + whole + ": " + why);
   };
   const bool resolver = kind == EtcdUriKind::kResolver;
+  StatusOr<DiscoveryUri> parts = SplitDiscoveryUri(rest);
+  if (!parts.ok()) return bad(parts.status().message());
   EtcdUri uri;
-  std::string_view query;
-  if (size_t q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
-  std::string_view authority = rest;
-  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
-    authority = rest.substr(0, slash);
-    uri.service = std::string(rest.substr(slash + 1));
-    if (uri.service.find('/') != std::string::npos) return bad("service name contains '/'");
-  }
+  uri.service = parts->service;
+  const std::string_view authority = parts->authority;
   if (resolver && uri.service.empty()) {
     return bad("no service (etcd://host:port[,host:port...]/<service>)");
   }
@@ -45,16 +38,7 @@ StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest, EtcdUriKind kind) {
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view kv = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = kv.find('=');
-    if (eq == std::string_view::npos) {
-      return bad("query parameter '" + std::string(kv) + "' has no '='");
-    }
-    const std::string key(kv.substr(0, eq));
-    const std::string_view value = kv.substr(eq + 1);
+  for (const auto& [key, value] : parts->params) {
     if (key == "prefix") {
       if (value.empty() || value.front() != '/') return bad("prefix must start with '/'");
       uri.prefix = std::string(value);

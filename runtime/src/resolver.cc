@@ -59,6 +59,35 @@ SchemeRegistry& Schemes() {
 
 }  // namespace
 
+StatusOr<DiscoveryUri> SplitDiscoveryUri(std::string_view rest) {
+  DiscoveryUri uri;
+  std::string_view query;
+  if (size_t q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    uri.service = std::string(rest.substr(slash + 1));
+    rest = rest.substr(0, slash);
+    if (uri.service.find('/') != std::string::npos) {
+      return Status::Error(StatusCode::kInvalidArgument, "service name contains '/'");
+    }
+  }
+  uri.authority = std::string(rest);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view kv = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const size_t eq = kv.find('=');
+    if (eq == std::string_view::npos) {
+      return Status::Error(StatusCode::kInvalidArgument,
+                           "query parameter '" + std::string(kv) + "' has no '='");
+    }
+    uri.params.emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  return uri;
+}
+
 StatusOr<Endpoint> ParseHostPort(std::string_view hp) {
   hp = Trim(hp);
   Endpoint e;

@@ -64,6 +64,37 @@ TEST(ParseStaticEndpointsTest, RejectsEmptyListsAndEntries) {
   EXPECT_FALSE(ParseStaticEndpoints("h:1,").ok());
 }
 
+TEST(SplitDiscoveryUriTest, SplitsAuthorityServiceAndParamsInOrder) {
+  StatusOr<DiscoveryUri> u = SplitDiscoveryUri("10.0.0.1:2379,10.0.0.2:2379/calc?b=2&a=&b=3");
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->authority, "10.0.0.1:2379,10.0.0.2:2379");
+  EXPECT_EQ(u->service, "calc");
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(u->params, (std::vector<P>{{"b", "2"}, {"a", ""}, {"b", "3"}}));
+
+  u = SplitDiscoveryUri("h:1");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->authority, "h:1");
+  EXPECT_TRUE(u->service.empty());
+  EXPECT_TRUE(u->params.empty());
+
+  u = SplitDiscoveryUri("/svc?k=/a/b");  // a '/' in a parameter is not a service's
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->authority, "");
+  EXPECT_EQ(u->service, "svc");
+  EXPECT_EQ(u->params, (std::vector<P>{{"k", "/a/b"}}));
+}
+
+TEST(SplitDiscoveryUriTest, RejectsNestedServicesAndParamsWithoutValues) {
+  StatusOr<DiscoveryUri> u = SplitDiscoveryUri("h:1/a/b");
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(u.status().message(), "service name contains '/'");
+  u = SplitDiscoveryUri("h:1/a?x=1&flag");
+  ASSERT_FALSE(u.ok());
+  EXPECT_EQ(u.status().message(), "query parameter 'flag' has no '='");
+}
+
 TEST(CreateResolverTest, StaticDeliversItsListOnStart) {
   auto r = CreateResolver("static://127.0.0.1:7,127.0.0.1:8");
   ASSERT_TRUE(r.ok()) << r.status();

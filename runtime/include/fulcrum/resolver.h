@@ -15,6 +15,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "fulcrum/endpoint.h"
 #include "fulcrum/status.h"
@@ -54,5 +56,16 @@ StatusOr<EndpointSet> ParseStaticEndpoints(std::string_view list);
 
 // Parses "host:port" or "[v6]:port".
 StatusOr<Endpoint> ParseHostPort(std::string_view host_port);
+
+// The part of a registry URI after "scheme://", "authority[/service][?key=value&...]", split
+// for the backends' own parsers (fulcrum://, etcd://), which check what each part holds.
+struct DiscoveryUri {
+  std::string authority;                                    // may be empty
+  std::string service;                                      // empty when there is none
+  std::vector<std::pair<std::string, std::string>> params;  // in the URI's order
+};
+// kInvalidArgument (the reason only; callers name the URI) for a service containing '/' or a
+// query parameter without '='.
+StatusOr<DiscoveryUri> SplitDiscoveryUri(std::string_view rest);
 
 }  // namespace fulcrum
