@@ -9,9 +9,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "child_process.h"
 #include "etcd/codec.h"
 
 namespace fulcrum::etcd_test {
@@ -25,21 +27,28 @@ std::string EtcdBinary() {
 
 }  // namespace
 
-int PickFreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+std::vector<int> PickFreePorts(int n) {
+  // Every socket stays bound until all are: the OS cannot hand out one port twice.
+  std::vector<int> fds;
+  std::vector<int> ports;
+  for (int i = 0; i < n; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    fds.push_back(fd);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      break;
+    }
+    ports.push_back(ntohs(addr.sin_port));
   }
-  close(fd);
-  return port;
+  for (int fd : fds) close(fd);
+  if (static_cast<int>(ports.size()) != n) ports.clear();
+  return ports;
 }
 
 EtcdProcess::EtcdProcess(std::string dir) : dir_(std::move(dir)) {}
@@ -53,12 +62,12 @@ EtcdProcess::~EtcdProcess() {
 
 Status EtcdProcess::PickPorts() {
   if (client_port_ != 0) return Status::Ok();
-  client_port_ = PickFreePort();
-  peer_port_ = PickFreePort();
-  if (client_port_ == 0 || peer_port_ == 0 || client_port_ == peer_port_) {
-    client_port_ = 0;
-    return Status::Error(StatusCode::kUnavailable, "could not pick two free ports");
+  const std::vector<int> ports = PickFreePorts(2);
+  if (ports.empty()) {
+    return Status::Error(StatusCode::kUnavailable, "could not bind two ports on 127.0.0.1");
   }
+  client_port_ = ports[0];
+  peer_port_ = ports[1];
   return Status::Ok();
 }
 
@@ -68,7 +77,25 @@ Status EtcdProcess::Start() {
     return Status::Error(StatusCode::kNotFound,
                          "etcd not installed: run scripts/setup.sh (no " + bin + ")");
   }
-  if (Status s = PickPorts(); !s.ok()) return s;
+  // A port picked a moment ago can be taken before etcd binds it (another test's etcd, an
+  // outgoing connection): on a first start, pick new ports and try again.
+  for (int attempt = 1;; ++attempt) {
+    if (Status s = PickPorts(); !s.ok()) return s;
+    const size_t log_offset = registry_test::ReadFile(log_path()).size();
+    Status s = StartOnce(bin);
+    if (s.ok()) {
+      started_once_ = true;
+      return s;
+    }
+    const bool port_taken =
+        registry_test::ReadFile(log_path()).find("address already in use", log_offset) !=
+        std::string::npos;
+    if (started_once_ || !port_taken || attempt == 3) return s;
+    client_port_ = 0;  // pick again
+  }
+}
+
+Status EtcdProcess::StartOnce(const std::string& bin) {
   const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
   const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
   auto spawned = testing::Subprocess::Spawn(
@@ -82,9 +109,12 @@ Status EtcdProcess::Start() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   Status last;
   while (std::chrono::steady_clock::now() < deadline) {
-    StatusOr<std::string> r = Post("/v3/kv/range", R"({"key":"AA=="})");
-    if (r.ok()) return Status::Ok();
-    last = r.status();
+    // Ready when the etcd answering on the client port is this one: its member list names
+    // this peer URL (another test's etcd could hold the port if ours failed to bind it).
+    StatusOr<std::string> r = Post("/v3/cluster/member/list", "{}");
+    if (r.ok() && r->find("\"" + peer + "\"") != std::string::npos) return Status::Ok();
+    last = r.ok() ? Status::Error(StatusCode::kUnavailable, "another etcd answers: " + *r)
+                  : r.status();
     StatusOr<int> exited = process_->Wait(std::chrono::milliseconds(50));
     if (exited.ok()) {
       return Status::Error(

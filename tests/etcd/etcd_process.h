@@ -7,8 +7,10 @@
 //   ASSERT_TRUE(etcd.Start().ok());
 //   std::string uri = "etcd://" + etcd.address() + "/echo";
 //
-// etcd cannot listen on port 0, so each port is picked by binding port 0, reading it and
-// closing the socket before etcd binds it (a small race, acceptable on loopback in tests).
+// etcd cannot listen on port 0, so the ports are picked by binding port 0, reading them and
+// closing the sockets before etcd binds them. Should another process take one meanwhile, the
+// first Start picks new ports and tries again; it counts etcd as up only when the etcd that
+// answers on the client port lists this instance's peer URL.
 // A missing etcd binary is an error telling to run scripts/setup.sh (tests fail, never skip).
 //
 // Thread-compatible.
@@ -16,6 +18,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "etcd/http_client.h"
 #include "fulcrum/status.h"
@@ -23,8 +26,8 @@
 
 namespace fulcrum::etcd_test {
 
-// A port on 127.0.0.1 that was free a moment ago.
-int PickFreePort();
+// `n` distinct ports on 127.0.0.1 that were free a moment ago (empty on failure).
+std::vector<int> PickFreePorts(int n);
 
 class EtcdProcess {
  public:
@@ -48,7 +51,10 @@ class EtcdProcess {
   Status PutRaw(const std::string& key, const std::string& value);
 
  private:
+  Status StartOnce(const std::string& bin);
+
   std::string dir_;
+  bool started_once_ = false;  // later starts must keep the ports: clients know them
   int client_port_ = 0;
   int peer_port_ = 0;
   std::unique_ptr<testing::Subprocess> process_;
