@@ -30,7 +30,7 @@ DEFINE_int32(threads, 4, "client threads");
 DEFINE_double(seconds, 6, "how long to drive load");
 DEFINE_double(kill_at, 0.4, "when to SIGKILL a server, as a share of --seconds (<0: never)");
 DEFINE_string(balancer, "p2c_least_loaded", "the balancer to use");
-DEFINE_double(add_at, 0.7, "when to start one more server, as a share of --seconds (<0: never)");
+DEFINE_double(add_at, 0.6, "when to start one more server, as a share of --seconds (<0: never)");
 DEFINE_string(server_binary, FULCRUM_REGISTERED_ECHO_SERVER, "the server to start");
 DEFINE_string(registry_binary, FULCRUM_REGISTRY, "fulcrum-registry");
 DEFINE_string(ctl_binary, FULCRUM_CTL, "fulcrumctl");
@@ -56,24 +56,36 @@ void ShowFulcrumctl(const std::string& registry, const std::string& args) {
   pclose(out);
 }
 
-// Starts one registered echo server; returns its process and fills `address`.
-std::unique_ptr<Subprocess> StartServer(const std::string& id, const std::string& registry_uri,
-                                        std::string* address) {
+// Starts one registered echo server. From the thread that will own it: a child process gets
+// SIGKILL when the thread that spawned it exits (tests/support/subprocess.h).
+std::unique_ptr<Subprocess> SpawnServer(const std::string& id, const std::string& registry_uri) {
   auto p = Subprocess::Spawn({FLAGS_server_binary, "--id=" + id, "--registry=" + registry_uri,
                               "--service=echo", "--minloglevel=1"});
   if (!p.ok()) {
     std::fprintf(stderr, "cannot start %s: %s\n", id.c_str(), p.status().ToString().c_str());
     return nullptr;
   }
-  auto port = (*p)->WaitForLine("LISTENING ", std::chrono::seconds(20));
+  return std::move(p).value();
+}
+
+// Waits until `server` listens (it has registered by then) and fills `address`.
+bool AwaitServer(Subprocess& server, const std::string& id, std::string* address) {
+  auto port = server.WaitForLine("LISTENING ", std::chrono::seconds(20));
   if (!port.ok()) {
     std::fprintf(stderr, "%s did not start: %s\n", id.c_str(), port.status().ToString().c_str());
-    return nullptr;
+    return false;
   }
   *address = "127.0.0.1:" + *port;
   std::printf("   %s  pid %d  listening on %s, registered as service 'echo'\n", id.c_str(),
-              (*p)->pid(), address->c_str());
-  return std::move(p).value();
+              server.pid(), address->c_str());
+  return true;
+}
+
+// Both of the above, for a server the calling thread owns.
+std::unique_ptr<Subprocess> StartServer(const std::string& id, const std::string& registry_uri,
+                                        std::string* address) {
+  std::unique_ptr<Subprocess> p = SpawnServer(id, registry_uri);
+  return p != nullptr && AwaitServer(*p, id, address) ? std::move(p) : nullptr;
 }
 
 double Percentile(std::vector<uint32_t>& v, double p) {
@@ -198,6 +210,15 @@ int main(int argc, char** argv) {
   bool killed = false;
   bool added = false;
   int64_t last_calls = 0;
+  double last_at = 0;
+  // The added server is spawned by this thread (which owns it) and awaited on another:
+  // waiting for it to come up must not stall the progress lines (on two busy cores that takes
+  // a second or more).
+  std::thread adder;
+  std::unique_ptr<Subprocess> added_server;
+  bool added_up = false;
+  std::string added_id;
+  std::string added_address;
   // Failed attempts per address, as last reported by the channel: an endpoint the watch
   // removed is no longer in its reports, but what it cost before that still counts.
   std::map<std::string, uint64_t> failed_attempts;
@@ -208,9 +229,11 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(start + std::chrono::milliseconds(500 * tick));
     const double now = std::chrono::duration<double>(steady_clock::now() - start).count();
     const int64_t c = calls.load();
-    std::printf("   t=%4.1fs  %7.0f calls/s  errors so far: %lld\n", now, (c - last_calls) * 2.0,
+    std::printf("   t=%4.1fs  %7.0f calls/s  errors so far: %lld\n", now,
+                (c - last_calls) / std::max(1e-3, now - last_at),
                 static_cast<long long>(errors.load()));
     last_calls = c;
+    last_at = now;
     note_failures();
     if (!killed && now >= kill_at) {
       killed = true;
@@ -220,15 +243,23 @@ int main(int argc, char** argv) {
     }
     if (!added && now >= add_at) {
       added = true;
-      const std::string id = "server-" + std::to_string(FLAGS_servers + 1);
+      added_id = "server-" + std::to_string(FLAGS_servers + 1);
       std::printf("== starting %s under load: it registers, the client's watch picks it up\n",
-                  id.c_str());
-      auto p = StartServer(id, registrar_uri, &address_of[id]);
-      if (p != nullptr) servers.push_back(std::move(p));
+                  added_id.c_str());
+      added_server = SpawnServer(added_id, registrar_uri);
+      if (added_server != nullptr) {
+        adder =
+            std::thread([&] { added_up = AwaitServer(*added_server, added_id, &added_address); });
+      }
     }
   }
   stop = true;
   for (auto& t : threads) t.join();
+  if (adder.joinable()) adder.join();
+  if (added_server != nullptr) {
+    if (added_up) address_of[added_id] = added_address;
+    servers.push_back(std::move(added_server));  // stopped with the others
+  }
   const double elapsed = std::chrono::duration<double>(steady_clock::now() - start).count();
 
   std::printf("\n== per endpoint (as the balanced client saw them)\n");
