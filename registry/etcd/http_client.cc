@@ -126,7 +126,9 @@ StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Connect(
   return c;
 }
 
-StatusOr<std::string> EtcdHttpClient::Post(std::string_view path, const std::string& body) {
+template <class StartRead>
+StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Exchange(
+    std::string_view path, const std::string& body, const char* what, StartRead start_read) {
   std::string failures;
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     const size_t index = (current_ + i) % endpoints_.size();
@@ -142,22 +144,17 @@ StatusOr<std::string> EtcdHttpClient::Post(std::string_view path, const std::str
     }
     Connection& c = **conn;
     http::request<http::string_body> req = MakeRequest(to, path, body);
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(64u << 20);
     beast::error_code ec;
     bool done = false;
-    http::async_write(c.stream, req, [&](beast::error_code e, size_t) {
-      if (e) {
-        ec = e;
-        done = true;
-        return;
-      }
-      http::async_read(c.stream, c.buffer, parser, [&](beast::error_code e2, size_t) {
-        ec = e2;
-        done = true;
-      });
+    auto finish = [&](beast::error_code e, size_t) {
+      ec = e;
+      done = true;
+    };
+    http::async_write(c.stream, req, [&](beast::error_code e, size_t n) {
+      if (e) return finish(e, n);
+      start_read(c, finish);
     });
-    Status s = RunUntil(c, done, timeout_, "request");
+    Status s = RunUntil(c, done, timeout_, what);
     if (!s.ok() || ec) {
       conn.value().reset();  // discards the pending operations before what they point to
       if (cancelled()) return Status::Error(StatusCode::kUnavailable, "cancelled");
@@ -165,65 +162,45 @@ StatusOr<std::string> EtcdHttpClient::Post(std::string_view path, const std::str
       continue;
     }
     current_ = index;
-    const auto& res = parser.get();
-    if (res.result_int() == 200) return res.body();
-    return Status::Error(FromHttpStatus(res.result_int()),
-                         "etcd at " + to.ToString() + " answered " + std::string(path) + " with " +
-                             std::to_string(res.result_int()) + ": " + ErrorMessage(res.body()));
+    return conn;
   }
   return Status::Error(StatusCode::kUnavailable, "etcd unreachable (" + failures + ")");
 }
 
+StatusOr<std::string> EtcdHttpClient::Post(std::string_view path, const std::string& body) {
+  std::optional<http::response_parser<http::string_body>> parser;
+  StatusOr<std::unique_ptr<Connection>> conn =
+      Exchange(path, body, "request", [&](Connection& c, auto done) {
+        parser.emplace();  // a fresh one for each endpoint tried
+        parser->body_limit(64u << 20);
+        http::async_read(c.stream, c.buffer, *parser, done);
+      });
+  if (!conn.ok()) return conn.status();
+  const auto& res = parser->get();
+  if (res.result_int() == 200) return res.body();
+  return Status::Error(FromHttpStatus(res.result_int()),
+                       "etcd at " + (*conn)->address.ToString() + " answered " + std::string(path) +
+                           " with " + std::to_string(res.result_int()) + ": " +
+                           ErrorMessage(res.body()));
+}
+
 Status EtcdHttpClient::OpenStream(std::string_view path, const std::string& body) {
   CloseStream();
-  std::string failures;
-  for (size_t i = 0; i < endpoints_.size(); ++i) {
-    const size_t index = (current_ + i) % endpoints_.size();
-    const EtcdAddress& to = endpoints_[index];
-    auto fail = [&](const std::string& why) {
-      failures += (failures.empty() ? "" : "; ") + to.ToString() + ": " + why;
-    };
-    StatusOr<std::unique_ptr<Connection>> conn = Connect(to);
-    if (!conn.ok()) {
-      if (cancelled()) return conn.status();
-      fail(conn.status().message());
-      continue;
-    }
-    Connection& c = **conn;
-    c.parser.emplace();
-    c.parser->body_limit(std::numeric_limits<std::uint64_t>::max());
-    http::request<http::string_body> req = MakeRequest(to, path, body);
-    beast::error_code ec;
-    bool done = false;
-    http::async_write(c.stream, req, [&](beast::error_code e, size_t) {
-      if (e) {
-        ec = e;
-        done = true;
-        return;
-      }
-      http::async_read_header(c.stream, c.buffer, *c.parser, [&](beast::error_code e2, size_t) {
-        ec = e2;
-        done = true;
+  StatusOr<std::unique_ptr<Connection>> conn =
+      Exchange(path, body, "watch request", [](Connection& c, auto done) {
+        c.parser.emplace();
+        c.parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+        http::async_read_header(c.stream, c.buffer, *c.parser, done);
       });
-    });
-    Status s = RunUntil(c, done, timeout_, "watch request");
-    if (!s.ok() || ec) {
-      conn.value().reset();  // discards the pending operations before what they point to
-      if (cancelled()) return Status::Error(StatusCode::kUnavailable, "cancelled");
-      fail(s.ok() ? ec.message() : s.message());
-      continue;
-    }
-    current_ = index;
-    const unsigned status = c.parser->get().result_int();
-    if (status != 200) {
-      return Status::Error(FromHttpStatus(status), "etcd at " + to.ToString() + " answered " +
-                                                       std::string(path) + " with " +
-                                                       std::to_string(status));
-    }
-    stream_ = std::move(conn).value();
-    return Status::Ok();
+  if (!conn.ok()) return conn.status();
+  const unsigned status = (*conn)->parser->get().result_int();
+  if (status != 200) {
+    return Status::Error(FromHttpStatus(status), "etcd at " + (*conn)->address.ToString() +
+                                                     " answered " + std::string(path) + " with " +
+                                                     std::to_string(status));
   }
-  return Status::Error(StatusCode::kUnavailable, "etcd unreachable (" + failures + ")");
+  stream_ = std::move(conn).value();
+  return Status::Ok();
 }
 
 StatusOr<std::string> EtcdHttpClient::ReadStream(std::chrono::milliseconds idle) {

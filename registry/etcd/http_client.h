@@ -60,6 +60,13 @@ class EtcdHttpClient {
  private:
   struct Connection;
   StatusOr<std::unique_ptr<Connection>> Connect(const EtcdAddress& address);
+  // Sends the request to each endpoint in turn, from the current one, until one answers:
+  // `start_read(connection, handler)` starts reading the answer (all of it, or its header).
+  // Returns the connection that answered (it becomes the current endpoint); kUnavailable
+  // naming each endpoint tried and why it failed. Defined and used in http_client.cc only.
+  template <class StartRead>
+  StatusOr<std::unique_ptr<Connection>> Exchange(std::string_view path, const std::string& body,
+                                                 const char* what, StartRead start_read);
   // Runs the connection's io_context until `done`, the timeout or Cancel().
   Status RunUntil(Connection& c, const bool& done, std::chrono::milliseconds timeout,
                   const char* what);
