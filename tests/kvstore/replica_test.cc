@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "follower.h"
+#include "support/eventually.h"
 #include "testing/fake_clock.h"
 
 namespace kvstore {
@@ -15,6 +16,7 @@ namespace {
 
 using fulcrum::InstanceRole;
 using fulcrum::RegistrarDirectives;
+using fulcrum::testing::Eventually;
 using fulcrum::testing::FakeClock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -57,17 +59,6 @@ KvStatus FetchOnce(Node& slave, Node& master, int64_t epoch) {
   KvResult<FetchResponse> response = master.replica.Fetch(r);
   if (!response.ok()) return response.status;
   return slave.replica.ApplyFetch(r, response.value);
-}
-
-// Waits (bounded) until `pred` holds.
-template <class Pred>
-bool Eventually(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return pred();
 }
 
 class ReplicaTest : public ::testing::Test {

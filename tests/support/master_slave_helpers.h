@@ -4,7 +4,7 @@
 //   role->Apply(fulcrum::testing::MasterReply(2, "127.0.0.1:9001"));
 //   fulcrum::Endpoint dead{"127.0.0.1", fulcrum::testing::DeadPort()};
 //
-// Thread-safe (pure functions).
+// Thread-safe.
 #pragma once
 
 #include <netinet/in.h>
@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "fulcrum/registrar.h"
@@ -38,17 +40,21 @@ inline RegistrarDirectives SlaveReply(int64_t epoch, const std::string& master) 
   return d;
 }
 
-// A loopback port nobody listens on (bound, read back, closed): connecting is refused.
+// A loopback port nobody listens on: connecting is refused. The socket stays bound (never
+// listening) until the process exits, so no server started meanwhile, in this process or a
+// parallel test's, can be handed the same port and answer calls meant to fail.
 inline uint16_t DeadPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    std::perror("DeadPort: reserving a loopback port");
+    std::abort();
+  }
+  return ntohs(addr.sin_port);  // fd is deliberately kept open: it holds the port
 }
 
 }  // namespace fulcrum::testing

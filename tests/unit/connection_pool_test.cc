@@ -16,6 +16,7 @@
 
 #include "Echo.h"
 #include "support/bad_server.h"
+#include "support/eventually.h"
 #include "support/test_server.h"
 #include "testing/fake_clock.h"
 
@@ -25,6 +26,7 @@ namespace {
 using apache::thrift::transport::TTransportException;
 using fulcrum::test::EchoClient;
 using fulcrum::testing::BadServer;
+using fulcrum::testing::Eventually;
 using fulcrum::testing::FakeClock;
 using fulcrum::testing::TestServer;
 using std::chrono::milliseconds;
@@ -35,16 +37,6 @@ Endpoint Local(uint16_t port) {
   e.host = "127.0.0.1";
   e.port = port;
   return e;
-}
-
-template <class F>
-bool Eventually(F condition) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return true;
 }
 
 class ConnectionPoolTest : public ::testing::Test {

@@ -16,6 +16,7 @@
 
 #include "support/echo_client.h"
 #include "support/echo_handler.h"
+#include "support/eventually.h"
 #include "support/subprocess.h"
 #include "support/test_server.h"
 
@@ -27,21 +28,11 @@ using fulcrum::test::EchoError;
 using fulcrum::test::EchoProcessor;
 using fulcrum::testing::EchoConnection;
 using fulcrum::testing::EchoHandler;
+using fulcrum::testing::Eventually;
 using fulcrum::testing::TestServer;
 using fulcrum::testing::TestServerOptions;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// Runs `condition` until it holds or 10 s pass: for events on other threads or in the kernel.
-template <class F>
-bool Eventually(F condition) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return true;
-}
 
 // A raw TCP connection for sending bytes that are not Thrift.
 class RawSocket {
