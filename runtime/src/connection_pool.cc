@@ -150,7 +150,7 @@ std::unique_ptr<Connection> ConnectionPool::TakeFromSlot() {
 std::unique_ptr<Connection> ConnectionPool::ParkInSlot(std::unique_ptr<Connection> conn) {
   Slot& slot = slots_[ThreadSlotIndex() % kSlots];
   Connection* expected = nullptr;
-  if (!slot.conn.compare_exchange_strong(expected, conn.get(), std::memory_order_acq_rel)) {
+  if (!slot.conn.compare_exchange_strong(expected, conn.get(), std::memory_order_seq_cst)) {
     return conn;
   }
   conn.release();
@@ -163,7 +163,7 @@ std::unique_ptr<Connection> ConnectionPool::ParkInSlot(std::unique_ptr<Connectio
 
 void ConnectionPool::DrainSlots(std::vector<std::unique_ptr<Connection>>* out) {
   for (Slot& slot : slots_) {
-    if (Connection* c = slot.conn.exchange(nullptr, std::memory_order_acq_rel)) {
+    if (Connection* c = slot.conn.exchange(nullptr, std::memory_order_seq_cst)) {
       out->emplace_back(c);
     }
   }
@@ -190,6 +190,9 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
       return Status::Error(StatusCode::kResourceExhausted,
                            "connection pool for " + endpoint_.Address() + " is shut down");
     }
+    // Our slot was empty a moment ago, but CloseIdle (which holds mu_ while it has the slots'
+    // connections) may have put ours back since: use it rather than open a second one.
+    if (std::unique_ptr<Connection> mine = TakeFromSlot()) idle_.push_back(std::move(mine));
     if (!idle_.empty()) {
       std::unique_ptr<Connection> conn = std::move(idle_.back());
       idle_.pop_back();
@@ -216,21 +219,25 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
       return conn.status();
     }
     // Every connection is leased or parked in other threads' slots: pull the parked ones into
-    // the list, then wait for a return.
+    // the list, then wait for a return. Counting ourselves as a waiter before looking at the
+    // slots pairs with Return: a connection parked after our look sees the count and wakes us
+    // (both sides sequentially consistent, so at least one sees the other).
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
     std::vector<std::unique_ptr<Connection>> parked;
     DrainSlots(&parked);
     if (!parked.empty()) {
+      waiters_.fetch_sub(1, std::memory_order_relaxed);
       for (auto& c : parked) idle_.push_back(std::move(c));
       continue;
     }
     const Duration left = deadline - clock_.Now();
     if (left <= Duration::zero()) {
+      waiters_.fetch_sub(1, std::memory_order_relaxed);
       return Status::Error(StatusCode::kDeadlineExceeded,
                            "deadline passed waiting for one of " +
                                std::to_string(options_.max_connections) + " busy connections to " +
                                endpoint_.Address());
     }
-    waiters_.fetch_add(1, std::memory_order_relaxed);
     slot_freed_.wait_for(lock, left);
     waiters_.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -266,7 +273,15 @@ void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
     if (waiters_.load(std::memory_order_relaxed) == 0 &&
         !shutdown_.load(std::memory_order_acquire)) {
       conn = ParkInSlot(std::move(conn));
-      if (conn == nullptr) return;
+      if (conn == nullptr) {
+        // A caller may have started waiting after our look at waiters_ and before the park,
+        // without seeing the parked connection: wake it (see Acquire).
+        if (waiters_.load(std::memory_order_seq_cst) > 0) {
+          std::lock_guard<std::mutex> lock(mu_);
+          slot_freed_.notify_all();
+        }
+        return;
+      }
     }
     std::unique_lock<std::mutex> lock(mu_);
     if (!shutdown_.load(std::memory_order_relaxed) &&
@@ -292,14 +307,18 @@ void ConnectionPool::CloseIdle() {
     int slot;
   };
   std::vector<Held> held;
-  for (size_t i = 0; i < kSlots; ++i) {
-    if (Connection* c = slots_[i].conn.exchange(nullptr, std::memory_order_acq_rel)) {
-      held.push_back({std::unique_ptr<Connection>(c), static_cast<int>(i)});
-    }
-  }
   std::vector<std::unique_ptr<Connection>> expired;
+  bool put_back = false;
   {
+    // The slots are emptied under mu_: a caller that finds its slot empty meanwhile takes mu_
+    // next, and by then its connection is back (Acquire looks again), instead of opening
+    // another or waiting for one nobody will return.
     std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < kSlots; ++i) {
+      if (Connection* c = slots_[i].conn.exchange(nullptr, std::memory_order_seq_cst)) {
+        held.push_back({std::unique_ptr<Connection>(c), static_cast<int>(i)});
+      }
+    }
     const TimePoint now = clock_.Now();
     for (auto& c : idle_) held.push_back({std::move(c), -1});
     idle_.clear();
@@ -315,6 +334,7 @@ void ConnectionPool::CloseIdle() {
         continue;
       }
       ++kept;
+      put_back = true;
       // A parked connection goes back to its own slot: its thread finds it there on the next
       // call as if nothing happened. Reshuffling every thread's connection here twice a second
       // cost 5-10% of end-to-end throughput (docs/benchmarks.md).
@@ -338,7 +358,9 @@ void ConnectionPool::CloseIdle() {
     CloseLocked(static_cast<int>(parked.size()));
     for (auto& c : parked) expired.push_back(std::move(c));
   }
-  if (!expired.empty()) slot_freed_.notify_all();
+  if (!expired.empty() || (put_back && waiters_.load(std::memory_order_seq_cst) > 0)) {
+    slot_freed_.notify_all();
+  }
 }
 
 void ConnectionPool::Shutdown() {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <string>
@@ -209,6 +210,61 @@ TEST_F(ConnectionPoolTest, HousekeepingLeavesEachThreadItsOwnConnection) {
   auto lease = pool.Acquire(Later());
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ(&lease->connection(), mine);
+}
+
+// Housekeeping runs on the channel's thread while callers come and go. A caller that finds its
+// slot empty because CloseIdle is holding the connection for a moment must get it back, not
+// open a second one (which then sits idle for idle_timeout).
+TEST_F(ConnectionPoolTest, ACallerRacingHousekeepingKeepsItsOneConnection) {
+  ConnectionPool pool(server_->endpoint(), {}, clock_);
+  std::atomic<bool> done{false};
+  std::thread housekeeping([&] {
+    while (!done.load()) pool.CloseIdle();
+  });
+  int iterations = 0;
+  for (; iterations < 200000 && pool.open_connections() <= 1; ++iterations) {
+    auto lease = pool.Acquire(Later());
+    ASSERT_TRUE(lease.ok()) << lease.status();
+  }
+  done.store(true);
+  housekeeping.join();
+  EXPECT_EQ(pool.open_connections(), 1) << "after " << iterations << " calls";
+}
+
+// Two callers share one connection while housekeeping runs: no caller may wait for a
+// connection that is parked and free. Such a lost wake-up shows as an Acquire that returns
+// only when its wait times out, long after the connection came back; the 5 s deadline is a
+// thousand times what a hand-over takes, so only a lost wake-up can reach it.
+TEST_F(ConnectionPoolTest, NoWaiterMissesAConnectionReturnedOrParkedMeanwhile) {
+  PoolOptions options;
+  options.max_connections = 1;
+  ConnectionPool pool(server_->endpoint(), options);  // real clock: the waits are real
+  std::atomic<bool> done{false};
+  std::atomic<int> late{0};
+  std::thread housekeeping([&] {
+    while (!done.load()) {
+      pool.CloseIdle();
+      std::this_thread::yield();
+    }
+  });
+  auto caller = [&] {
+    for (int i = 0; i < 20000 && late.load() == 0; ++i) {
+      const TimePoint deadline = Clock::Real().Now() + seconds(5);
+      auto lease = pool.Acquire(deadline);
+      if (!lease.ok() || Clock::Real().Now() >= deadline) {
+        ++late;
+        ADD_FAILURE() << "call " << i << ": "
+                      << (lease.ok() ? "served at its deadline" : lease.status().ToString());
+      }
+    }
+  };
+  std::thread a(caller), b(caller);
+  a.join();
+  b.join();
+  done.store(true);
+  housekeeping.join();
+  EXPECT_EQ(late.load(), 0);
+  EXPECT_EQ(pool.open_connections(), 1);
 }
 
 TEST_F(ConnectionPoolTest, WatchdogCutsACallAtItsDeadlineOnTheConnectionsClock) {
