@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include <glog/logging.h>
@@ -131,12 +132,45 @@ ConnectionPool::~ConnectionPool() {
 
 namespace {
 
-// Each thread gets a small index once; its home slot in every pool is that index mod kSlots.
-// Sequential indices (not thread-id hashes) keep the first kSlots threads collision-free.
+// Each thread gets a small index on its first call; its home slot in every pool is that index
+// mod kSlots. A thread's index goes back when it exits and the lowest free one is handed out
+// next, so any kSlots threads alive at once have distinct slots, however many threads came
+// and went before (a program that starts a thread per task would otherwise, after a while,
+// put two live threads in one slot and leave the others empty).
+class ThreadIndex {
+ public:
+  ThreadIndex() : index_(Registry().Take()) {}
+  ~ThreadIndex() { Registry().Give(index_); }
+  size_t value() const { return index_; }
+
+ private:
+  struct Free {
+    std::mutex mu;
+    std::set<size_t> returned;  // guarded by mu
+    size_t next = 0;            // guarded by mu
+
+    size_t Take() {
+      std::lock_guard<std::mutex> lock(mu);
+      if (returned.empty()) return next++;
+      const size_t i = *returned.begin();
+      returned.erase(returned.begin());
+      return i;
+    }
+    void Give(size_t i) {
+      std::lock_guard<std::mutex> lock(mu);
+      returned.insert(i);
+    }
+  };
+  static Free& Registry() {
+    static auto* free = new Free;  // never destroyed: threads may exit during static teardown
+    return *free;
+  }
+  const size_t index_;
+};
+
 size_t ThreadSlotIndex() {
-  static std::atomic<size_t> next{0};
-  thread_local const size_t index = next.fetch_add(1, std::memory_order_relaxed);
-  return index;
+  thread_local const ThreadIndex index;
+  return index.value();
 }
 
 }  // namespace

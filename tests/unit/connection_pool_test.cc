@@ -212,6 +212,21 @@ TEST_F(ConnectionPoolTest, HousekeepingLeavesEachThreadItsOwnConnection) {
   EXPECT_EQ(&lease->connection(), mine);
 }
 
+// A thread's slot goes to the next thread when it exits: threads started one after another
+// (a thread per task) find the connection the last one parked, instead of each opening one
+// into a slot of its own until every slot holds an idle connection.
+TEST_F(ConnectionPoolTest, ThreadsThatComeAndGoShareOneConnection) {
+  ConnectionPool pool(server_->endpoint(), {}, clock_);
+  for (int i = 0; i < 40; ++i) {
+    std::thread([&] {
+      auto lease = pool.Acquire(Later());
+      ASSERT_TRUE(lease.ok()) << lease.status();
+      EXPECT_EQ(lease->connection().As<EchoClient>().increment(1), i + 1);
+    }).join();
+  }
+  EXPECT_EQ(pool.open_connections(), 1);
+}
+
 // Housekeeping runs on the channel's thread while callers come and go. A caller that finds its
 // slot empty because CloseIdle is holding the connection for a moment must get it back, not
 // open a second one (which then sits idle for idle_timeout).
