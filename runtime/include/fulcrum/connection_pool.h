@@ -12,7 +12,8 @@
 //
 // The hot path takes no lock: each calling thread has a home slot (an atomic pointer) where it
 // parks its connection between calls and finds it again, like a raw client that owns its
-// connection. The mutex-guarded idle list is the overflow and the path for waiters. A lock
+// connection (when a thread exits, its slot and the connection parked there pass to the next
+// new thread). The mutex-guarded idle list is the overflow and the path for waiters. A lock
 // here showed up end to end: with more busy threads than cores, a thread preempted while
 // holding it stalls every other caller for a time slice.
 //
