@@ -87,6 +87,37 @@ std::string PeerOf(int fd) {
   return std::string(host) + ":" + std::to_string(port);
 }
 
+// TNonblockingServer calls accept() from a libevent callback on IO thread 0 and lets any error
+// escape: the exception unwinds that thread's event loop out of serve(), and every connection
+// on the thread (calls in flight included) is left unserved. Stop() makes that happen whenever
+// the listener has just reported a connection (it replaces the listening socket, and the
+// accept() that follows fails with EINVAL); so can a peer that resets before the accept, or a
+// process out of descriptors. Here an accept that fails hands the server a socket whose peer is
+// already closed instead: it reads EOF and recycles the connection, and the loop goes on.
+class GuardedNonblockingServerSocket : public TNonblockingServerSocket {
+ public:
+  GuardedNonblockingServerSocket(const std::string& host, int port,
+                                 const std::atomic<bool>* stopping)
+      : TNonblockingServerSocket(host, port), stopping_(stopping) {}
+
+ protected:
+  std::shared_ptr<TSocket> acceptImpl() override {
+    try {
+      return TNonblockingServerSocket::acceptImpl();
+    } catch (const TTransportException& e) {
+      LOG_IF(WARNING, !stopping_->load(std::memory_order_relaxed))
+          << "accepting a connection on port " << getListenPort() << " failed: " << e.what();
+      int ends[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ends) != 0) throw;
+      ::close(ends[1]);
+      return std::make_shared<TSocket>(ends[0]);
+    }
+  }
+
+ private:
+  const std::atomic<bool>* const stopping_;
+};
+
 }  // namespace
 
 // Per connection: its socket, so a draining server can end the connection and errors can name
@@ -253,7 +284,8 @@ Status Server::Start() {
       return Status::Error(StatusCode::kInvalidArgument,
                            "nonblocking server needs io_threads >= 1 and workers >= 1");
     }
-    auto socket = std::make_shared<TNonblockingServerSocket>(options_.host, options_.port);
+    auto socket =
+        std::make_shared<GuardedNonblockingServerSocket>(options_.host, options_.port, &stopped_);
     workers_ = ThreadManager::newSimpleThreadManager(options_.workers);
     workers_->threadFactory(std::make_shared<ThreadFactory>(/*detached=*/false));
     workers_->start();

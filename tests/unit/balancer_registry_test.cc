@@ -57,21 +57,27 @@ class LastBalancer final : public Balancer {
   }
 };
 
+// Registrations are process-wide and permanent: a name per run keeps --gtest_repeat working.
+std::string FreshName(const std::string& base) {
+  static int runs = 0;
+  return base + "_" + std::to_string(runs++);
+}
+
 TEST(BalancerRegistryTest, UserBalancerIsCreatableByName) {
-  ASSERT_TRUE(RegisterBalancer("registry_test_last", [](const BalancerContext&) {
+  const std::string name = FreshName("registry_test_last");
+  ASSERT_TRUE(RegisterBalancer(name, [](const BalancerContext&) {
                 return std::make_unique<LastBalancer>();
               }).ok());
-  EXPECT_EQ(
-      RegisterBalancer("registry_test_last",
-                       [](const BalancerContext&) { return std::make_unique<LastBalancer>(); })
-          .code(),
-      StatusCode::kInvalidArgument);
+  EXPECT_EQ(RegisterBalancer(
+                name, [](const BalancerContext&) { return std::make_unique<LastBalancer>(); })
+                .code(),
+            StatusCode::kInvalidArgument);
 
   const std::vector<std::string> names = BalancerNames();
-  EXPECT_NE(std::find(names.begin(), names.end(), "registry_test_last"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), name), names.end());
   EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
 
-  auto created = CreateBalancer("registry_test_last");
+  auto created = CreateBalancer(name);
   ASSERT_TRUE(created.ok()) << created.status();
   const BackendList list = {MakeBackend({"10.0.0.1", 1, 1, "", {}}),
                             MakeBackend({"10.0.0.2", 2, 1, "", {}})};
@@ -79,10 +85,11 @@ TEST(BalancerRegistryTest, UserBalancerIsCreatableByName) {
 }
 
 TEST(BalancerRegistryTest, FactoryReturningNullIsAnError) {
-  ASSERT_TRUE(RegisterBalancer("registry_test_null_factory", [](const BalancerContext&) {
+  const std::string name = FreshName("registry_test_null_factory");
+  ASSERT_TRUE(RegisterBalancer(name, [](const BalancerContext&) {
                 return std::unique_ptr<Balancer>();
               }).ok());
-  EXPECT_EQ(CreateBalancer("registry_test_null_factory").status().code(), StatusCode::kInternal);
+  EXPECT_EQ(CreateBalancer(name).status().code(), StatusCode::kInternal);
 }
 
 TEST(BalancerRegistryTest, MakeBackendFillsAddressAndFreshStats) {

@@ -121,9 +121,12 @@ TEST(CreateResolverTest, CustomSchemesCanBeRegisteredOnce) {
   auto factory = [](std::string_view rest) -> StatusOr<std::unique_ptr<Resolver>> {
     return Status::Error(StatusCode::kUnavailable, "test scheme: " + std::string(rest));
   };
-  ASSERT_TRUE(RegisterResolverScheme("resolvertest", factory).ok());
-  EXPECT_FALSE(RegisterResolverScheme("resolvertest", factory).ok());
-  auto r = CreateResolver("resolvertest://abc");
+  // Schemes are process-wide and permanent: a scheme per run keeps --gtest_repeat working.
+  static int runs = 0;
+  const std::string scheme = "resolvertest" + std::to_string(runs++);
+  ASSERT_TRUE(RegisterResolverScheme(scheme, factory).ok());
+  EXPECT_FALSE(RegisterResolverScheme(scheme, factory).ok());
+  auto r = CreateResolver(scheme + "://abc");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "test scheme: abc");
 }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <string>
@@ -174,8 +175,8 @@ class GatedHandler : public EchoHandler {
   GatedHandler() : EchoHandler("gated"), gate_(open_.get_future().share()) {}
   void slow(std::string& out, int32_t) override {
     entered_.set_value();
-    gate_.wait();
-    out = "done";
+    // Bounded, so a test that fails before opening the gate ends instead of hanging in Stop.
+    out = gate_.wait_for(seconds(20)) == std::future_status::ready ? "done" : "gate timed out";
   }
   void WaitEntered() { entered_.get_future().wait(); }
   void Open() { open_.set_value(); }
@@ -226,6 +227,43 @@ TEST_P(ServerTest, StopWaitsForTheCallInFlightAndRefusesNewConnections) {
   EXPECT_EQ(call.get(), "done");
   stopped.get();
   EXPECT_EQ(server->in_flight(), 0);
+}
+
+// Clients connecting while the server stops: the nonblocking server's listener may already
+// have been told of a connection when Stop takes the listening socket away, and the accept()
+// that follows fails. That failure must not end the event loop that also carries the calls in
+// flight (it did: the call below then never got its reply and Stop ran into the drain timeout).
+TEST_P(ServerTest, ConnectsRacingStopLeaveTheCallInFlightItsReply) {
+  for (int round = 0; round < 30 && !HasFailure(); ++round) {
+    auto handler = std::make_shared<GatedHandler>();
+    auto server = StartGated(handler, GetParam(), seconds(5));
+    ASSERT_NE(server, nullptr);
+    const uint16_t port = server->port();
+    auto busy = Connect(port);
+    ASSERT_NE(busy, nullptr);
+    auto call = std::async(std::launch::async, [&] {
+      std::string out;
+      try {
+        busy->client().slow(out, 0);
+      } catch (const TTransportException& e) {
+        out = std::string("transport error: ") + e.what();
+      }
+      return out;
+    });
+    handler->WaitEntered();
+    std::atomic<bool> stop_connecting{false};
+    std::thread connector([&] {
+      while (!stop_connecting.load()) RawSocket knock(port);
+    });
+    std::this_thread::sleep_for(milliseconds(round % 3));
+    auto stopped = std::async(std::launch::async, [&] { server->Stop(); });
+    EXPECT_TRUE(Eventually([&] { return Refuses(port); }));
+    stop_connecting.store(true);
+    connector.join();
+    handler->Open();
+    EXPECT_EQ(call.get(), "done") << "round " << round;
+    stopped.get();
+  }
 }
 
 TEST_P(ServerTest, StopClosesConnectionsUnderCallsThatOutlastTheDrainTimeout) {
