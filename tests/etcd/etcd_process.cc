@@ -1,9 +1,6 @@
 #include "etcd_process.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +12,7 @@
 
 #include "child_process.h"
 #include "etcd/codec.h"
+#include "support/ports.h"
 
 namespace fulcrum::etcd_test {
 
@@ -32,19 +30,11 @@ std::vector<int> PickFreePorts(int n) {
   std::vector<int> fds;
   std::vector<int> ports;
   for (int i = 0; i < n; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    uint16_t port = 0;
+    const int fd = testing::BindLoopback(&port);
     if (fd < 0) break;
     fds.push_back(fd);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      break;
-    }
-    ports.push_back(ntohs(addr.sin_port));
+    ports.push_back(port);
   }
   for (int fd : fds) close(fd);
   if (static_cast<int>(ports.size()) != n) ports.clear();

@@ -1,5 +1,5 @@
-// Small fakes for master-slave tests: heartbeat replies a registry would send, and a loopback
-// port nobody listens on.
+// Small fakes for master-slave tests: heartbeat replies a registry would send (and, through
+// support/ports.h, DeadPort(): a loopback port nobody listens on).
 //
 //   role->Apply(fulcrum::testing::MasterReply(2, "127.0.0.1:9001"));
 //   fulcrum::Endpoint dead{"127.0.0.1", fulcrum::testing::DeadPort()};
@@ -7,17 +7,12 @@
 // Thread-safe.
 #pragma once
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "fulcrum/registrar.h"
+#include "support/ports.h"  // DeadPort()
 
 namespace fulcrum::testing {
 
@@ -38,23 +33,6 @@ inline RegistrarDirectives SlaveReply(int64_t epoch, const std::string& master) 
   d.epoch = epoch;
   d.master_address = master;
   return d;
-}
-
-// A loopback port nobody listens on: connecting is refused. The socket stays bound (never
-// listening) until the process exits, so no server started meanwhile, in this process or a
-// parallel test's, can be handed the same port and answer calls meant to fail.
-inline uint16_t DeadPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    std::perror("DeadPort: reserving a loopback port");
-    std::abort();
-  }
-  return ntohs(addr.sin_port);  // fd is deliberately kept open: it holds the port
 }
 
 }  // namespace fulcrum::testing

@@ -1,8 +1,5 @@
 #include "fulcrum/connection_pool.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +15,7 @@
 #include "Echo.h"
 #include "support/bad_server.h"
 #include "support/eventually.h"
+#include "support/ports.h"
 #include "support/test_server.h"
 #include "testing/fake_clock.h"
 
@@ -27,6 +25,7 @@ namespace {
 using apache::thrift::transport::TTransportException;
 using fulcrum::test::EchoClient;
 using fulcrum::testing::BadServer;
+using fulcrum::testing::BindLoopback;
 using fulcrum::testing::Eventually;
 using fulcrum::testing::FakeClock;
 using fulcrum::testing::TestServer;
@@ -324,14 +323,9 @@ TEST_F(ConnectionPoolTest, ACallThatEndsInTimeIsNeverCut) {
 
 TEST(ConnectionPoolConnectTest, RefusedConnectIsATransportErrorNamingTheAddress) {
   // A bound socket that does not listen: its port refuses connections and stays ours.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const uint16_t port = ntohs(addr.sin_port);
+  uint16_t port = 0;
+  const int fd = BindLoopback(&port);
+  ASSERT_GE(fd, 0);
 
   ConnectionPool pool(Local(port), {});
   auto lease = pool.Acquire(Clock::Real().Now() + seconds(10));
