@@ -66,7 +66,36 @@ void BM_CallNoIo_Stateless(benchmark::State& state) { Run(state, false, kWrite);
 void BM_CallNoIo_MasterSlaveWrite(benchmark::State& state) { Run(state, true, kWrite); }
 void BM_CallNoIo_MasterSlaveRead(benchmark::State& state) { Run(state, true, kRead); }
 
+// A process holding N channels (a service calling several downstream services) and calling
+// them in turn: each call reads its channel's picker snapshot. The cost should not depend on N.
+void BM_CallNoIo_ManyChannels(benchmark::State& state) {
+  static std::vector<std::shared_ptr<Channel>>* channels = [] {
+    auto* v = new std::vector<std::shared_ptr<Channel>>;
+    const std::string target = "static://" + Shared(false).servers[0]->endpoint().Address();
+    ChannelOptions options;
+    options.service_name = "echo";
+    for (int i = 0; i < 64; ++i) v->push_back(Channel::Create(target, options).value());
+    return v;
+  }();
+  const auto n = static_cast<size_t>(state.range(0));
+  size_t i = static_cast<size_t>(state.thread_index());
+  for (auto _ : state) {
+    (*channels)[i++ % n]->Call<testing::EchoClient>(kWrite, {},
+                                                    [](testing::EchoClient&, CallPhase& phase) {
+                                                      phase.MarkSent();
+                                                      return 0;
+                                                    });
+  }
+}
+
 BENCHMARK(BM_CallNoIo_Stateless)->ThreadRange(1, 2)->UseRealTime();
+BENCHMARK(BM_CallNoIo_ManyChannels)
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->Arg(64)
+    ->ThreadRange(1, 2)
+    ->UseRealTime();
 BENCHMARK(BM_CallNoIo_MasterSlaveWrite)->ThreadRange(1, 2)->UseRealTime();
 BENCHMARK(BM_CallNoIo_MasterSlaveRead)->ThreadRange(1, 2)->UseRealTime();
 

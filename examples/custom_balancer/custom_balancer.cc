@@ -91,7 +91,7 @@ int main() {
   for (const auto& [address, count] : picks) std::cout << "  " << address << ": " << count << "\n";
 
   // A retry excludes what it already tried.
-  const fulcrum::Backend* tried[] = {backends[0].get()};
+  const fulcrum::EndpointId tried[] = {fulcrum::IdOf(*backends[0])};
   fulcrum::PickArgs retry;
   retry.excluded = tried;
   std::cout << "retry after " << backends[0]->address

@@ -173,6 +173,13 @@ Status Channel::Init(std::unique_ptr<Resolver> resolver) {
 Channel::~Channel() { Shutdown(); }
 
 void Channel::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(route_mu_);
+    // Calls waiting for a master or a first endpoint set fail now rather than at their
+    // deadline, and say why.
+    route_shutdown_ = true;
+  }
+  route_cv_.notify_all();
   std::unique_ptr<Resolver> resolver;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -180,22 +187,15 @@ void Channel::Shutdown() {
   }
   if (resolver) resolver->Stop();
   {
-    // Close the connections now: pickers cached by other threads may keep the pools alive
-    // for a while, and calls still in flight close theirs as they finish.
+    // Close the connections now: pickers held by calls in flight may keep the pools alive for
+    // a while, and those calls close their connections as they finish. From here on nothing
+    // publishes a picker again (RebuildLocked, UpdateEndpoints): a failing call in flight or a
+    // Tick re-admitting an endpoint would otherwise publish one over the shut-down pools.
     std::lock_guard<std::mutex> lock(mu_);
-    picker_.Publish(EmptyPicker());  // first, as in UpdateEndpoints
-    if (master_balancer_ != nullptr) {
-      auto empty = std::make_shared<MasterView>();
-      empty->picker = EmptyPicker();
-      masters_.Publish(std::move(empty));
-    }
+    closed_ = true;
+    RebuildLocked();  // the empty pickers, first, as in UpdateEndpoints
     for (const BackendPtr& b : backends_) b->pool->Shutdown();
   }
-  {
-    std::lock_guard<std::mutex> lock(route_mu_);
-    route_shutdown_ = true;  // calls waiting for a master fail now rather than at their deadline
-  }
-  route_cv_.notify_all();
   {
     std::lock_guard<std::mutex> lock(housekeeping_mu_);
     shutdown_ = true;
@@ -208,6 +208,7 @@ void Channel::Shutdown() {
 
 void Channel::UpdateEndpoints(EndpointSet set) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return;
   BackendList next;
   std::unordered_map<std::string, BackendPtr> next_by_address;
   next.reserve(set.endpoints.size());
@@ -257,6 +258,16 @@ void Channel::UpdateEndpoints(EndpointSet set) {
 }
 
 void Channel::RebuildLocked() {
+  if (closed_) {
+    picker_.Publish(EmptyPicker());
+    if (master_balancer_ != nullptr) {
+      auto empty = std::make_shared<MasterView>();
+      empty->picker = EmptyPicker();
+      masters_.Publish(std::move(empty));
+    }
+    next_unejection_ns_.store(kNever, std::memory_order_relaxed);
+    return;
+  }
   bool panic = false;
   TimePoint next_change;
   BackendList usable = outlier_.Filter(backends_, &next_change, &panic);
@@ -267,10 +278,17 @@ void Channel::RebuildLocked() {
   panic_ = panic;
   picker_.Publish(balancer_->Update(usable));
   if (master_balancer_ != nullptr) PublishMastersLocked();
-  bool wake = false;
-  if (next_change < next_unejection_) wake = true;
-  next_unejection_ = next_change;
-  if (wake) housekeeping_cv_.notify_all();
+  const int64_t next_ns = next_change == TimePoint::max() ? kNever : ToNanos(next_change);
+  const int64_t before = next_unejection_ns_.exchange(next_ns, std::memory_order_relaxed);
+  if (next_ns < before) {
+    // Wake the housekeeping thread so it re-admits on time. The flag is set under its mutex:
+    // a notify between its look at next_unejection_ns_ and its wait would otherwise be lost.
+    {
+      std::lock_guard<std::mutex> lock(housekeeping_mu_);
+      housekeeping_wake_ = true;
+    }
+    housekeeping_cv_.notify_all();
+  }
 }
 
 void Channel::PublishMastersLocked() {
@@ -375,14 +393,16 @@ void Channel::OnAttemptFailure(const Backend& backend) {
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (by_address_.count(backend.address) == 0) return;  // already gone from the set
+  if (closed_ || by_address_.count(backend.address) == 0) return;  // gone from the set
   if (outlier_.MaybeEject(backend, backends_)) RebuildLocked();
 }
 
 void Channel::Tick() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (clock_.Now() >= next_unejection_) RebuildLocked();
+    if (ToNanos(clock_.Now()) >= next_unejection_ns_.load(std::memory_order_relaxed)) {
+      RebuildLocked();
+    }
   }
   BackendList backends;
   {
@@ -397,13 +417,14 @@ void Channel::HousekeepingLoop() {
   std::unique_lock<std::mutex> lock(housekeeping_mu_);
   while (!shutdown_) {
     Duration wait = kPeriod;
-    {
-      std::lock_guard<std::mutex> state(mu_);
-      if (next_unejection_ != TimePoint::max()) {
-        wait = std::clamp<Duration>(next_unejection_ - clock_.Now(), Duration(0), kPeriod);
-      }
+    // Read under housekeeping_mu_ (RebuildLocked stores it before taking that mutex to set
+    // housekeeping_wake_), so an earlier re-admission set meanwhile is never missed.
+    const int64_t next = next_unejection_ns_.load(std::memory_order_relaxed);
+    if (next != kNever) {
+      wait = std::clamp<Duration>(FromNanos(next) - clock_.Now(), Duration(0), kPeriod);
     }
-    housekeeping_cv_.wait_for(lock, wait);
+    housekeeping_cv_.wait_for(lock, wait, [&] { return shutdown_ || housekeeping_wake_; });
+    housekeeping_wake_ = false;
     if (shutdown_) break;
     lock.unlock();
     Tick();
@@ -468,7 +489,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
   // new master rather than bouncing between them.
   BackendPtr told_master;
   int64_t told_epoch = 0;
-  std::array<const Backend*, kMaxTracked> tried{};
+  std::array<EndpointId, kMaxTracked> tried{};
   size_t n_tried = 0;
   std::vector<AttemptFailure> failures;  // allocated only when something fails
   bool first_pick = true;
@@ -484,7 +505,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
     // pool. A picker replaced during the attempt is parked here until then: an endpoint that
     // left the set meanwhile is freed only after its lease is back.
     std::shared_ptr<const Picker> retired;
-    args.excluded = std::span<const Backend* const>(tried.data(), n_tried);
+    args.excluded = std::span<const EndpointId>(tried.data(), n_tried);
     const PickResult pick = picker->Pick(args);
     if (pick.backend == nullptr) {
       if (master_slave) {
@@ -566,8 +587,14 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       try {
         fn(closure, conn, phase);
       } catch (const CallError&) {
+        // A Fulcrum call made inside this attempt failed: the whole call ends here, and it is
+        // not this endpoint's fault. This attempt's own request may be on the wire with its
+        // reply unread, so the connection is not reused (the pool would also refuse it: it
+        // counts replies owed), and the endpoint's in-flight count is given back.
+        conn.MarkBroken();
         conn.EndCall();
-        throw;  // a nested channel call inside the attempt failed: not this endpoint's fault
+        backend.stats->OnAbandon();
+        throw;
       } catch (const TTransportException& e) {
         conn.MarkBroken();
         code = e.getType() == TTransportException::TIMED_OUT ? StatusCode::kDeadlineExceeded
@@ -673,7 +700,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       continue;
     }
     failures.push_back({backend.address, code, std::move(detail)});
-    if (n_tried < kMaxTracked && !args.IsExcluded(&backend)) tried[n_tried++] = &backend;
+    if (n_tried < kMaxTracked && !args.IsExcluded(&backend)) tried[n_tried++] = IdOf(backend);
 
     if (clock_.Now() >= deadline) {
       Fail(method, StatusCode::kDeadlineExceeded, "deadline exceeded", std::move(failures),

@@ -3,7 +3,6 @@
 #include <poll.h>
 
 #include <algorithm>
-#include <set>
 #include <utility>
 
 #include <glog/logging.h>
@@ -13,6 +12,7 @@
 
 #include "deadline_watchdog.h"
 #include "fulcrum/framed_transport.h"
+#include "fulcrum/thread_index.h"
 #include "thrift_logging.h"
 
 namespace fulcrum {
@@ -53,7 +53,12 @@ Connection::Connection(std::shared_ptr<TSocket> socket, std::shared_ptr<TTranspo
     : socket_(std::move(socket)),
       transport_(std::move(transport)),
       protocol_(std::move(protocol)),
+      framed_(dynamic_cast<const ClientFramedTransport*>(transport_.get())),
       fd_(socket_->getSocketFD()) {}
+
+bool Connection::AwaitingReply() const {
+  return framed_ != nullptr && framed_->awaiting_replies() > 0;
+}
 
 Connection::~Connection() {
   // Before the socket closes: the watchdog must never shut down a descriptor number that a
@@ -132,65 +137,34 @@ ConnectionPool::~ConnectionPool() {
 
 namespace {
 
-// Each thread gets a small index on its first call; its home slot in every pool is that index
-// mod kSlots. A thread's index goes back when it exits and the lowest free one is handed out
-// next, so any kSlots threads alive at once have distinct slots, however many threads came
-// and went before (a program that starts a thread per task would otherwise, after a while,
-// put two live threads in one slot and leave the others empty).
-class ThreadIndex {
- public:
-  ThreadIndex() : index_(Registry().Take()) {}
-  ~ThreadIndex() { Registry().Give(index_); }
-  size_t value() const { return index_; }
-
- private:
-  struct Free {
-    std::mutex mu;
-    std::set<size_t> returned;  // guarded by mu
-    size_t next = 0;            // guarded by mu
-
-    size_t Take() {
-      std::lock_guard<std::mutex> lock(mu);
-      if (returned.empty()) return next++;
-      const size_t i = *returned.begin();
-      returned.erase(returned.begin());
-      return i;
-    }
-    void Give(size_t i) {
-      std::lock_guard<std::mutex> lock(mu);
-      returned.insert(i);
-    }
-  };
-  static Free& Registry() {
-    static auto* free = new Free;  // never destroyed: threads may exit during static teardown
-    return *free;
-  }
-  const size_t index_;
-};
-
-size_t ThreadSlotIndex() {
-  thread_local const ThreadIndex index;
-  return index.value();
+// A thread's home slot in every pool is its index (thread_index.h) mod kSlots: any kSlots
+// threads alive at once have distinct slots, however many threads came and went before.
+// Null for a thread that is exiting: it parks nothing.
+template <class Slots>
+auto* HomeSlot(Slots& slots) {
+  const size_t index = internal::ThisThreadIndex();
+  return index == internal::kNoThreadIndex ? nullptr : &slots[index % slots.size()];
 }
 
 }  // namespace
 
 std::unique_ptr<Connection> ConnectionPool::TakeFromSlot() {
-  Slot& slot = slots_[ThreadSlotIndex() % kSlots];
-  if (slot.conn.load(std::memory_order_relaxed) == nullptr) return nullptr;
-  return std::unique_ptr<Connection>(slot.conn.exchange(nullptr, std::memory_order_acq_rel));
+  Slot* slot = HomeSlot(slots_);
+  if (slot == nullptr || slot->conn.load(std::memory_order_relaxed) == nullptr) return nullptr;
+  return std::unique_ptr<Connection>(slot->conn.exchange(nullptr, std::memory_order_acq_rel));
 }
 
 std::unique_ptr<Connection> ConnectionPool::ParkInSlot(std::unique_ptr<Connection> conn) {
-  Slot& slot = slots_[ThreadSlotIndex() % kSlots];
+  Slot* slot = HomeSlot(slots_);
   Connection* expected = nullptr;
-  if (!slot.conn.compare_exchange_strong(expected, conn.get(), std::memory_order_seq_cst)) {
+  if (slot == nullptr ||
+      !slot->conn.compare_exchange_strong(expected, conn.get(), std::memory_order_seq_cst)) {
     return conn;
   }
   conn.release();
   // Shutdown may have drained the slots between our check and the park: take it back.
   if (shutdown_.load(std::memory_order_acquire)) {
-    return std::unique_ptr<Connection>(slot.conn.exchange(nullptr, std::memory_order_acq_rel));
+    return std::unique_ptr<Connection>(slot->conn.exchange(nullptr, std::memory_order_acq_rel));
   }
   return nullptr;
 }
@@ -286,8 +260,7 @@ StatusOr<std::unique_ptr<Connection>> ConnectionPool::Connect(TimePoint deadline
   auto socket = std::make_shared<TSocket>(endpoint_.host, endpoint_.port);
   socket->setNoDelay(true);
   socket->setConnTimeout(ClampMillis(std::min(left, options_.connect_timeout)));
-  auto transport = std::static_pointer_cast<FramedTransport>(
-      FramedTransportFactory(options_.max_frame_size).getTransport(socket));
+  auto transport = MakeClientFramedTransport(socket, options_.max_frame_size);
   try {
     transport->open();
   } catch (const TTransportException& e) {
@@ -302,7 +275,8 @@ StatusOr<std::unique_ptr<Connection>> ConnectionPool::Connect(TimePoint deadline
 }
 
 void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
-  if (!conn->broken()) {
+  // A reply still owed would be read by the next call as its own: such a connection is closed.
+  if (!conn->broken() && !conn->AwaitingReply()) {
     conn->last_used = clock_.Now();
     if (waiters_.load(std::memory_order_relaxed) == 0 &&
         !shutdown_.load(std::memory_order_acquire)) {

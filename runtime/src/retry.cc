@@ -34,7 +34,12 @@ void RetryBudget::Refill() {
   int64_t last = last_refill_ns_.load(std::memory_order_relaxed);
   const int64_t elapsed = now - last;
   if (elapsed <= 0) return;
-  const int64_t units = elapsed * options_.min_per_second * kScale / 1'000'000'000;
+  // The floor banks at most one second's worth (below), so a longer quiet stretch counts as
+  // one second: that also keeps the product from overflowing however long the client has been
+  // healthy (unbounded, it wrapped after ~10.7 days at 10/s).
+  constexpr int64_t kSecond = 1'000'000'000;
+  const int64_t units = static_cast<int64_t>(static_cast<__int128>(std::min(elapsed, kSecond)) *
+                                             options_.min_per_second * kScale / kSecond);
   if (units <= 0) return;
   if (!last_refill_ns_.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
   // The floor refills at most one second's worth: it guarantees min_per_second, no more.

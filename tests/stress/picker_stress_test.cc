@@ -60,7 +60,7 @@ TEST_P(PickerStressTest, PickWhileUpdating) {
       PickResult first = picker->Pick(args);
       picks.fetch_add(1, std::memory_order_relaxed);
       if (first.backend == nullptr) continue;  // an empty list was published
-      const Backend* tried[] = {first.backend};
+      const EndpointId tried[] = {IdOf(*first.backend)};
       args.excluded = tried;
       PickResult retry = picker->Pick(args);
       for (const Backend* b : {first.backend, retry.backend}) {

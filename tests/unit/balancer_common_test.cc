@@ -24,7 +24,7 @@ BackendList MakeBackends(const std::vector<uint32_t>& weights, uint16_t first_po
 }
 
 // Picks with a key when `hashed`, varying the key so hashing balancers spread too.
-PickArgs Args(bool hashed, uint64_t i, std::span<const Backend* const> excluded = {}) {
+PickArgs Args(bool hashed, uint64_t i, std::span<const EndpointId> excluded = {}) {
   PickArgs args;
   args.has_hash = hashed;
   args.hash = Hash64(i);
@@ -62,7 +62,7 @@ class EveryBalancerTest : public ::testing::TestWithParam<Case> {
 
   // How often each backend of `list` is picked in `picks` calls.
   std::vector<int> Counts(const Picker& picker, const BackendList& list, int picks,
-                          std::span<const Backend* const> excluded = {}) {
+                          std::span<const EndpointId> excluded = {}) {
     std::vector<int> counts(list.size(), 0);
     for (int i = 0; i < picks; ++i) {
       const Backend* b = picker.Pick(Args(GetParam().hashed, i, excluded)).backend;
@@ -120,14 +120,14 @@ TEST_P(EveryBalancerTest, ZeroWeightAmongNonZeroGetsNothing) {
 TEST_P(EveryBalancerTest, ZeroWeightIsUsedWhenEverythingElseIsExcluded) {
   const BackendList list = MakeBackends({1, 0, 2});
   auto picker = balancer_->Update(list);
-  const Backend* excluded[] = {list[0].get(), list[2].get()};
+  const EndpointId excluded[] = {IdOf(*list[0]), IdOf(*list[2])};
   EXPECT_EQ(Counts(*picker, list, 100, excluded), (std::vector<int>{0, 100, 0}));
 }
 
 TEST_P(EveryBalancerTest, ExcludedBackendsAreAvoided) {
   const BackendList list = MakeBackends({1, 1, 1, 1, 1});
   auto picker = balancer_->Update(list);
-  const Backend* excluded[] = {list[1].get(), list[3].get()};
+  const EndpointId excluded[] = {IdOf(*list[1]), IdOf(*list[3])};
   const std::vector<int> counts = Counts(*picker, list, 2000, excluded);
   EXPECT_EQ(counts[1], 0);
   EXPECT_EQ(counts[3], 0);
@@ -137,14 +137,14 @@ TEST_P(EveryBalancerTest, ExcludedBackendsAreAvoided) {
 TEST_P(EveryBalancerTest, AllButOneExcludedPicksTheLastOne) {
   const BackendList list = MakeBackends({1, 1, 1, 1});
   auto picker = balancer_->Update(list);
-  const Backend* excluded[] = {list[0].get(), list[1].get(), list[3].get()};
+  const EndpointId excluded[] = {IdOf(*list[0]), IdOf(*list[1]), IdOf(*list[3])};
   EXPECT_EQ(Counts(*picker, list, 200, excluded), (std::vector<int>{0, 0, 200, 0}));
 }
 
 TEST_P(EveryBalancerTest, EverythingExcludedStillPicksOne) {
   const BackendList list = MakeBackends({1, 1, 1});
   auto picker = balancer_->Update(list);
-  const Backend* excluded[] = {list[0].get(), list[1].get(), list[2].get()};
+  const EndpointId excluded[] = {IdOf(*list[0]), IdOf(*list[1]), IdOf(*list[2])};
   const std::vector<int> counts = Counts(*picker, list, 100, excluded);
   EXPECT_EQ(counts[0] + counts[1] + counts[2], 100);
 }

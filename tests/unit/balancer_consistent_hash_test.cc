@@ -148,7 +148,7 @@ TEST(ConsistentHashTest, ExcludedGoesToAnotherBackendDeterministically) {
   for (int k = 0; k < 200; ++k) {
     PickArgs args = Key(k);
     const Backend* first = picker->Pick(args).backend;
-    const Backend* excluded[] = {first};
+    const EndpointId excluded[] = {IdOf(*first)};
     args.excluded = excluded;
     const Backend* second = picker->Pick(args).backend;
     EXPECT_NE(second, first);
@@ -177,7 +177,7 @@ TEST(ConsistentHashTest, TinyWeightAmongHugeOnesStillWorks) {
   for (int k = 0; k < kKeys; ++k) light += picker->Pick(Key(k)).backend == list[0].get();
   EXPECT_LE(light, 10);  // at most a slot of 65537
   // When the heavy one is excluded, the light one is still reached.
-  const Backend* excluded[] = {list[1].get()};
+  const EndpointId excluded[] = {IdOf(*list[1])};
   PickArgs args = Key(3);
   args.excluded = excluded;
   EXPECT_EQ(picker->Pick(args).backend, list[0].get());

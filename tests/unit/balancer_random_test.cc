@@ -61,7 +61,7 @@ TEST(RandomBalancerTest, DifferentSeedsGiveDifferentSequences) {
 
 TEST(RandomBalancerTest, ExcludedShareIsSpreadUniformlyOverTheRest) {
   const BackendList list = MakeBackends({1, 1, 1, 1, 1});
-  const Backend* excluded[] = {list[2].get()};
+  const EndpointId excluded[] = {IdOf(*list[2])};
   PickArgs args;
   args.excluded = excluded;
   ExpectShares(Counts("random", list, 3, args), {0.25, 0.25, 0.0, 0.25, 0.25});
@@ -100,7 +100,7 @@ TEST(WeightedRandomBalancerTest, ManyEndpointsWithUnevenWeights) {
 
 TEST(WeightedRandomBalancerTest, ExcludedShareGoesToTheRest) {
   const BackendList list = MakeBackends({1, 2, 3, 4});
-  const Backend* excluded[] = {list[3].get()};
+  const EndpointId excluded[] = {IdOf(*list[3])};
   PickArgs args;
   args.excluded = excluded;
   ExpectShares(Counts("weighted_random", list, 8, args), {1.0 / 6, 2.0 / 6, 3.0 / 6, 0.0});

@@ -107,7 +107,7 @@ TEST_F(RoundRobinTest, ExcludedIsSkippedForTheNextInTurn) {
   const BackendList list = MakeBackends({1, 1, 1, 1});
   auto picker = Create("round_robin")->Update(list);
   const size_t first = IndexOf(list, picker->Pick({}).backend);
-  const Backend* excluded[] = {list[(first + 1) % 4].get()};
+  const EndpointId excluded[] = {IdOf(*list[(first + 1) % 4])};
   PickArgs args;
   args.excluded = excluded;
   EXPECT_EQ(IndexOf(list, picker->Pick(args).backend), (first + 2) % 4);
@@ -161,7 +161,7 @@ TEST_F(RoundRobinTest, WeightedHugeWeightsAreScaledWithinTolerance) {
 TEST_F(RoundRobinTest, WeightedExcludedTakesTheNextSlotOfTheSequence) {
   const BackendList list = MakeBackends({5, 1, 1});
   auto picker = Create("weighted_round_robin")->Update(list);
-  const Backend* excluded[] = {list[0].get()};
+  const EndpointId excluded[] = {IdOf(*list[0])};
   PickArgs args;
   args.excluded = excluded;
   // Every pick skips 'a'; over one period of the remaining slots b and c alternate.

@@ -16,6 +16,7 @@
 #include "support/eventually.h"
 #include "support/master_slave_helpers.h"
 #include "support/test_server.h"
+#include "testing/fake_clock.h"
 
 namespace fulcrum {
 namespace {
@@ -23,6 +24,7 @@ namespace {
 using std::chrono::milliseconds;
 using testing::BadServer;
 using testing::DeadPort;
+using testing::EchoClient;
 using ::testing::HasSubstr;
 using testing::TestServer;
 
@@ -410,6 +412,105 @@ TEST_F(ChannelTest, ShutdownClosesConnectionsAndLaterCallsFail) {
   } catch (const CallError& e) {
     EXPECT_EQ(e.code(), StatusCode::kUnavailable) << e.what();
   }
+}
+
+TEST_F(ChannelTest, AFailedNestedCallLeavesNoReplyForTheNextCall) {
+  // An attempt sends its request, then makes a call on another channel that fails. The reply
+  // to the first request is then on its way; the connection must not serve the next call,
+  // which would read that reply as its own (Thrift's sync clients do not check sequence ids).
+  auto ch = MakeChannel({servers_[0]->port()});
+  auto downstream = MakeChannel({DeadPort()}, {.max_attempts = 1});
+  for (int round = 0; round < 3; ++round) {
+    try {
+      ch->Call<EchoClient>(testing::kEchoMethod, {}, [&](EchoClient& c, CallPhase& p) {
+        c.send_echo("first");
+        p.MarkSent();
+        testing::Echo(*downstream, "nested");  // throws CallError
+        std::string out;
+        c.recv_echo(out);
+        return out;
+      });
+      FAIL() << "the nested call's failure must reach the caller";
+    } catch (const CallError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("echo.echo: all attempts failed"));
+    }
+    EXPECT_EQ(testing::Echo(*ch, "second"), "second") << "round " << round;
+  }
+  const auto reports = ch->Endpoints();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].in_flight, 0) << "every started attempt is accounted for";
+  EXPECT_EQ(reports[0].failures, 0u) << "the nested failure is not this endpoint's";
+}
+
+TEST_F(ChannelTest, ARetryAvoidsAnEndpointWhoseEntryChangedDuringTheAttempt) {
+  // A tag change during the attempt replaces the endpoint's entry (same server, same
+  // statistics); the retry must still count it as tried and go elsewhere.
+  BadServer hung(BadServer::Mode::kHang);
+  ASSERT_TRUE(hung.Start().ok());
+  Endpoint bad{"127.0.0.1", hung.port()};
+  const Endpoint good = servers_[1]->endpoint();
+  // A key consistent_hash sends to the hung server (the ring depends on addresses and weights).
+  auto ring = CreateBalancer("consistent_hash").value();
+  auto probe = ring->Update({MakeBackend(bad), MakeBackend(good)});
+  uint64_t key = 0;
+  for (int i = 0;; ++i) {
+    ASSERT_LT(i, 1000);
+    key = Hash64("key-" + std::to_string(i));
+    if (probe->Pick({.has_hash = true, .hash = key}).backend->address == bad.Address()) break;
+  }
+  auto ch =
+      MakeChannel({hung.port(), good.port}, {.balancer = "consistent_hash", .max_attempts = 2});
+  std::string result;
+  std::thread caller([&] {
+    try {
+      CallOptions o;
+      o.timeout = std::chrono::seconds(10);
+      o.hash_key = key;
+      result = testing::Echo(*ch, "x", o);
+    } catch (const CallError& e) {
+      result = e.what();
+    }
+  });
+  ASSERT_TRUE(testing::Eventually([&] { return hung.requests() == 1; }));
+  EndpointSet changed;
+  changed.endpoints = {bad, good};
+  changed.endpoints[0].zone = "elsewhere";
+  ch->UpdateEndpoints(changed);
+  hung.Stop();  // the attempt fails after sending; echo is idempotent: retried
+  caller.join();
+  EXPECT_EQ(result, "x");
+  EXPECT_EQ(servers_[1]->handler().calls(), 1);
+}
+
+TEST_F(ChannelTest, AShutDownChannelNeverPublishesAPickerAgain) {
+  // After Shutdown, a re-admission (Tick) or a late endpoint set must not bring back a picker
+  // over the shut-down pools: calls keep failing with "shut down", not after spending retries.
+  testing::FakeClock clock;
+  ChannelOptions opts;
+  opts.clock = &clock;
+  opts.balancer = "round_robin";
+  opts.outlier.consecutive_failures = 1;
+  const uint16_t dead = DeadPort();
+  auto ch = MakeChannel({dead, servers_[0]->port()}, opts);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(testing::Echo(*ch, "x"), "x");
+  int ejected = 0;
+  for (const EndpointReport& r : ch->Endpoints()) ejected += r.ejected ? 1 : 0;
+  ASSERT_EQ(ejected, 1);
+  ch->Shutdown();
+  clock.Advance(std::chrono::minutes(1));
+  ch->Tick();  // the dead endpoint's ejection is over
+  ch->UpdateEndpoints(ParseStaticEndpoints(Target({servers_[1]->port()}).substr(9)).value());
+  for (int i = 0; i < 3; ++i) {
+    try {
+      testing::Echo(*ch, "x");
+      FAIL() << "a shut-down channel must not call";
+    } catch (const CallError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kUnavailable) << e.what();
+      EXPECT_THAT(e.what(), HasSubstr("shut down"));
+      EXPECT_THAT(e.what(), HasSubstr("after 0 attempts"));
+    }
+  }
+  EXPECT_EQ(servers_[1]->handler().calls(), 0);
 }
 
 TEST_F(ChannelTest, CompactProtocolEndToEnd) {

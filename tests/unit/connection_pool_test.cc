@@ -150,6 +150,37 @@ TEST_F(ConnectionPoolTest, ABrokenConnectionIsClosedAndNeverReused) {
   EXPECT_EQ(pool.open_connections(), 1);
 }
 
+TEST_F(ConnectionPoolTest, AConnectionOwingAReplyIsClosedNotReused) {
+  // A request sent and its reply never read: the next call on that connection would read the
+  // old reply as its own. Oneway requests owe nothing and keep the connection.
+  for (const Protocol protocol : {Protocol::kBinary, Protocol::kCompact}) {
+    SCOPED_TRACE(protocol == Protocol::kBinary ? "binary" : "compact");
+    auto s = TestServer::Start({.protocol = protocol});
+    ASSERT_TRUE(s.ok());
+    ConnectionPool pool((*s)->endpoint(), {.protocol = protocol}, clock_);
+    {
+      auto lease = pool.Acquire(Later());
+      ASSERT_TRUE(lease.ok());
+      auto& client = lease->connection().As<EchoClient>();
+      client.send_echo("first");
+      EXPECT_TRUE(lease->connection().AwaitingReply());
+    }
+    EXPECT_EQ(pool.open_connections(), 0);
+    {
+      auto lease = pool.Acquire(Later());
+      ASSERT_TRUE(lease.ok());
+      auto& client = lease->connection().As<EchoClient>();
+      std::string out;
+      client.echo(out, "second");
+      EXPECT_EQ(out, "second");
+      client.send_notify("n");
+      EXPECT_FALSE(lease->connection().AwaitingReply());
+    }
+    EXPECT_EQ(pool.open_connections(), 1);
+    EXPECT_EQ(pool.idle_connections(), 1);
+  }
+}
+
 TEST_F(ConnectionPoolTest, ClosesConnectionsIdleLongerThanIdleTimeout) {
   PoolOptions options;
   options.idle_timeout = seconds(30);

@@ -66,6 +66,37 @@ TEST(OutlierDetectorTest, EjectsAfterConsecutiveFailuresAndReadmitsWithGrowingBa
   EXPECT_EQ(next, clock.Now() + seconds(3));
 }
 
+TEST(OutlierDetectorTest, AnEjectionIsForgivenAfterALongStretchWithoutRebuilds) {
+  // A quiet channel: after the re-admission nothing rebuilds the picker for an hour. The next
+  // blip is a new episode (the base length), not the relapse of an hour ago.
+  testing::FakeClock clock;
+  OutlierDetector d(
+      {.consecutive_failures = 3, .base_ejection = seconds(1), .max_ejection = seconds(30)}, clock);
+  BackendList all = MakeBackends(4);
+  TimePoint next;
+  bool panic = false;
+  for (int episode = 0; episode < 3; ++episode) {
+    Fail(clock, *all[0], 3);
+    ASSERT_TRUE(d.MaybeEject(*all[0], all));
+    d.Filter(all, &next, &panic);
+    EXPECT_EQ(next, clock.Now() + seconds(1)) << "episode " << episode;
+    clock.Advance(seconds(1));
+    d.Filter(all, &next, &panic);  // the re-admission; no rebuild after it
+    ASSERT_EQ(next, TimePoint::max());
+    clock.Advance(std::chrono::hours(1));
+  }
+  // Within max_ejection of the last re-admission it is still a relapse.
+  Fail(clock, *all[0], 3);
+  ASSERT_TRUE(d.MaybeEject(*all[0], all));
+  clock.Advance(seconds(1));
+  d.Filter(all, &next, &panic);
+  clock.Advance(seconds(29));
+  Fail(clock, *all[0], 3);
+  ASSERT_TRUE(d.MaybeEject(*all[0], all));
+  d.Filter(all, &next, &panic);
+  EXPECT_EQ(next, clock.Now() + seconds(2));
+}
+
 TEST(OutlierDetectorTest, ASuccessResetsTheStreak) {
   testing::FakeClock clock;
   OutlierDetector d({.consecutive_failures = 3}, clock);

@@ -38,6 +38,24 @@ TEST(RetryBudgetTest, MinPerSecondRefillsWithTimeButDoesNotAccumulate) {
   EXPECT_EQ(allowed, 10);
 }
 
+TEST(RetryBudgetTest, MinPerSecondHoldsAfterDaysWithoutARetry) {
+  // A healthy client never withdraws, so the time since the last refill grows without bound;
+  // the floor must still be there when the first failure comes, days later.
+  for (const int per_second : {10, 1000}) {
+    testing::FakeClock clock;
+    RetryBudget budget({.ratio = 0.0, .min_per_second = per_second}, clock);
+    int allowed = 0;
+    while (budget.TryWithdraw()) ++allowed;
+    ASSERT_EQ(allowed, per_second);
+    for (const auto quiet : {std::chrono::hours(24 * 11), std::chrono::hours(24 * 400)}) {
+      clock.Advance(quiet);
+      allowed = 0;
+      while (budget.TryWithdraw()) ++allowed;
+      EXPECT_EQ(allowed, per_second) << per_second << "/s after " << quiet.count() << " h";
+    }
+  }
+}
+
 TEST(RetryBudgetTest, BankedRetriesAreBounded) {
   testing::FakeClock clock;
   RetryBudget budget({.ratio = 0.5, .min_per_second = 0}, clock);

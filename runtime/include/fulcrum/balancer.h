@@ -40,6 +40,10 @@ struct Backend {
   std::shared_ptr<ConnectionPool> pool;
 };
 
+// What identifies an endpoint across endpoint-set updates; see EndpointStats::id().
+using EndpointId = uint64_t;
+inline EndpointId IdOf(const Backend& b) { return b.stats->id(); }
+
 using BackendPtr = std::shared_ptr<const Backend>;
 using BackendList = std::vector<BackendPtr>;
 
@@ -50,12 +54,14 @@ struct PickArgs {
   // Routing key for hashing balancers (consistent_hash); others ignore it.
   bool has_hash = false;
   uint64_t hash = 0;
-  // Backends this call already tried; pick another one when any other exists.
-  std::span<const Backend* const> excluded;
+  // Endpoints this call already tried; pick another one when any other exists. By identity,
+  // not by Backend object: an update during the call may have replaced the object.
+  std::span<const EndpointId> excluded;
 
   bool IsExcluded(const Backend* b) const {
-    for (const Backend* e : excluded) {
-      if (e == b) return true;
+    const EndpointId id = IdOf(*b);
+    for (const EndpointId e : excluded) {
+      if (e == id) return true;
     }
     return false;
   }

@@ -259,11 +259,16 @@ class Channel : public std::enable_shared_from_this<Channel> {
   BackendList backends_;  // the current set, ejected ones included
   std::unordered_map<std::string, BackendPtr> by_address_;
   bool panic_ = false;
-  TimePoint next_unejection_ = TimePoint::max();
+  bool closed_ = false;  // Shutdown() ran: every picker published from now on is empty
+  // When the next ejection ends, in nanoseconds on clock_ (kNever: none). Written under mu_,
+  // read by the housekeeping thread without it.
+  static constexpr int64_t kNever = INT64_MAX;
+  std::atomic<int64_t> next_unejection_ns_{kNever};
 
-  std::mutex housekeeping_mu_;
+  std::mutex housekeeping_mu_;  // guards the two below; taken after mu_, never before it
   std::condition_variable housekeeping_cv_;
   bool shutdown_ = false;
+  bool housekeeping_wake_ = false;  // an earlier re-admission time was set
   std::thread housekeeping_;
 };
 

@@ -55,6 +55,7 @@ struct PoolOptions {
   uint32_t max_frame_size = 64u << 20;
 };
 
+class ClientFramedTransport;
 namespace internal {
 class DeadlineWatchdog;
 }
@@ -92,6 +93,9 @@ class Connection {
   bool EndCall();
   void MarkBroken() { broken_ = true; }
   bool broken() const { return broken_; }
+  // True when a two-way request was sent on this connection and its reply not read to its end
+  // (an attempt left between the two). The pool closes such a connection instead of reusing it.
+  bool AwaitingReply() const;
   // True when the peer has closed or sent unsolicited bytes (checked without blocking).
   bool PeerClosed() const;
 
@@ -103,6 +107,7 @@ class Connection {
   std::shared_ptr<apache::thrift::protocol::TProtocol> protocol_;
   std::shared_ptr<void> client_;
   const std::type_info* client_type_ = nullptr;
+  const ClientFramedTransport* framed_;  // transport_, when it counts replies owed
   int timeout_ms_ = -1;
   bool broken_ = false;
 

@@ -22,7 +22,12 @@ class EndpointStats {
  public:
   // decay: the EWMA time constant. A sample `decay` old weighs 1/e of a fresh one.
   explicit EndpointStats(Duration decay = std::chrono::seconds(1))
-      : decay_ns_(static_cast<double>(decay.count())) {}
+      : id_(NextId()), decay_ns_(static_cast<double>(decay.count())) {}
+
+  // Unique in the process, never reused: what identifies an endpoint across endpoint-set
+  // updates (a weight, role or epoch change copies its Backend but keeps its statistics; a new
+  // server at a reused address gets new ones).
+  uint64_t id() const { return id_; }
 
   void OnStart() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -86,6 +91,12 @@ class EndpointStats {
     peak_ewma_ns_.store(rtt > peak ? rtt : peak * w + rtt * (1.0 - w), std::memory_order_relaxed);
   }
 
+  static uint64_t NextId() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  const uint64_t id_;
   const double decay_ns_;
   std::atomic<int32_t> in_flight_{0};
   std::atomic<uint32_t> consecutive_failures_{0};

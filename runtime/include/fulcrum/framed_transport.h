@@ -21,6 +21,26 @@ class FramedTransport : public apache::thrift::transport::TFramedTransport {
   uint32_t readEnd() override;
 };
 
+// The client end of a pooled connection. It also counts the two-way requests it has sent
+// whose reply has not yet been read to its end: a connection returned with a reply still on
+// its way (an attempt cut short by an exception between send and receive) must never serve
+// the next call, which would otherwise read that reply as its own (Thrift 0.17's generated
+// clients do not check sequence ids).
+class ClientFramedTransport : public FramedTransport {
+ public:
+  using FramedTransport::FramedTransport;
+  void flush() override;
+  uint32_t readEnd() override;
+  int awaiting_replies() const { return awaiting_replies_; }
+
+ private:
+  int awaiting_replies_ = 0;
+};
+
+// A ClientFramedTransport over `inner`, configured as FramedTransportFactory does.
+std::shared_ptr<ClientFramedTransport> MakeClientFramedTransport(
+    std::shared_ptr<apache::thrift::transport::TTransport> inner, uint32_t max_frame_size);
+
 class FramedTransportFactory : public apache::thrift::transport::TTransportFactory {
  public:
   explicit FramedTransportFactory(uint32_t max_frame_size = kDefaultMaxFrameSize)

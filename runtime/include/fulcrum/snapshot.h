@@ -7,15 +7,20 @@
 // Thread-safe. Readers hold a shared_ptr, so a value stays alive until its last reader lets go
 // even after a newer one is published.
 //
-// How: Publish bumps a version under a mutex. Each thread caches, per snapshot, the value and
-// the version it saw; Read is one atomic load and a compare, and takes the mutex only when the
-// version moved. Why not a plain mutex or std::atomic<std::shared_ptr> (a spin bit in
-// libstdc++ 12): on 2 cores with more busy threads than cores, a reader preempted inside the
-// critical section makes every other caller wait out its time slice; end to end this halved
-// throughput at 8 client threads and pushed p99 to 5 ms (docs/benchmarks.md).
+// How: Publish bumps a version under a mutex. Each snapshot keeps one cache slot per thread
+// (indexed by the thread's dense index, thread_index.h) holding the value and the version that
+// thread last saw; Read is one atomic load, a slot lookup and a compare, and takes the mutex
+// only when the version moved. Slots are per snapshot, so any number of snapshots (channels)
+// in a process stay on the lock-free path. Why not a plain mutex or
+// std::atomic<std::shared_ptr> (a spin bit in libstdc++ 12): on 2 cores with more busy threads
+// than cores, a reader preempted inside the critical section makes every other caller wait out
+// its time slice; end to end this halved throughput at 8 client threads and pushed p99 to 5 ms
+// (docs/benchmarks.md).
 //
-// Cost of the cache: each thread keeps up to kThreadCacheEntries values alive until it reads
-// that snapshot again or the entry is reused; for pickers that is an old endpoint list.
+// Cost of the cache: a slot keeps the value its thread last read alive until that thread (or
+// the next thread given its index) reads again, or the snapshot is destroyed. Slots come in
+// chunks of 16 threads (1 KiB), allocated on first use; a thread whose index is past
+// kMaxThreads reads under the mutex.
 #pragma once
 
 #include <array>
@@ -23,45 +28,30 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <utility>
+
+#include "fulcrum/thread_index.h"
 
 namespace fulcrum {
-namespace internal {
-
-struct SnapshotCacheEntry {
-  uint64_t snapshot_id = 0;  // 0: empty
-  uint64_t version = 0;
-  std::shared_ptr<const void> value;
-};
-
-inline constexpr size_t kThreadCacheEntries = 8;
-
-// Per-thread cache shared by every Snapshot type; entries are keyed by a process-unique id, so
-// a destroyed snapshot's entry can never be mistaken for a new one at the same address.
-inline std::array<SnapshotCacheEntry, kThreadCacheEntries>& ThreadSnapshotCache() {
-  thread_local std::array<SnapshotCacheEntry, kThreadCacheEntries> cache;
-  return cache;
-}
-
-inline uint64_t NextSnapshotId() {
-  static std::atomic<uint64_t> next{1};
-  return next.fetch_add(1, std::memory_order_relaxed);
-}
-
-}  // namespace internal
 
 template <class T>
 class Snapshot {
  public:
+  static constexpr size_t kMaxThreads = 1024;  // threads with a lock-free slot
+
   Snapshot() = default;
   explicit Snapshot(std::shared_ptr<const T> initial) : value_(std::move(initial)) {}
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  ~Snapshot() {
+    for (auto& chunk : chunks_) delete[] chunk.load(std::memory_order_acquire);
+  }
 
   std::shared_ptr<const T> Read() const {
     const uint64_t version = version_.load(std::memory_order_acquire);
-    auto& cache = internal::ThreadSnapshotCache();
-    internal::SnapshotCacheEntry& entry = cache[id_ % cache.size()];
-    if (entry.snapshot_id == id_ && entry.version == version) {
-      return std::static_pointer_cast<const T>(entry.value);
-    }
+    Slot* slot = ThisThreadsSlot();
+    if (slot != nullptr && slot->version == version) [[likely]]
+      return slot->value;
     std::shared_ptr<const T> value;
     uint64_t seen;
     {
@@ -69,9 +59,12 @@ class Snapshot {
       value = value_;
       seen = version_.load(std::memory_order_relaxed);
     }
-    entry.snapshot_id = id_;
-    entry.version = seen;
-    entry.value = value;  // the old entry's value is released here, outside the lock
+    if (slot != nullptr) {
+      slot->version = seen;
+      // The slot's old value is released here, outside the lock.
+      std::shared_ptr<const T> old = std::exchange(slot->value, value);
+    }
+    slow_reads_.fetch_add(1, std::memory_order_relaxed);
     return value;
   }
 
@@ -84,9 +77,37 @@ class Snapshot {
     value.reset();  // the old value, destroyed (if this was its last holder) outside the lock
   }
 
+  // Reads that took the mutex (a new version, a thread's first read); for tests and benchmarks.
+  uint64_t slow_reads() const { return slow_reads_.load(std::memory_order_relaxed); }
+
  private:
-  const uint64_t id_ = internal::NextSnapshotId();
-  std::atomic<uint64_t> version_{0};
+  // Written only by the thread whose index it is (an index passes to a new thread only after
+  // the old one has exited, through a mutex in thread_index.cc).
+  struct alignas(64) Slot {
+    uint64_t version = 0;  // 0: empty (versions start at 1)
+    std::shared_ptr<const T> value;
+  };
+  static constexpr size_t kChunk = 16;
+
+  Slot* ThisThreadsSlot() const {
+    const size_t index = internal::ThisThreadIndex();
+    if (index >= kMaxThreads) return nullptr;  // kNoThreadIndex included
+    std::atomic<Slot*>& chunk = chunks_[index / kChunk];
+    Slot* slots = chunk.load(std::memory_order_acquire);
+    if (slots == nullptr) [[unlikely]] {
+      Slot* fresh = new Slot[kChunk];
+      if (chunk.compare_exchange_strong(slots, fresh, std::memory_order_acq_rel)) {
+        slots = fresh;
+      } else {
+        delete[] fresh;  // another thread of this chunk was first
+      }
+    }
+    return &slots[index % kChunk];
+  }
+
+  std::atomic<uint64_t> version_{1};
+  mutable std::array<std::atomic<Slot*>, kMaxThreads / kChunk> chunks_{};
+  mutable std::atomic<uint64_t> slow_reads_{0};
   mutable std::mutex mu_;
   std::shared_ptr<const T> value_;
 };
