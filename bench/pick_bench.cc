@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include <benchmark/benchmark.h>
@@ -100,7 +101,30 @@ void BM_AtomicReadAndPick(benchmark::State& state) {
   }
 }
 
+// N snapshots (the pickers of N channels in one process) read in turn: the read path should
+// cost the same whatever N is.
+void BM_SnapshotReadMany(benchmark::State& state) {
+  static auto* snapshots = [] {
+    auto* v = new std::vector<std::unique_ptr<Snapshot<Picker>>>;
+    for (int i = 0; i < 64; ++i) {
+      v->push_back(std::make_unique<Snapshot<Picker>>(SharedPicker("round_robin", 3)));
+    }
+    return v;
+  }();
+  const auto n = static_cast<size_t>(state.range(0));
+  size_t i = static_cast<size_t>(state.thread_index());
+  for (auto _ : state) benchmark::DoNotOptimize((*snapshots)[i++ % n]->Read());
+}
+
 void RegisterAll() {
+  benchmark::RegisterBenchmark("BM_SnapshotReadMany", BM_SnapshotReadMany)
+      ->Arg(1)
+      ->Arg(4)
+      ->Arg(16)
+      ->Arg(64)
+      ->Threads(1)
+      ->Threads(2)
+      ->UseRealTime();
   for (const char* name : kBalancers) {
     benchmark::RegisterBenchmark((std::string("BM_Pick/") + name).c_str(), BM_Pick,
                                  std::string(name))
