@@ -21,14 +21,14 @@ jobs=$(nproc)
 step() { printf '\n==== %s\n' "$*"; }
 
 step "build (default)"
-"$root/scripts/setup.sh" --build-dir "$root/build"
+"$root/scripts/setup.sh" --werror --build-dir "$root/build"
 step "ctest (default build)"
 (cd "$root/build" && ctest --output-on-failure -j "$jobs" --timeout 600)
 
 [ "$quick" -eq 1 ] && exit 0
 
 step "build (address,undefined)"
-"$root/scripts/setup.sh" --build-dir "$root/build-asan" --sanitize address,undefined \
+"$root/scripts/setup.sh" --werror --build-dir "$root/build-asan" --sanitize address,undefined \
   --build-type Debug --target fulcrum_unit_tests --target fulcrum_etcd_unit_tests
 step "unit tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -37,7 +37,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   "$root/build-asan/tests/etcd/fulcrum_etcd_unit_tests" --gtest_brief=1
 
 step "build (thread)"
-"$root/scripts/setup.sh" --build-dir "$root/build-tsan" --sanitize thread \
+"$root/scripts/setup.sh" --werror --build-dir "$root/build-tsan" --sanitize thread \
   --build-type RelWithDebInfo --target fulcrum_stress_tests --target fulcrum_registry_tests \
   --target fulcrum_etcd_tests
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
