@@ -1,19 +1,26 @@
 # Build-time Thrift code generation.
 #
-#   fulcrum_thrift_cpp(TARGET echo_thrift IDL path/to/echo.thrift [INCLUDE_DIRS dir ...])
+#   fulcrum_thrift_cpp(TARGET echo_thrift IDL path/to/echo.thrift [INCLUDE_DIRS dir ...]
+#                      [HEADER_PREFIX dir/sub])
 #
 # runs the stock compiler (`thrift --gen cpp`) at build time into the build tree and makes a
-# static library of the output. Editing the IDL regenerates. The names of the generated files
+# static library of the output. Its headers are included by their names ("Echo.h"), or, with
+# HEADER_PREFIX, as "dir/sub/Echo.h" (what an installed library wants: no bare names on the
+# consumer's include path). Editing the IDL regenerates. The names of the generated files
 # are found by running the compiler once at configure time into a scratch folder, so every IDL
 # the stock compiler accepts works, whatever it declares.
 function(fulcrum_thrift_cpp)
-  cmake_parse_arguments(ARG "" "TARGET;IDL" "INCLUDE_DIRS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TARGET;IDL;HEADER_PREFIX" "INCLUDE_DIRS" ${ARGN})
   if(NOT ARG_TARGET OR NOT ARG_IDL)
     message(FATAL_ERROR "fulcrum_thrift_cpp: TARGET and IDL are required")
   endif()
   get_filename_component(idl "${ARG_IDL}" ABSOLUTE)
   get_filename_component(stem "${idl}" NAME_WE)
-  set(out "${CMAKE_CURRENT_BINARY_DIR}/${ARG_TARGET}-gen")
+  set(include_root "${CMAKE_CURRENT_BINARY_DIR}/${ARG_TARGET}-gen")
+  set(out "${include_root}")
+  if(ARG_HEADER_PREFIX)
+    set(out "${include_root}/${ARG_HEADER_PREFIX}")
+  endif()
   set(include_flags "")
   foreach(dir IN LISTS ARG_INCLUDE_DIRS)
     get_filename_component(dir "${dir}" ABSOLUTE)
@@ -56,7 +63,7 @@ function(fulcrum_thrift_cpp)
     COMMENT "thrift --gen cpp ${stem}.thrift"
     VERBATIM)
   add_library(${ARG_TARGET} STATIC ${sources})
-  target_include_directories(${ARG_TARGET} PUBLIC "${out}")
+  target_include_directories(${ARG_TARGET} PUBLIC "$<BUILD_INTERFACE:${include_root}>")
   target_link_libraries(${ARG_TARGET} PUBLIC Fulcrum::thrift)
   # Thrift's generated code trips -Wextra in places; it is not ours to fix.
   target_compile_options(${ARG_TARGET} PRIVATE -w)
@@ -118,10 +125,11 @@ function(fulcrum_thrift_generate)
   target_include_directories(${ARG_TARGET} PUBLIC "${out}")
   target_link_libraries(${ARG_TARGET} PUBLIC Fulcrum::runtime Fulcrum::gen_support Fulcrum::thrift)
   # The stock compiler's code trips -Wextra in places; it is not ours to fix. fulcrum-gen's
-  # output compiles cleanly with warnings on (and as errors inside Fulcrum's own tree).
+  # output compiles cleanly with warnings on (and as errors inside Fulcrum's own tree when
+  # FULCRUM_WERROR is on).
   set_source_files_properties("${stock}" TARGET_DIRECTORY ${ARG_TARGET} PROPERTIES COMPILE_OPTIONS -w)
   set(warnings -Wall -Wextra)
-  if(TARGET fulcrum_warnings)
+  if(TARGET fulcrum_warnings AND FULCRUM_WERROR)
     list(APPEND warnings -Werror)
   endif()
   set_source_files_properties("${source}" TARGET_DIRECTORY ${ARG_TARGET} PROPERTIES COMPILE_OPTIONS "${warnings}")

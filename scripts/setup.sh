@@ -3,6 +3,7 @@
 #
 #   scripts/setup.sh                         # packages + the default build in build/
 #   scripts/setup.sh --build-dir build-asan --sanitize address,undefined --target fulcrum_unit_tests
+#   scripts/setup.sh --werror                # warnings are errors (what scripts/test.sh and CI use)
 #   scripts/setup.sh --packages-only
 #
 # Idempotent and quick when everything is installed and built. Non-interactive.
@@ -14,9 +15,10 @@ sanitize=""
 build_type="RelWithDebInfo"
 targets=()
 packages_only=0
+werror=OFF
 
 usage() {
-  sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --sanitize) sanitize="$2"; shift 2 ;;
     --build-type) build_type="$2"; shift 2 ;;
     --target) targets+=("$2"); shift 2 ;;
+    --werror) werror=ON; shift ;;
     --packages-only) packages_only=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "setup.sh: unknown option '$1'" >&2; usage 2 ;;
@@ -62,7 +65,7 @@ fi
 [ "$packages_only" -eq 1 ] && exit 0
 
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
-  -DFULCRUM_SANITIZE="$sanitize" >/dev/null
+  -DFULCRUM_SANITIZE="$sanitize" -DFULCRUM_WERROR="$werror" >/dev/null
 if [ ${#targets[@]} -gt 0 ]; then
   cmake --build "$build_dir" --target "${targets[@]}"
 else

@@ -2,12 +2,16 @@
 # Sets up and runs the whole test suite:
 #   1. the default build, every test (unit, integration, stress, codegen, registry, etcd against a
 #      real etcd) via ctest;
-#   2. the unit tests (runtime's and the etcd backend's) again under AddressSanitizer +
+#   2. the install test (tests/install/run.sh): a Release build installed into a temporary
+#      prefix, an outside project built against that prefix alone, run against the installed
+#      fulcrum-registry and checked with the installed fulcrumctl;
+#   3. the unit tests (runtime's and the etcd backend's) again under AddressSanitizer +
 #      UndefinedBehaviorSanitizer;
-#   3. the concurrency stress tests, the registry's in-process tests (store, watches,
+#   4. the concurrency stress tests, the registry's in-process tests (store, watches,
 #      registrar and resolver against an in-process daemon) and the etcd backend's tests,
 #      under ThreadSanitizer.
-# Installs its own dependencies (scripts/setup.sh). Exits non-zero on any failure.
+# Every build has warnings as errors (FULCRUM_WERROR=ON). Installs its own dependencies
+# (scripts/setup.sh). Exits non-zero on any failure.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh --quick    # step 1 only
@@ -21,14 +25,17 @@ jobs=$(nproc)
 step() { printf '\n==== %s\n' "$*"; }
 
 step "build (default)"
-"$root/scripts/setup.sh" --build-dir "$root/build"
+"$root/scripts/setup.sh" --werror --build-dir "$root/build"
 step "ctest (default build)"
 (cd "$root/build" && ctest --output-on-failure -j "$jobs" --timeout 600)
 
 [ "$quick" -eq 1 ] && exit 0
 
+step "install test (Release build in build-install/, installed, used from outside)"
+"$root/tests/install/run.sh" --build-dir "$root/build-install" --jobs "$jobs"
+
 step "build (address,undefined)"
-"$root/scripts/setup.sh" --build-dir "$root/build-asan" --sanitize address,undefined \
+"$root/scripts/setup.sh" --werror --build-dir "$root/build-asan" --sanitize address,undefined \
   --build-type Debug --target fulcrum_unit_tests --target fulcrum_etcd_unit_tests
 step "unit tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -37,7 +44,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   "$root/build-asan/tests/etcd/fulcrum_etcd_unit_tests" --gtest_brief=1
 
 step "build (thread)"
-"$root/scripts/setup.sh" --build-dir "$root/build-tsan" --sanitize thread \
+"$root/scripts/setup.sh" --werror --build-dir "$root/build-tsan" --sanitize thread \
   --build-type RelWithDebInfo --target fulcrum_stress_tests --target fulcrum_registry_tests \
   --target fulcrum_etcd_tests
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"

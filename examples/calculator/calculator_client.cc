@@ -10,8 +10,8 @@
 #include <glog/logging.h>
 
 #include "calculator_fulcrum.h"
-#include "client/backend.h"
-#include "etcd/backend.h"
+#include "fulcrum/discovery/etcd.h"
+#include "fulcrum/discovery/fulcrum.h"
 
 DEFINE_string(target, "static://127.0.0.1:9090",
               "Where the replicas are: static://h:p,h:p, fulcrum://registry:port/Calculator or "
@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   // Both discovery backends, so --target may name either.
   for (const fulcrum::Status& s :
-       {fulcrum::registry::RegisterFulcrumBackend(), fulcrum::etcd::RegisterEtcdBackend()}) {
+       {fulcrum::RegisterFulcrumBackend(), fulcrum::RegisterEtcdBackend()}) {
     if (!s.ok()) {
       std::fprintf(stderr, "calculator_client: %s\n", s.ToString().c_str());
       return 1;

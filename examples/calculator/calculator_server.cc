@@ -15,8 +15,8 @@
 
 #include "calculator_fulcrum.h"
 #include "calculator_handler.h"
-#include "client/backend.h"
-#include "etcd/backend.h"
+#include "fulcrum/discovery/etcd.h"
+#include "fulcrum/discovery/fulcrum.h"
 
 DEFINE_string(host, "127.0.0.1", "Address to listen on");
 DEFINE_int32(port, 0, "Port to listen on; 0 lets the OS pick one (printed as LISTENING <port>)");
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   }
   // Both discovery backends, so --registry may name either.
   for (const fulcrum::Status& s :
-       {fulcrum::registry::RegisterFulcrumBackend(), fulcrum::etcd::RegisterEtcdBackend()}) {
+       {fulcrum::RegisterFulcrumBackend(), fulcrum::RegisterEtcdBackend()}) {
     if (!s.ok()) {
       std::fprintf(stderr, "%s\n", s.ToString().c_str());
       return 1;

@@ -21,7 +21,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include "client/backend.h"
+#include "fulcrum/discovery/fulcrum.h"
 #include "support/echo_calls.h"
 #include "support/subprocess.h"
 
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
     servers.push_back(std::move(p));
   }
 
-  CHECK(fulcrum::registry::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumBackend().ok());
   fulcrum::ChannelOptions opts;
   opts.service_name = "echo";
   opts.balancer = FLAGS_balancer;

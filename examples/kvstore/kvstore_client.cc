@@ -15,7 +15,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include "client/backend.h"
+#include "fulcrum/discovery/fulcrum.h"
 #include "kvstore_fulcrum.h"
 
 DEFINE_string(registry, "", "fulcrum-registry address (host:port)");
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || (FLAGS_registry.empty() == FLAGS_address.empty())) return Usage();
-  CHECK(fulcrum::registry::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumBackend().ok());
   const std::string target = FLAGS_address.empty()
                                  ? "fulcrum://" + FLAGS_registry + "/" + FLAGS_service
                                  : "static://" + FLAGS_address;

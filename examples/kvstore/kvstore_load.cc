@@ -14,7 +14,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include "client/backend.h"
+#include "fulcrum/discovery/fulcrum.h"
 #include "kvstore_fulcrum.h"
 
 DEFINE_string(registry, "", "fulcrum-registry address (host:port)");
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: kvstore_load --registry=H:P [--threads=N --seconds=S]\n");
     return 2;
   }
-  CHECK(fulcrum::registry::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumBackend().ok());
   kvstore::rpc::fulcrum_gen::KvStoreBalancedClient client(
       "fulcrum://" + FLAGS_registry + "/" + FLAGS_service,
       kvstore::rpc::fulcrum_gen::KvStoreChannelOptions());

@@ -15,8 +15,8 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include "client/backend.h"
 #include "follower.h"
+#include "fulcrum/discovery/fulcrum.h"
 #include "fulcrum/role.h"
 #include "kvstore_fulcrum.h"
 #include "kvstore_handler.h"
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  CHECK(fulcrum::registry::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumBackend().ok());
 
   // The registry's heartbeat replies drive `role` (through the generated server's
   // registration); the generated processor admits writes only on a writable master.

@@ -30,8 +30,8 @@
 
 #include <thrift/TOutput.h>
 
-#include "store.h"
-#include "transport.h"
+#include "fulcrum/discovery/registry_connection.h"
+#include "server/store.h"
 
 DEFINE_string(registry_bin, "", "Path to fulcrum-registry");
 DEFINE_int32(instances, 10000, "Instances heartbeating");

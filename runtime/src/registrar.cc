@@ -2,6 +2,9 @@
 
 #include <map>
 #include <mutex>
+#include <vector>
+
+#include "unknown_scheme.h"
 
 namespace fulcrum {
 namespace {
@@ -44,9 +47,9 @@ StatusOr<std::unique_ptr<Registrar>> CreateRegistrar(std::string_view uri) {
     std::lock_guard lock(s.mu);
     auto it = s.factories.find(scheme);
     if (it == s.factories.end()) {
-      return Status::Error(
-          StatusCode::kInvalidArgument,
-          "unknown registrar scheme '" + std::string(scheme) + "' in '" + std::string(uri) + "'");
+      std::vector<std::string> known;
+      for (const auto& [name, f] : s.factories) known.push_back(name);
+      return UnknownSchemeError("registrar", scheme, uri, known);
     }
     factory = it->second;
   }

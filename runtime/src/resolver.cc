@@ -3,6 +3,9 @@
 #include <charconv>
 #include <map>
 #include <mutex>
+#include <vector>
+
+#include "unknown_scheme.h"
 
 namespace fulcrum {
 namespace {
@@ -184,17 +187,15 @@ StatusOr<std::unique_ptr<Resolver>> CreateResolver(std::string_view uri) {
   }
   std::string_view scheme = uri.substr(0, sep);
   ResolverFactory factory;
-  std::string known;
+  std::vector<std::string> known;
   {
     SchemeRegistry& r = Schemes();
     std::lock_guard<std::mutex> lock(r.mu);
     auto it = r.factories.find(scheme);
     if (it != r.factories.end()) factory = it->second;
-    for (const auto& [name, f] : r.factories) known += (known.empty() ? "" : ", ") + name;
+    for (const auto& [name, f] : r.factories) known.push_back(name);
   }
-  if (!factory) {
-    return Invalid("unknown resolver scheme '" + std::string(scheme) + "' (known: " + known + ")");
-  }
+  if (!factory) return UnknownSchemeError("resolver", scheme, uri, known);
   return factory(uri.substr(sep + 3));
 }
 

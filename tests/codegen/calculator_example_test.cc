@@ -18,7 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "calculator_fulcrum.h"
-#include "client/backend.h"
+#include "fulcrum/discovery/fulcrum.h"
 #include "support/subprocess.h"
 
 namespace fulcrum::testing {
@@ -88,7 +88,7 @@ TEST(CalculatorExample, ServersRegisterWithTheRegistryAndDeregisterOnSigterm) {
     servers.push_back(std::move(server).value());
   }
 
-  ASSERT_TRUE(registry::RegisterFulcrumBackend().ok());
+  ASSERT_TRUE(RegisterFulcrumBackend().ok());
   ChannelOptions options = calc::fulcrum_gen::CalculatorChannelOptions();
   options.balancer = "round_robin";
   calc::fulcrum_gen::CalculatorBalancedClient client(

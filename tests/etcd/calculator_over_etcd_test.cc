@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
-#include "etcd/codec.h"
+#include "etcd_codec.h"
 #include "etcd_process.h"
 #include "support/subprocess.h"
 

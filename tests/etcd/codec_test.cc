@@ -2,8 +2,8 @@
 // round trip, and parsing of range, watch and lease answers, garbage included.
 #include <gtest/gtest.h>
 
-#include "etcd/codec.h"
-#include "etcd/etcd_resolver.h"
+#include "etcd_codec.h"
+#include "etcd_resolver.h"
 
 namespace fulcrum::etcd {
 namespace {

@@ -15,12 +15,12 @@
 #include <thread>
 
 #include "child_process.h"
-#include "etcd/backend.h"
-#include "etcd/codec.h"
-#include "etcd/etcd_registrar.h"
-#include "etcd/etcd_resolver.h"
+#include "etcd_codec.h"
 #include "etcd_process.h"
+#include "etcd_registrar.h"
+#include "etcd_resolver.h"
 #include "fulcrum/channel.h"
+#include "fulcrum/discovery/etcd.h"
 #include "support/echo_calls.h"
 
 namespace fulcrum::etcd {

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
-#include "etcd/codec.h"
+#include "etcd_codec.h"
 #include "support/ports.h"
 
 namespace fulcrum::etcd_test {

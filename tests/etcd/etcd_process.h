@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "etcd/http_client.h"
+#include "etcd_http_client.h"
 #include "fulcrum/status.h"
 #include "support/subprocess.h"
 

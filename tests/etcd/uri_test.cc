@@ -2,9 +2,9 @@
 // refuse.
 #include <gtest/gtest.h>
 
-#include "etcd/backend.h"
-#include "etcd/etcd_registrar.h"
-#include "etcd/uri.h"
+#include "etcd_registrar.h"
+#include "etcd_uri.h"
+#include "fulcrum/discovery/etcd.h"
 #include "fulcrum/registrar.h"
 #include "fulcrum/resolver.h"
 

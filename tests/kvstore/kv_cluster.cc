@@ -7,9 +7,9 @@
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/transport/TSocket.h>
 
-#include "client/backend.h"
+#include "fulcrum/discovery/fulcrum.h"
+#include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/framed_transport.h"
-#include "transport.h"
 
 namespace kvstore::test {
 
@@ -22,7 +22,7 @@ constexpr char kService[] = "KvStore";
 
 KvCluster::KvCluster() {
   registry_test::WriteFile(TokenFile(), kToken);
-  fulcrum::registry::RegisterFulcrumBackend();
+  fulcrum::RegisterFulcrumBackend();
 }
 
 KvCluster::~KvCluster() = default;  // ChildProcess SIGKILLs and reaps by PID

@@ -1,4 +1,4 @@
-#include "admin_state.h"
+#include "server/admin_state.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -7,10 +7,10 @@
 #include <mutex>
 
 #include "child_process.h"
-#include "client/fulcrum_registrar.h"
-#include "client/fulcrum_resolver.h"
-#include "daemon.h"
 #include "fulcrum/role.h"
+#include "fulcrum_registrar.h"
+#include "fulcrum_resolver.h"
+#include "server/daemon.h"
 
 namespace fulcrum::registry {
 namespace {

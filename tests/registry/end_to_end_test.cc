@@ -15,9 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
-#include "client/backend.h"
+#include "fulcrum/discovery/fulcrum.h"
+#include "fulcrum/discovery/registry_connection.h"
 #include "support/echo_calls.h"
-#include "transport.h"
 
 namespace fulcrum::registry {
 namespace {

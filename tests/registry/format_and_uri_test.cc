@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "client/fulcrum_resolver.h"
-#include "client/uri.h"
-#include "ctl_format.h"
+#include "ctl/ctl_format.h"
+#include "fulcrum_resolver.h"
+#include "fulcrum_uri.h"
 
 namespace fulcrum::registry {
 namespace {

@@ -14,12 +14,12 @@
 #include <thread>
 
 #include "child_process.h"
-#include "client/fulcrum_registrar.h"
-#include "daemon.h"
+#include "fulcrum/discovery/registry_connection.h"
+#include "fulcrum_registrar.h"
 #include "raw_socket.h"
+#include "server/daemon.h"
 #include "support/master_slave_helpers.h"
 #include "testing/fake_clock.h"
-#include "transport.h"
 
 namespace fulcrum::registry {
 namespace {

@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "store.h"
+#include "server/store.h"
 #include "testing/fake_clock.h"
 
 namespace fulcrum::registry::ms_test {

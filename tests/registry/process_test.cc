@@ -16,11 +16,11 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
-#include "client/fulcrum_registrar.h"
-#include "client/fulcrum_resolver.h"
+#include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/role.h"
+#include "fulcrum_registrar.h"
+#include "fulcrum_resolver.h"
 #include "raw_socket.h"
-#include "transport.h"
 
 namespace fulcrum::registry {
 namespace {

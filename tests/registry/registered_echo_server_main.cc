@@ -14,8 +14,8 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include "client/backend.h"
-#include "etcd/backend.h"
+#include "fulcrum/discovery/etcd.h"
+#include "fulcrum/discovery/fulcrum.h"
 #include "fulcrum/server.h"
 #include "fulcrum/server_registration.h"
 #include "support/echo_handler.h"
@@ -38,8 +38,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  CHECK(fulcrum::registry::RegisterFulcrumBackend().ok());
-  CHECK(fulcrum::etcd::RegisterEtcdBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterEtcdBackend().ok());
   auto handler = std::make_shared<fulcrum::testing::EchoHandler>(FLAGS_id);
   fulcrum::ServerOptions options;
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);

@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "store.h"
+#include "server/store.h"
 #include "testing/fake_clock.h"
 
 namespace fulcrum::registry {

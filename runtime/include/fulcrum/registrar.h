@@ -2,7 +2,7 @@
 // The backend is chosen by URI scheme, so nothing outside the backend's own code knows which
 // one is in use (fulcrum:// is fulcrum-registry; etcd:// comes next).
 //
-//   fulcrum::registry::RegisterFulcrumBackend();   // once, at startup (registry/client)
+//   fulcrum::RegisterFulcrumBackend();   // once, at startup (fulcrum/discovery/fulcrum.h)
 //   auto registrar = fulcrum::CreateRegistrar("fulcrum://127.0.0.1:7000?token_file=/etc/tok");
 //   fulcrum::ServiceInstance self{.service = "calc", .host = "127.0.0.1", .port = 9090};
 //   CHECK((*registrar)->Register(self, {.load = [&] { return LoadReport{...}; }}).ok());
@@ -99,7 +99,8 @@ using RegistrarFactory =
 Status RegisterRegistrarScheme(std::string scheme, RegistrarFactory factory);
 
 // "scheme://rest" -> the scheme's registrar. kInvalidArgument with the reason for a malformed
-// URI or an unknown scheme.
+// URI or an unknown scheme (for fulcrum:// and etcd://, the message names the library to link
+// and the registration call to make).
 StatusOr<std::unique_ptr<Registrar>> CreateRegistrar(std::string_view uri);
 
 }  // namespace fulcrum

@@ -48,7 +48,8 @@ using ResolverFactory =
 Status RegisterResolverScheme(std::string scheme, ResolverFactory factory);
 
 // Parses `uri` and creates its resolver. kInvalidArgument with the reason for a malformed URI
-// or an unknown scheme.
+// or an unknown scheme (for fulcrum:// and etcd://, the message names the library to link and
+// the registration call to make).
 StatusOr<std::unique_ptr<Resolver>> CreateResolver(std::string_view uri);
 
 // Parses the part after "static://". Exposed for tests and for tools that take endpoint lists.

@@ -29,7 +29,7 @@ namespace fulcrum {
 struct ServeOptions {
   ServerOptions server;
   // A registrar URI ("fulcrum://host:port?token_file=F"); empty: serve without registering.
-  // The URI's scheme must have been registered (fulcrum::registry::RegisterFulcrumBackend()).
+  // The URI's scheme must have been registered (fulcrum::RegisterFulcrumBackend()).
   std::string registry;
   // How to register. Empty service: the IDL's service name; empty host: server.host; port 0:
   // the port the server bound. A master-slave service needs `group`.

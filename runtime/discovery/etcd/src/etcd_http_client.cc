@@ -1,0 +1,238 @@
+#include "etcd_http_client.h"
+
+#include <array>
+#include <limits>
+#include <optional>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "etcd_codec.h"
+
+namespace fulcrum::etcd {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+// One HTTP connection and the io_context its operations run on. Destroying it closes the
+// socket and discards pending operations without running their handlers, which is why a
+// connection is dropped after any failure or timeout.
+struct EtcdHttpClient::Connection {
+  explicit Connection(const EtcdAddress& a) : address(a) {}
+  EtcdAddress address;
+  asio::io_context ioc;  // first: destroyed last
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  std::optional<http::response_parser<http::buffer_body>> parser;  // streams only
+};
+
+namespace {
+
+http::request<http::string_body> MakeRequest(const EtcdAddress& to, std::string_view path,
+                                             const std::string& body) {
+  http::request<http::string_body> req{http::verb::post, std::string(path), 11};
+  req.set(http::field::host, to.ToString());
+  req.set(http::field::content_type, "application/json");
+  req.keep_alive(false);
+  req.body() = body;
+  req.prepare_payload();
+  return req;
+}
+
+StatusCode FromHttpStatus(unsigned status) {
+  switch (status) {
+    case 400:
+      return StatusCode::kInvalidArgument;
+    case 404:
+      return StatusCode::kNotFound;
+    case 503:
+    case 504:
+      return StatusCode::kUnavailable;
+    default:
+      return StatusCode::kInternal;
+  }
+}
+
+}  // namespace
+
+EtcdHttpClient::EtcdHttpClient(std::vector<EtcdAddress> endpoints,
+                               std::chrono::milliseconds timeout)
+    : endpoints_(std::move(endpoints)), timeout_(timeout) {}
+
+EtcdHttpClient::~EtcdHttpClient() = default;
+
+std::string EtcdHttpClient::current_address() const {
+  return endpoints_.empty() ? "(no etcd endpoint)" : endpoints_[current_].ToString();
+}
+
+void EtcdHttpClient::Cancel() {
+  std::lock_guard lock(mu_);
+  cancelled_ = true;
+  if (running_ != nullptr) running_->stop();
+}
+
+bool EtcdHttpClient::cancelled() const {
+  std::lock_guard lock(mu_);
+  return cancelled_;
+}
+
+Status EtcdHttpClient::RunUntil(Connection& c, const bool& done, std::chrono::milliseconds timeout,
+                                const char* what) {
+  {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return Status::Error(StatusCode::kUnavailable, "cancelled");
+    c.ioc.restart();
+    running_ = &c.ioc;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done && !c.ioc.stopped() && std::chrono::steady_clock::now() < deadline) {
+    c.ioc.run_one_until(deadline);
+  }
+  std::lock_guard lock(mu_);
+  running_ = nullptr;
+  if (done) return Status::Ok();
+  if (cancelled_) return Status::Error(StatusCode::kUnavailable, "cancelled");
+  return Status::Error(StatusCode::kDeadlineExceeded, std::string(what) + " timed out after " +
+                                                          std::to_string(timeout.count()) + " ms");
+}
+
+StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Connect(
+    const EtcdAddress& address) {
+  auto c = std::make_unique<Connection>(address);
+  tcp::resolver resolver(c->ioc);
+  beast::error_code ec;
+  bool done = false;
+  resolver.async_resolve(address.host, std::to_string(address.port), tcp::resolver::numeric_service,
+                         [&](beast::error_code e, tcp::resolver::results_type results) {
+                           if (e) {
+                             ec = e;
+                             done = true;
+                             return;
+                           }
+                           c->stream.async_connect(results,
+                                                   [&](beast::error_code e2, const tcp::endpoint&) {
+                                                     ec = e2;
+                                                     done = true;
+                                                   });
+                         });
+  Status s = RunUntil(*c, done, timeout_, "connect");
+  if (!s.ok()) return s;
+  if (ec) return Status::Error(StatusCode::kUnavailable, ec.message());
+  return c;
+}
+
+template <class StartRead>
+StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Exchange(
+    std::string_view path, const std::string& body, const char* what, StartRead start_read) {
+  std::string failures;
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    const size_t index = (current_ + i) % endpoints_.size();
+    const EtcdAddress& to = endpoints_[index];
+    auto fail = [&](const std::string& why) {
+      failures += (failures.empty() ? "" : "; ") + to.ToString() + ": " + why;
+    };
+    StatusOr<std::unique_ptr<Connection>> conn = Connect(to);
+    if (!conn.ok()) {
+      if (cancelled()) return conn.status();
+      fail(conn.status().message());
+      continue;
+    }
+    Connection& c = **conn;
+    http::request<http::string_body> req = MakeRequest(to, path, body);
+    beast::error_code ec;
+    bool done = false;
+    auto finish = [&](beast::error_code e, size_t) {
+      ec = e;
+      done = true;
+    };
+    http::async_write(c.stream, req, [&](beast::error_code e, size_t n) {
+      if (e) return finish(e, n);
+      start_read(c, finish);
+    });
+    Status s = RunUntil(c, done, timeout_, what);
+    if (!s.ok() || ec) {
+      conn.value().reset();  // discards the pending operations before what they point to
+      if (cancelled()) return Status::Error(StatusCode::kUnavailable, "cancelled");
+      fail(s.ok() ? ec.message() : s.message());
+      continue;
+    }
+    current_ = index;
+    return conn;
+  }
+  return Status::Error(StatusCode::kUnavailable, "etcd unreachable (" + failures + ")");
+}
+
+StatusOr<std::string> EtcdHttpClient::Post(std::string_view path, const std::string& body) {
+  std::optional<http::response_parser<http::string_body>> parser;
+  StatusOr<std::unique_ptr<Connection>> conn =
+      Exchange(path, body, "request", [&](Connection& c, auto done) {
+        parser.emplace();  // a fresh one for each endpoint tried
+        parser->body_limit(64u << 20);
+        http::async_read(c.stream, c.buffer, *parser, done);
+      });
+  if (!conn.ok()) return conn.status();
+  const auto& res = parser->get();
+  if (res.result_int() == 200) return res.body();
+  return Status::Error(FromHttpStatus(res.result_int()),
+                       "etcd at " + (*conn)->address.ToString() + " answered " + std::string(path) +
+                           " with " + std::to_string(res.result_int()) + ": " +
+                           ErrorMessage(res.body()));
+}
+
+Status EtcdHttpClient::OpenStream(std::string_view path, const std::string& body) {
+  CloseStream();
+  StatusOr<std::unique_ptr<Connection>> conn =
+      Exchange(path, body, "watch request", [](Connection& c, auto done) {
+        c.parser.emplace();
+        c.parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+        http::async_read_header(c.stream, c.buffer, *c.parser, done);
+      });
+  if (!conn.ok()) return conn.status();
+  const unsigned status = (*conn)->parser->get().result_int();
+  if (status != 200) {
+    return Status::Error(FromHttpStatus(status), "etcd at " + (*conn)->address.ToString() +
+                                                     " answered " + std::string(path) + " with " +
+                                                     std::to_string(status));
+  }
+  stream_ = std::move(conn).value();
+  return Status::Ok();
+}
+
+StatusOr<std::string> EtcdHttpClient::ReadStream(std::chrono::milliseconds idle) {
+  if (!stream_) return Status::Error(StatusCode::kUnavailable, "no stream open");
+  Connection& c = *stream_;
+  if (c.parser->is_done()) {
+    CloseStream();
+    return Status::Error(StatusCode::kUnavailable, "etcd ended the stream");
+  }
+  std::array<char, 16384> chunk;
+  auto& body = c.parser->get().body();
+  body.data = chunk.data();
+  body.size = chunk.size();
+  beast::error_code ec;
+  bool done = false;
+  http::async_read_some(c.stream, c.buffer, *c.parser, [&](beast::error_code e, size_t) {
+    ec = e;
+    done = true;
+  });
+  Status s = RunUntil(c, done, idle, "watch read");
+  if (!s.ok()) {
+    CloseStream();
+    return s;
+  }
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    CloseStream();
+    return Status::Error(StatusCode::kUnavailable, "stream broke: " + ec.message());
+  }
+  return std::string(chunk.data(), chunk.size() - body.size);
+}
+
+void EtcdHttpClient::CloseStream() { stream_.reset(); }
+
+}  // namespace fulcrum::etcd

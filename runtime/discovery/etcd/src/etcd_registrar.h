@@ -1,0 +1,90 @@
+// EtcdRegistrar: fulcrum::Registrar for etcd. Created through
+// CreateRegistrar("etcd://h1:p1,h2:p2?prefix=/fulcrum&ttl_s=3") once RegisterEtcdBackend()
+// ran, or directly by tests.
+//
+//   EtcdRegistrar registrar({.endpoints = {{"127.0.0.1", 2379}}});
+//   registrar.Register(instance, {});
+//
+// One lease per instance: Register grants a lease (etcd may raise a small TTL to its minimum;
+// the granted TTL is what counts), puts <prefix>/services/<service>/<host:port> with it, and a
+// background thread keeps the lease alive every TTL/3. When etcd says the lease is gone (it
+// expired while we could not reach etcd), the thread grants a new one and puts the key again.
+// Deregister revokes the lease, which deletes the key at once. Stateless services only: an
+// instance with a master-slave group is refused (that needs fulcrum-registry).
+//
+// Thread-safe as fulcrum::Registrar says.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "etcd_http_client.h"
+#include "etcd_uri.h"
+#include "fulcrum/registrar.h"
+
+namespace fulcrum::etcd {
+
+struct EtcdRegistrarOptions {
+  std::vector<EtcdAddress> endpoints;
+  std::string prefix = "/fulcrum";
+  int ttl_s = 3;  // asked for; etcd may grant more
+  // Each HTTP call, per etcd endpoint tried.
+  std::chrono::milliseconds request_timeout{1000};
+  // Retry backoff while etcd is unreachable (doubles up to max).
+  std::chrono::milliseconds min_backoff{100};
+  std::chrono::milliseconds max_backoff{1000};
+};
+
+class EtcdRegistrar final : public Registrar {
+ public:
+  explicit EtcdRegistrar(EtcdRegistrarOptions options);
+  ~EtcdRegistrar() override;  // stops keeping the lease alive (does not revoke it)
+
+  Status Register(const ServiceInstance& instance, RegistrationOptions options) override;
+  Status Deregister() override;
+  // True from a successful put until Deregister, the lease is found gone, or one granted TTL
+  // passes without a keepalive etcd answered (the lease has then surely expired).
+  bool registered() const override;
+
+  // The lease TTL etcd granted last (0 before the first grant).
+  int64_t granted_ttl_s() const { return granted_ttl_s_.load(); }
+  // How many times the lease was found gone and the instance registered again.
+  int64_t reregistrations() const { return reregistrations_.load(); }
+
+ private:
+  void Loop();
+  // Grants a lease and puts the key with it.
+  Status RegisterOnce();
+  // `sent` is when the request that etcd answered with `ttl_s` left.
+  void AliveFor(std::chrono::steady_clock::time_point sent, int64_t ttl_s);
+  // OK with `gone` set when etcd no longer knows the lease.
+  Status KeepAliveOnce(bool* gone);
+  std::chrono::milliseconds KeepAliveInterval() const;
+  bool Wait(std::chrono::milliseconds d);  // false when stopping
+  void StopThread();
+
+  const EtcdRegistrarOptions options_;
+  EtcdHttpClient http_;  // the background thread's (Cancel()ed by StopThread)
+  ServiceInstance instance_;
+  std::string key_;
+  RegistrationOptions callbacks_;
+  std::atomic<int64_t> lease_{0};
+  std::atomic<int64_t> granted_ttl_s_{0};
+  std::atomic<bool> registered_{false};
+  // steady_clock nanoseconds: the lease lives at least until then (from the last answer).
+  std::atomic<int64_t> alive_until_ns_{0};
+  std::atomic<int64_t> reregistrations_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace fulcrum::etcd

@@ -1,0 +1,63 @@
+#include "etcd_uri.h"
+
+#include <charconv>
+
+#include "fulcrum/resolver.h"
+
+namespace fulcrum::etcd {
+
+std::string EtcdAddress::ToString() const {
+  const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return h + ":" + std::to_string(port);
+}
+
+StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest, EtcdUriKind kind) {
+  const std::string whole(rest);
+  auto bad = [&](const std::string& why) {
+    return Status::Error(StatusCode::kInvalidArgument, "etcd://" + whole + ": " + why);
+  };
+  const bool resolver = kind == EtcdUriKind::kResolver;
+  StatusOr<DiscoveryUri> parts = SplitDiscoveryUri(rest);
+  if (!parts.ok()) return bad(parts.status().message());
+  EtcdUri uri;
+  uri.service = parts->service;
+  const std::string_view authority = parts->authority;
+  if (resolver && uri.service.empty()) {
+    return bad("no service (etcd://host:port[,host:port...]/<service>)");
+  }
+  if (!resolver && !uri.service.empty()) {
+    return bad("a registrar URI names no service (the instance does): etcd://host:port[,...]");
+  }
+  if (authority.empty()) return bad("no etcd host:port");
+  for (size_t start = 0;;) {
+    const size_t comma = authority.find(',', start);
+    const std::string_view one = authority.substr(start, comma - start);
+    StatusOr<Endpoint> e = ParseHostPort(one);
+    if (!e.ok()) return bad("bad etcd address '" + std::string(one) + "': " + e.status().message());
+    uri.endpoints.push_back({e->host, e->port});
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  for (const auto& [key, value] : parts->params) {
+    if (key == "prefix") {
+      if (value.empty() || value.front() != '/') return bad("prefix must start with '/'");
+      uri.prefix = std::string(value);
+      while (uri.prefix.size() > 1 && uri.prefix.back() == '/') uri.prefix.pop_back();
+      if (uri.prefix == "/") uri.prefix.clear();
+    } else if (key == "ttl_s" && !resolver) {
+      int ttl = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ttl);
+      if (ec != std::errc() || end != value.data() + value.size() || ttl < 1 || ttl > 3600) {
+        return bad("ttl_s must be a whole number of seconds in [1, 3600], not '" +
+                   std::string(value) + "'");
+      }
+      uri.ttl_s = ttl;
+    } else {
+      return bad("unknown parameter '" + key + "' (" + (resolver ? "prefix" : "prefix, ttl_s") +
+                 ")");
+    }
+  }
+  return uri;
+}
+
+}  // namespace fulcrum::etcd
