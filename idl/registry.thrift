@@ -44,6 +44,10 @@ struct Instance {
   // Master-slave: breaks ties between slaves with the same replication position when one is
   // promoted (higher wins; then the lower address).
   8: i32 priority,
+  // Chosen at random by the server process when it starts (never 0), kept across its own
+  // re-registrations: a process restarted at the same address is a new incarnation, with none
+  // of its predecessor's data or health record. 0: not known (an older server).
+  9: i64 incarnation,
 }
 
 // What a server reports with each heartbeat.

@@ -101,7 +101,8 @@ std::string EncodeAdminState(const AdminState& state) {
       groups.push_back({{"service", service},
                         {"group", group},
                         {"epoch", record.epoch},
-                        {"master", record.master}});
+                        {"master", record.master},
+                        {"master_incarnation", record.master_incarnation}});
     }
   }
   const std::string body =
@@ -158,6 +159,8 @@ StatusOr<AdminState> DecodeAdminState(const std::string& bytes) {
         GroupRecord record;
         record.epoch = item.at("epoch").get<int64_t>();
         record.master = item.at("master").get<std::string>();
+        // Files written before incarnations existed have none: not known.
+        record.master_incarnation = item.value("master_incarnation", int64_t{0});
         const std::string service = item.at("service").get<std::string>();
         const std::string group = item.at("group").get<std::string>();
         if (service.empty() || group.empty()) return Corrupt("a group has no service/group name");

@@ -39,7 +39,8 @@ struct AdminEntry {
 // A master-slave group's durable part: the epoch (never goes back) and its master.
 struct GroupRecord {
   int64_t epoch = 0;
-  std::string master;  // "host:port"
+  std::string master;              // "host:port"
+  int64_t master_incarnation = 0;  // 0: not known
   friend bool operator==(const GroupRecord&, const GroupRecord&) = default;
 };
 

@@ -58,7 +58,7 @@ Decision DecidePromotion(const Group& group, const std::vector<Member>& members,
   if (group.switchover && group.switchover->outcome == Switchover::Outcome::kRunning &&
       group.switchover->final_position) {
     for (const Member& m : members) {
-      if (m.address != group.switchover->target || m.address == group.master) continue;
+      if (m.address != group.switchover->target || HoldsMaster(group, m.address)) continue;
       if (m.up && !m.drained && m.reported && m.position >= *group.switchover->final_position) {
         d.kind = Decision::Kind::kPromote;
         d.target = m.address;
@@ -93,7 +93,7 @@ Decision DecidePromotion(const Group& group, const std::vector<Member>& members,
   std::vector<const Member*> candidates;
   std::vector<const Member*> fresh;
   for (const Member& m : members) {
-    if (m.address == group.master || !m.up || m.drained) continue;
+    if (HoldsMaster(group, m.address) || !m.up || m.drained) continue;
     candidates.push_back(&m);
     // A report received after eligibility was taken after the old master stopped
     // acknowledging writes, so its position counts everything that master acknowledged.

@@ -49,9 +49,16 @@ struct Switchover {
 };
 
 struct Group {
-  // Durable (admin state file): the epoch (0: never had a master) and its master.
+  // Durable (admin state file): the epoch (0: never had a master), its master, and the
+  // master's incarnation (Instance.incarnation; 0 when not known).
   int64_t epoch = 0;
   std::string master;
+  int64_t master_incarnation = 0;
+  // Another process (a different incarnation) registered at the master's address: the master
+  // that held the lease is gone, whatever its address now answers. Nothing renews it, the
+  // newcomer is a slave and a candidate like any other, and rule 2 promotes someone once the
+  // old master's lease has surely run out. Cleared by the next promotion.
+  bool master_gone = false;
   // When the registry last heard from the master (a heartbeat or a registration), or when it
   // started (a master loaded from disk), or when the master was promoted.
   TimePoint master_seen;
@@ -63,6 +70,11 @@ struct Group {
   bool reported_no_candidate = false;
   int64_t failed_saves = 0;
 };
+
+// True when `address` is the group's master and the process that holds the role.
+inline bool HoldsMaster(const Group& group, const std::string& address) {
+  return group.epoch > 0 && group.master == address && !group.master_gone;
+}
 
 // One registered instance of a group, as the rules need it.
 struct Member {

@@ -32,6 +32,7 @@ Store::Store(const Clock& clock, StoreOptions options, AdminState initial_admin,
       Group& g = groups_[GroupKey{service, name}];
       g.epoch = record.epoch;
       g.master = record.master;
+      g.master_incarnation = record.master_incarnation;
       g.master_seen = now;
     }
   }
@@ -102,6 +103,7 @@ StatusOr<thrift::Lease> Store::Register(const thrift::Instance& in) {
     record.age = up_by_age_.insert(up_by_age_.end(), &record);
   }
   if (record.lease != 0) leases_.erase(record.lease);  // the server restarted: new lease wins
+  if (!in.group.empty()) NoteIncarnationLocked(GroupKey{in.service_name, in.group}, address, in);
   record.instance = in;
   record.lease = id;
   TouchLocked(record, clock_.Now());
@@ -170,7 +172,7 @@ void Store::Deregister(int64_t lease) {
   auto rec = entry.instances.find(key.address);
   if (!rec->second.instance.group.empty()) {
     auto g = groups_.find(GroupKey{key.service, rec->second.instance.group});
-    if (g != groups_.end() && g->second.master == key.address) {
+    if (g != groups_.end() && HoldsMaster(g->second, key.address)) {
       // Rule 6: promotion follows rule 2, counted from its last heartbeat.
       LOG(INFO) << key.service << "/" << g->first.second << ": master " << key.address
                 << " deregistered (epoch " << g->second.epoch << ")";

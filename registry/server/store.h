@@ -195,6 +195,12 @@ class Store {
   Decision DecideLocked(const GroupKey& key, Group& group, TimePoint now);
   // Heard from `address` (registration or heartbeat); true if a promotion may be due now.
   bool NoteGroupMemberLocked(const LeaseKey& key, const Record& record, bool heartbeat);
+  // Register at a group member's address: a different incarnation at the master's address
+  // means the master is gone (Group::master_gone). Needs mu_; before the record is replaced.
+  void NoteIncarnationLocked(const GroupKey& key, const std::string& address,
+                             const thrift::Instance& in);
+  // The incarnation registered at `address`, 0 if none. Needs mu_.
+  int64_t IncarnationLocked(const std::string& service, const std::string& address) const;
   // Saves epoch + 1 and applies it if the rules still say promote. `wait`: block for
   // admin_mu_; otherwise give up at once when someone else holds it (the sweep retries).
   void CommitPromotion(const GroupKey& key, bool wait);

@@ -37,8 +37,8 @@ thrift::Directives Store::DirectivesLocked(const LeaseKey& key, const Record& re
   if (it == groups_.end()) return d;
   const Group& g = it->second;
   d.epoch = g.epoch;
-  d.master_address = g.master;
-  if (g.epoch > 0 && g.master == key.address) {
+  d.master_address = g.master_gone ? std::string() : g.master;
+  if (HoldsMaster(g, key.address)) {
     d.role = thrift::Role::MASTER;
     // While epoch + 1 is being saved the old master gets no new lease: the save may make
     // someone else master the moment it returns.
@@ -59,8 +59,7 @@ void Store::FillRoleLocked(const std::string& service, const std::string& addres
   auto it = groups_.find(GroupKey{service, s.group});
   if (it == groups_.end()) return;
   s.epoch = it->second.epoch;
-  s.role = it->second.epoch > 0 && it->second.master == address ? thrift::Role::MASTER
-                                                                : thrift::Role::SLAVE;
+  s.role = HoldsMaster(it->second, address) ? thrift::Role::MASTER : thrift::Role::SLAVE;
 }
 
 thrift::GroupState Store::GroupStateLocked(const GroupKey& key, const Group& g) const {
@@ -68,7 +67,7 @@ thrift::GroupState Store::GroupStateLocked(const GroupKey& key, const Group& g) 
   out.service_name = key.first;
   out.group = key.second;
   out.epoch = g.epoch;
-  out.master_address = g.master;
+  out.master_address = g.master_gone ? std::string() : g.master;
   if (g.switchover) out.switchover_target = g.switchover->target;
   return out;
 }
@@ -117,11 +116,40 @@ Decision Store::DecideLocked(const GroupKey& key, Group& group, TimePoint now) {
   return DecidePromotion(group, MembersLocked(key), now, options_.master_slave);
 }
 
+int64_t Store::IncarnationLocked(const std::string& service, const std::string& address) const {
+  auto sit = services_.find(service);
+  if (sit == services_.end()) return 0;
+  auto rit = sit->second->instances.find(address);
+  return rit == sit->second->instances.end() ? 0 : rit->second.instance.incarnation;
+}
+
+void Store::NoteIncarnationLocked(const GroupKey& key, const std::string& address,
+                                  const thrift::Instance& in) {
+  auto it = groups_.find(key);
+  if (it == groups_.end()) return;
+  Group& g = it->second;
+  if (!HoldsMaster(g, address)) return;
+  if (g.master_incarnation == 0 || in.incarnation == 0) {
+    // Not known (a master promoted before incarnations, or a server that sends none): taken
+    // to be the master registering again, as after a registry restart.
+    if (g.master_incarnation == 0) g.master_incarnation = in.incarnation;
+    return;
+  }
+  if (in.incarnation == g.master_incarnation) return;  // the master itself, registering again
+  g.master_gone = true;
+  const Duration left = g.master_seen + options_.master_slave.promotion_delay - clock_.Now();
+  LOG(WARNING) << key.first << "/" << key.second << ": a new process (incarnation "
+               << in.incarnation << ") registered at the master's address " << address
+               << "; the master of epoch " << g.epoch << " (incarnation " << g.master_incarnation
+               << ") is gone: a slave is promoted once its lease has run out, in "
+               << std::max<int64_t>(0, ToMillis(left)) << " ms";
+}
+
 bool Store::NoteGroupMemberLocked(const LeaseKey& key, const Record& record, bool heartbeat) {
   const GroupKey gk{key.service, record.instance.group};
   Group& g = groups_[gk];  // a new group: epoch 0, elects at once
   const TimePoint now = clock_.Now();
-  if (g.epoch > 0 && g.master == key.address) {
+  if (HoldsMaster(g, key.address)) {
     // Rule 4: hearing from the master renews it and cancels a pending promotion.
     g.master_seen = now;
     g.reported_no_candidate = false;
@@ -155,7 +183,8 @@ void Store::CommitPromotion(const GroupKey& key, bool wait) {
     decision = DecideLocked(key, g, clock_.Now());
     if (decision.kind != Decision::Kind::kPromote) return;
     g.saving = true;
-    record = GroupRecord{g.epoch + 1, decision.target};
+    record =
+        GroupRecord{g.epoch + 1, decision.target, IncarnationLocked(key.first, decision.target)};
     // admin_ cannot change under us: every writer holds admin_mu_.
     next = admin_;
   }
@@ -182,6 +211,11 @@ void Store::CommitPromotion(const GroupKey& key, bool wait) {
             << g.epoch << "): " << decision.reason;
   g.epoch = record.epoch;
   g.master = record.master;
+  g.master_incarnation = record.master_incarnation;
+  // The process promoted may have been replaced by a new one at its address while the epoch
+  // was being saved: then the role is already gone.
+  g.master_gone = record.master_incarnation != 0 &&
+                  IncarnationLocked(key.first, record.master) != record.master_incarnation;
   g.master_seen = clock_.Now();  // the new master's promotion delay starts now
   g.reported_no_candidate = false;
   g.failed_saves = 0;
@@ -255,7 +289,7 @@ StatusOr<thrift::GroupState> Store::Promote(const std::string& service,
   const GroupKey key{service, target.instance.group};
   const std::string where = service + "/" + key.second;
   Group& g = groups_.at(key);
-  if (g.epoch > 0 && g.master == address) {
+  if (HoldsMaster(g, address)) {
     return Error(StatusCode::kInvalidArgument, address + " is already the master of " + where +
                                                    " (epoch " + std::to_string(g.epoch) + ")");
   }
@@ -266,8 +300,8 @@ StatusOr<thrift::GroupState> Store::Promote(const std::string& service,
   }
   const TimePoint now = clock_.Now();
   auto master = sit->second->instances.find(g.master);
-  if (g.epoch == 0 || master == sit->second->instances.end() || !master->second.up ||
-      now - g.master_seen > options_.master_slave.master_lease) {
+  if (g.epoch == 0 || g.master_gone || master == sit->second->instances.end() ||
+      !master->second.up || now - g.master_seen > options_.master_slave.master_lease) {
     return Error(StatusCode::kUnavailable,
                  where + " has no live master to hand over from" +
                      (g.master.empty()

@@ -217,6 +217,13 @@ void Channel::UpdateEndpoints(EndpointSet set) {
     if (next_by_address.count(address) != 0) continue;  // a duplicate entry: first one wins
     BackendPtr backend;
     auto it = by_address_.find(address);
+    if (it != by_address_.end() && it->second->endpoint.incarnation != e.incarnation) {
+      // Another process at the same address: what was learned about its predecessor (and the
+      // connections to it) does not apply. The old entry leaves the set below.
+      LOG(INFO) << options_.service_name << ": " << address << " restarted (incarnation "
+                << it->second->endpoint.incarnation << " -> " << e.incarnation << ")";
+      it = by_address_.end();
+    }
     if (it != by_address_.end() && it->second->endpoint == e) {
       backend = it->second;
     } else if (it != by_address_.end()) {
@@ -237,7 +244,10 @@ void Channel::UpdateEndpoints(EndpointSet set) {
   }
   std::vector<BackendPtr> left;
   for (const auto& [address, backend] : by_address_) {
-    if (next_by_address.count(address) == 0) left.push_back(backend);
+    auto next = next_by_address.find(address);
+    if (next == next_by_address.end() || next->second->stats != backend->stats) {
+      left.push_back(backend);
+    }
   }
   backends_ = std::move(next);
   by_address_ = std::move(next_by_address);
@@ -393,7 +403,9 @@ void Channel::OnAttemptFailure(const Backend& backend) {
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (closed_ || by_address_.count(backend.address) == 0) return;  // gone from the set
+  auto it = by_address_.find(backend.address);
+  // Gone from the set, or replaced by another incarnation at the same address.
+  if (closed_ || it == by_address_.end() || it->second->stats != backend.stats) return;
   if (outlier_.MaybeEject(backend, backends_)) RebuildLocked();
 }
 

@@ -41,18 +41,35 @@ bool KvCluster::StartRegistry() {
   return true;
 }
 
+std::string KvCluster::Spawn(ServerProcess& s, const std::string& port_flag) {
+  std::vector<std::string> argv = {KVSTORE_SERVER_BIN, "--registry=" + RegistryAddress(),
+                                   "--token_file=" + TokenFile(), port_flag, "--logtostderr"};
+  argv.insert(argv.end(), s.flags.begin(), s.flags.end());
+  s.process.reset();
+  s.process = ChildProcess::Spawn(argv, s.log);  // appends to the log of earlier runs
+  const std::string line = s.process->WaitForLine("LISTENING", seconds(20));
+  if (line.empty()) return "";
+  return "127.0.0.1:" + line.substr(line.find(' ') + 1);
+}
+
 int KvCluster::StartServer(std::vector<std::string> extra_flags) {
   ServerProcess s;
   s.log = dir_.path() + "/server" + std::to_string(servers_.size()) + ".log";
-  std::vector<std::string> argv = {KVSTORE_SERVER_BIN, "--registry=" + RegistryAddress(),
-                                   "--token_file=" + TokenFile(), "--port=0", "--logtostderr"};
-  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-  s.process = ChildProcess::Spawn(argv, s.log);
-  const std::string line = s.process->WaitForLine("LISTENING", seconds(20));
-  if (line.empty()) return -1;
-  s.address = "127.0.0.1:" + line.substr(line.find(' ') + 1);
+  s.flags = std::move(extra_flags);
+  s.address = Spawn(s, "--port=0");
+  if (s.address.empty()) return -1;
   servers_.push_back(std::move(s));
   return static_cast<int>(servers_.size()) - 1;
+}
+
+bool KvCluster::Restart(int i, std::vector<std::string> extra_flags) {
+  ServerProcess& s = servers_.at(static_cast<size_t>(i));
+  const std::string port = s.address.substr(s.address.rfind(':') + 1);
+  std::vector<std::string> first = s.flags;
+  s.flags.insert(s.flags.end(), extra_flags.begin(), extra_flags.end());
+  const std::string address = Spawn(s, "--port=" + port);
+  s.flags = std::move(first);
+  return address == s.address;
 }
 
 int KvCluster::IndexOf(const std::string& address) const {

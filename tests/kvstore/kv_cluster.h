@@ -61,6 +61,9 @@ class KvCluster {
   int IndexOf(const std::string& address) const;  // -1 if unknown
   // SIGKILLs server i and reaps it.
   void Kill(int i);
+  // Starts server i again (after Kill) on the port it had, with the flags of its first start
+  // plus `extra_flags`. False if it did not come up.
+  bool Restart(int i, std::vector<std::string> extra_flags = {});
 
   // The registry's view of the group, or nullopt if the registry cannot be asked.
   std::optional<GroupView> Lookup() const;
@@ -82,7 +85,10 @@ class KvCluster {
     std::optional<registry_test::ChildProcess> process;
     std::string address;
     std::string log;
+    std::vector<std::string> flags;  // the extra flags of its first start
   };
+  // Spawns a kvstore_server with `port_flag` and `flags`; the address it listens on, or "".
+  std::string Spawn(ServerProcess& s, const std::string& port_flag);
   registry_test::TempDir dir_;
   std::optional<registry_test::ChildProcess> registry_;
   std::atomic<int> registry_port_{0};  // read by Lookup from other threads

@@ -54,13 +54,16 @@ class MasterSlaveTest : public ::testing::Test {
     store_ = std::make_unique<Store>(clock_, options_, std::move(admin), &persister_);
   }
 
-  int64_t Register(int port, int32_t priority = 0, const std::string& group = kGroup) {
+  // `incarnation` 0: not known (as from a server that sends none).
+  int64_t Register(int port, int32_t priority = 0, const std::string& group = kGroup,
+                   int64_t incarnation = 0) {
     thrift::Instance i;
     i.service_name = kService;
     i.host = "127.0.0.1";
     i.port = port;
     i.group = group;
     i.priority = priority;
+    i.incarnation = incarnation;
     StatusOr<thrift::Lease> lease = store_->Register(i);
     EXPECT_TRUE(lease.ok()) << lease.status();
     if (!lease.ok()) return 0;

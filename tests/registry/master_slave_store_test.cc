@@ -193,6 +193,78 @@ TEST_F(MasterSlaveTest, AMasterReturningBeforePromotionKeepsItsRole) {
   EXPECT_EQ(Group().master_address, Addr(9001));
 }
 
+TEST_F(MasterSlaveTest, ANewProcessAtTheMastersAddressIsNotTheMaster) {
+  // The master is SIGKILLed and started again on its port before the promotion delay: the new
+  // process (an empty log) registers at the master's address. Taking it for the master would
+  // renew a role whose data it does not have, and its slaves would resync from its empty log.
+  Register(9001, 0, kGroup, /*incarnation=*/11);
+  Register(9002, 0, kGroup, 21);
+  Register(9003, 0, kGroup, 31);
+  Beat(9001, 10);
+  Beat(9002, 10);
+  Beat(9003, 9);
+  EXPECT_EQ(persister_.saved.FindGroup(kService, kGroup)->master_incarnation, 11);
+  Step(milliseconds(100));
+  Register(9001, 0, kGroup, 12);
+  thrift::Directives d = Beat(9001, 0);
+  EXPECT_EQ(d.role, thrift::Role::SLAVE);
+  EXPECT_EQ(d.master_lease_ms, 0);
+  EXPECT_EQ(d.master_address, "") << "no live master until the next promotion";
+  EXPECT_EQ(Group().epoch, 1);
+  EXPECT_EQ(Group().master_address, "");
+  EXPECT_EQ(Find(store_->Lookup(kService), 9001).role, thrift::Role::SLAVE);
+  // The old master's lease runs out as if it had just died; then the up-to-date slave wins.
+  for (int i = 0; i < 12; ++i) {
+    Step(milliseconds(100));
+    Beat(9001, 0);
+    Beat(9002, 10);
+    Beat(9003, 9);
+  }
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+  EXPECT_EQ(Beat(9001, 0).role, thrift::Role::SLAVE);
+  EXPECT_EQ(Beat(9002, 10).role, thrift::Role::MASTER);
+  EXPECT_EQ(persister_.saved.FindGroup(kService, kGroup)->master_incarnation, 21);
+}
+
+TEST_F(MasterSlaveTest, ANewProcessAtTheMastersAddressIsToldApartAfterARegistryRestart) {
+  Register(9001, 0, kGroup, 11);
+  Register(9002, 0, kGroup, 21);
+  Beat(9001, 10);
+  Beat(9002, 10);
+  Restart(persister_.saved);  // the incarnation is durable with the epoch
+  Register(9001, 0, kGroup, 12);
+  Register(9002, 0, kGroup, 21);
+  EXPECT_EQ(Beat(9001, 0).role, thrift::Role::SLAVE);
+  for (int i = 0; i < 12; ++i) {
+    Step(milliseconds(100));
+    Beat(9001, 0);
+    Beat(9002, 10);
+  }
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+}
+
+TEST_F(MasterSlaveTest, TheMasterRegisteringAgainAsItselfKeepsItsRole) {
+  // Its own incarnation (a lost lease, a registry restart), or none known: the same master.
+  Register(9001, 0, kGroup, 11);
+  Register(9002, 0, kGroup, 21);
+  Beat(9001, 10);
+  Register(9001, 0, kGroup, 11);
+  EXPECT_EQ(Beat(9001, 10).role, thrift::Role::MASTER);
+  Restart(persister_.saved);
+  Register(9001, 0, kGroup, 11);
+  Register(9002, 0, kGroup, 21);
+  EXPECT_EQ(Beat(9001, 10).role, thrift::Role::MASTER);
+  for (int i = 0; i < 12; ++i) {
+    Step(milliseconds(100));
+    Beat(9001, 10);
+    Beat(9002, 10);
+  }
+  EXPECT_EQ(Group().epoch, 1);
+  EXPECT_EQ(Group().master_address, Addr(9001));
+}
+
 TEST_F(MasterSlaveTest, AZombieMasterIsToldItIsASlaveOfTheNewEpoch) {
   Register(9001);
   Register(9002);

@@ -357,6 +357,40 @@ TEST_F(ChannelTest, WeightChangeKeepsStatistics) {
   EXPECT_EQ(reports[0].calls, 5u);
 }
 
+TEST_F(ChannelTest, ARestartedServerAtTheSameAddressStartsWithACleanRecord) {
+  // Discovery reports a new incarnation at an address: another process, which has earned none
+  // of its predecessor's ejection, failures or connections.
+  const uint16_t dead = DeadPort();
+  ChannelOptions opts;
+  opts.balancer = "round_robin";
+  opts.outlier.consecutive_failures = 1;
+  auto ch = MakeChannel({servers_[0]->port()}, opts);
+  Endpoint restarting{"127.0.0.1", dead};
+  restarting.incarnation = 1;
+  Endpoint live = servers_[0]->endpoint();
+  live.incarnation = 7;
+  ch->UpdateEndpoints({{restarting, live}, 1});
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(testing::Echo(*ch, "x"), "x");
+  auto report = [&](uint16_t port) {
+    for (const EndpointReport& r : ch->Endpoints()) {
+      if (r.address == "127.0.0.1:" + std::to_string(port)) return r;
+    }
+    ADD_FAILURE() << "no endpoint " << port;
+    return EndpointReport{};
+  };
+  ASSERT_TRUE(report(dead).ejected);
+  ASSERT_GE(report(dead).failures, 1u);
+  const uint64_t live_calls = report(servers_[0]->port()).calls;
+  restarting.incarnation = 2;
+  ch->UpdateEndpoints({{restarting, live}, 2});
+  EXPECT_FALSE(report(dead).ejected);
+  EXPECT_EQ(report(dead).failures, 0u);
+  EXPECT_EQ(report(dead).calls, 0u);
+  EXPECT_EQ(report(servers_[0]->port()).calls, live_calls)
+      << "an unchanged endpoint keeps its record";
+  EXPECT_EQ(report(servers_[0]->port()).open_connections, 1);
+}
+
 TEST_F(ChannelTest, DeadEndpointIsEjectedAndCallsKeepSucceeding) {
   const uint16_t dead = DeadPort();
   auto ch =

@@ -31,6 +31,10 @@ struct Endpoint {
   std::string group;
   InstanceRole role = InstanceRole::kNone;
   int64_t epoch = 0;
+  // Which process serves the address, when discovery knows (fulcrum-registry does; 0: not
+  // known). A server restarted at the same address is a new incarnation: the channel gives it
+  // a clean record (statistics, ejection, connections) instead of its predecessor's.
+  uint64_t incarnation = 0;
 
   // "host:port" ("[::1]:port" for IPv6 literals). The identity of an endpoint: two endpoints
   // with the same address are the same server, whatever their weight or tags.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "fulcrum/random.h"
 #include "fulcrum_resolver.h"
 
 namespace fulcrum::registry {
@@ -190,6 +191,11 @@ Status FulcrumRegistrar::Register(const ServiceInstance& instance, RegistrationO
   instance_.metadata = instance.metadata;
   instance_.group = instance.group;
   instance_.priority = instance.priority;
+  // This registration's incarnation, kept when it registers again (after a registry restart):
+  // a new process (or a new Registrar) at the same address is told apart from this one.
+  do {
+    instance_.incarnation = static_cast<int64_t>(Random::ThreadLocal().Next() >> 1);
+  } while (instance_.incarnation == 0);
   callbacks_ = std::move(options);
   Status s = RegisterOnce();
   if (!s.ok() && s.code() != StatusCode::kUnavailable) return s;  // refused: do not retry

@@ -29,6 +29,7 @@ EndpointSet ToEndpointSet(const thrift::ServiceSnapshot& snapshot) {
     e.group = s.group;
     e.role = ToInstanceRole(s.role);
     e.epoch = s.epoch;
+    e.incarnation = static_cast<uint64_t>(s.instance.incarnation);
     set.endpoints.push_back(std::move(e));
   }
   return set;
