@@ -36,6 +36,7 @@
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TSocket.h>
 
+#include "fulcrum/command_line.h"
 #include "fulcrum/server.h"
 #include "support/echo_calls.h"
 #include "support/echo_handler.h"
@@ -498,8 +499,10 @@ int ServeListeners() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("Fulcrum vs raw Thrift, end to end. See bench/load.cc.");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(
+      &argc, &argv,
+      "usage: fulcrum_load [--servers=1,3] [--threads=8] [--seconds=S] [--runs=N] [flags]\n  "
+      "Fulcrum vs raw Thrift, end to end (see bench/load.cc).");
   google::InitGoogleLogging(argv[0]);
   std::signal(SIGPIPE, SIG_IGN);
   if (FLAGS_serve_listeners > 0) return ServeListeners();

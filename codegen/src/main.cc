@@ -14,6 +14,7 @@
 #include <gflags/gflags.h>
 
 #include "emit.h"
+#include "fulcrum/command_line.h"
 #include "idl.h"
 
 DEFINE_string(idl, "", "The IDL the JSON was made from, as messages and the output name it");
@@ -43,8 +44,9 @@ void WriteFile(const std::string& path, const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("fulcrum-gen [--idl FILE.thrift] [--out DIR] FILE.json");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(&argc, &argv,
+                            "usage: fulcrum-gen [--idl FILE.thrift] [--out DIR] FILE.json\n  "
+                            "Writes <name>_fulcrum.{h,cpp} from the JSON of `thrift --gen json`.");
   if (argc != 2) {
     std::fprintf(stderr,
                  "fulcrum-gen: expected one JSON file (from thrift -r --gen json); "

@@ -10,6 +10,7 @@
 #include <glog/logging.h>
 
 #include "calculator_fulcrum.h"
+#include "fulcrum/command_line.h"
 #include "fulcrum/discovery/etcd.h"
 #include "fulcrum/discovery/fulcrum.h"
 
@@ -19,7 +20,9 @@ DEFINE_string(target, "static://127.0.0.1:9090",
 DEFINE_int32(calls, 5, "How many add() calls to make");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(&argc, &argv,
+                            "usage: calculator_client [--target=URI] [--calls=N]\n  Calls add() "
+                            "through a balanced client.");
   google::InitGoogleLogging(argv[0]);
   // Both discovery backends, so --target may name either.
   for (const fulcrum::Status& s :

@@ -15,6 +15,7 @@
 
 #include "calculator_fulcrum.h"
 #include "calculator_handler.h"
+#include "fulcrum/command_line.h"
 #include "fulcrum/discovery/etcd.h"
 #include "fulcrum/discovery/fulcrum.h"
 
@@ -32,7 +33,9 @@ DEFINE_int32(quiet_ms, 500,
              "Drain: clients are taken to have stopped once no call arrived for this long");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(&argc, &argv,
+                            "usage: calculator_server [--port=N] [--registry=URI --token_file=F] "
+                            "[flags]\n  A Calculator replica.");
   google::InitGoogleLogging(argv[0]);
   if (FLAGS_port < 0 || FLAGS_port > 65535) {
     std::fprintf(stderr, "--port must be in [0, 65535]\n");

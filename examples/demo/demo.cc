@@ -21,6 +21,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "fulcrum/command_line.h"
 #include "fulcrum/discovery/fulcrum.h"
 #include "support/echo_calls.h"
 #include "support/subprocess.h"
@@ -98,8 +99,10 @@ double Percentile(std::vector<uint32_t>& v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("Fulcrum demo: balancing and failover on loopback.");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(
+      &argc, &argv,
+      "usage: fulcrum_demo [--balancer=NAME] [--servers=N] [--threads=N] [--seconds=S] "
+      "[--kill_at=F] [--add_at=F]\n  Fulcrum demo: balancing and failover on loopback.");
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // interleave with log lines in order
   FLAGS_logtostderr = true;
   FLAGS_minloglevel = 1;  // warnings and up: ejections show, routine info does not

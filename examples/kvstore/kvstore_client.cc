@@ -15,6 +15,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "fulcrum/command_line.h"
 #include "fulcrum/discovery/fulcrum.h"
 #include "kvstore_fulcrum.h"
 
@@ -36,8 +37,8 @@ int Usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("kvstore_client get|put|remove|cas|status ...");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(
+      &argc, &argv, "usage: kvstore_client --registry=HOST:PORT get|put|remove|cas|status ARGS...");
   google::InitGoogleLogging(argv[0]);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || (FLAGS_registry.empty() == FLAGS_address.empty())) return Usage();

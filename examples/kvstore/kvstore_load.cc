@@ -14,6 +14,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "fulcrum/command_line.h"
 #include "fulcrum/discovery/fulcrum.h"
 #include "kvstore_fulcrum.h"
 
@@ -25,7 +26,10 @@ DEFINE_int32(value_size, 100, "bytes per value");
 DEFINE_int32(warmup_ms, 500, "calls in the first milliseconds are not measured");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(
+      &argc, &argv,
+      "usage: kvstore_load --registry=HOST:PORT [--threads=N] [--seconds=N] [flags]\n  Write load "
+      "on the kvstore example through a balanced master-slave client.");
   google::InitGoogleLogging(argv[0]);
   if (FLAGS_registry.empty() || FLAGS_threads <= 0 || FLAGS_seconds <= 0 || FLAGS_value_size < 0) {
     std::fprintf(stderr, "usage: kvstore_load --registry=H:P [--threads=N --seconds=S]\n");

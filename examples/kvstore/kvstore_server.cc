@@ -16,6 +16,7 @@
 #include <glog/logging.h>
 
 #include "follower.h"
+#include "fulcrum/command_line.h"
 #include "fulcrum/discovery/fulcrum.h"
 #include "fulcrum/role.h"
 #include "kvstore_fulcrum.h"
@@ -77,7 +78,10 @@ std::string RegistryUri() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(
+      &argc, &argv,
+      "usage: kvstore_server --registry=HOST:PORT --token_file=F [--port=N] [--group=G] [flags]\n  "
+      "A replica of the master-slave key-value store example.");
   google::InitGoogleLogging(argv[0]);
   if (!Valid()) return 2;
   sigset_t stop;

@@ -30,6 +30,7 @@
 
 #include <thrift/TOutput.h>
 
+#include "fulcrum/command_line.h"
 #include "fulcrum/discovery/registry_connection.h"
 #include "server/store.h"
 
@@ -149,7 +150,10 @@ std::map<std::string, Clock::time_point> victim_last_hb;
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(
+      &argc, &argv,
+      "usage: fulcrum_registry_bench --registry_bin=PATH [flags]\n  Load test of fulcrum-registry: "
+      "heartbeating instances, watchers, failure detection.");
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   apache::thrift::GlobalOutput.setOutputFunction([](const char*) {});

@@ -18,6 +18,7 @@
 #include <thrift/TOutput.h>
 
 #include "ctl/ctl_format.h"
+#include "fulcrum/command_line.h"
 #include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/discovery/token_file.h"
 
@@ -164,8 +165,7 @@ int Run(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(kUsageText);
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(&argc, &argv, kUsageText);
   FLAGS_logtostderr = true;
   FLAGS_minloglevel = 2;  // Thrift's own chatter stays out of a CLI's output
   google::InitGoogleLogging(argv[0]);

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "fulcrum/command_line.h"
 #include "server/daemon.h"
 
 DEFINE_string(host, "127.0.0.1", "Address to listen on");
@@ -52,8 +53,9 @@ void OnSignal(int) { stop_requested = 1; }
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("fulcrum-registry --data_dir=DIR [--port=N] [--token_file=F]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(&argc, &argv,
+                            "usage: fulcrum-registry --data_dir=DIR [--port=N] [--token_file=F] "
+                            "[flags]\n  The Fulcrum service registry daemon.");
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
 

@@ -18,6 +18,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "fulcrum/command_line.h"
 #include "fulcrum/server.h"
 #include "support/echo_handler.h"
 
@@ -38,8 +39,8 @@ int Usage(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("fulcrum_test_echo_server [flags]: the Echo test service");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  fulcrum::ParseCommandLine(&argc, &argv,
+                            "usage: fulcrum_test_echo_server [flags]\n  The Echo test service.");
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   if (argc > 1) return Usage(std::string("unexpected argument '") + argv[1] + "'");
