@@ -46,8 +46,9 @@ TEST(EtcdCodecTest, InstanceValueRoundTrips) {
                      .weight = 3,
                      .zone = "eu-1",
                      .metadata = {{"id", "a"}, {"v", "2"}}};
-  StatusOr<Endpoint> e = DecodeEndpoint(EncodeInstance(in));
+  StatusOr<Endpoint> e = DecodeEndpoint(EncodeInstance(in, 0xfedcba9876543210u));
   ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->incarnation, 0xfedcba9876543210u);
   EXPECT_EQ(e->host, "10.0.0.7");
   EXPECT_EQ(e->port, 9090);
   EXPECT_EQ(e->weight, 3u);
@@ -61,6 +62,7 @@ TEST(EtcdCodecTest, MinimalValueDecodesWithDefaults) {
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(e->weight, 1u);
   EXPECT_TRUE(e->zone.empty());
+  EXPECT_EQ(e->incarnation, 0u) << "older registrars write none: not known";
 }
 
 TEST(EtcdCodecTest, BadValuesAreRefused) {
@@ -70,6 +72,7 @@ TEST(EtcdCodecTest, BadValuesAreRefused) {
         R"({"host":"h","port":70000})", R"({"host":"h","port":"80"})",
         R"({"host":"h","port":80,"weight":-1})", R"({"host":"h","port":80,"zone":1})",
         R"({"host":"h","port":80,"metadata":[1]})", R"({"host":"h","port":80,"metadata":{"a":1}})",
+        R"({"host":"h","port":80,"incarnation":-1})", R"({"host":"h","port":80,"incarnation":"7"})",
         R"({"host":"h","port":80)"}) {
     StatusOr<Endpoint> e = DecodeEndpoint(bad);
     EXPECT_FALSE(e.ok()) << bad;

@@ -135,12 +135,13 @@ std::string PrefixRangeEnd(std::string key) {
   return std::string(1, '\0');  // etcd: every key >= key
 }
 
-std::string EncodeInstance(const ServiceInstance& instance) {
+std::string EncodeInstance(const ServiceInstance& instance, uint64_t incarnation) {
   json j = {{"host", instance.host},
             {"port", instance.port},
             {"weight", instance.weight},
             {"zone", instance.zone},
             {"metadata", instance.metadata}};
+  if (incarnation != 0) j["incarnation"] = incarnation;
   return j.dump();
 }
 
@@ -170,6 +171,10 @@ StatusOr<Endpoint> DecodeEndpoint(std::string_view value) {
   if (auto z = j.find("zone"); z != j.end()) {
     if (!z->is_string()) return Invalid("zone is not a string");
     e.zone = z->get<std::string>();
+  }
+  if (auto inc = j.find("incarnation"); inc != j.end()) {
+    if (!inc->is_number_unsigned()) return Invalid("incarnation is not a non-negative integer");
+    e.incarnation = inc->get<uint64_t>();
   }
   if (auto m = j.find("metadata"); m != j.end() && !m->is_null()) {
     if (!m->is_object()) return Invalid("metadata is not an object");

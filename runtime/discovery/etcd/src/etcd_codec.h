@@ -36,9 +36,10 @@ std::string InstanceKey(const std::string& prefix, const std::string& service,
 // The range_end that makes [key, range_end) cover every key starting with `key`.
 std::string PrefixRangeEnd(std::string key);
 
-std::string EncodeInstance(const ServiceInstance& instance);
+// `incarnation`: the registration's (Endpoint::incarnation), 0 to leave it out.
+std::string EncodeInstance(const ServiceInstance& instance, uint64_t incarnation = 0);
 // kInvalidArgument when the value is not a JSON object with a string host and a port in
-// 1..65535 (weight, zone, metadata are optional).
+// 1..65535 (weight, zone, metadata, incarnation are optional).
 StatusOr<Endpoint> DecodeEndpoint(std::string_view value);
 
 struct KeyValue {

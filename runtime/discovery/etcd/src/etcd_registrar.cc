@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "etcd_codec.h"
+#include "fulcrum/random.h"
 
 namespace fulcrum::etcd {
 
@@ -40,7 +41,7 @@ Status EtcdRegistrar::RegisterOnce() {
     return Status::Error(StatusCode::kInternal, "etcd granted no lease: " + *granted);
   }
   nlohmann::json put = {{"key", Base64Encode(key_)},
-                        {"value", Base64Encode(EncodeInstance(instance_))},
+                        {"value", Base64Encode(EncodeInstance(instance_, incarnation_))},
                         {"lease", std::to_string(lease->id)}};
   StatusOr<std::string> done = http_.Post("/v3/kv/put", put.dump());
   if (!done.ok()) return done.status();  // the lease expires by itself
@@ -87,6 +88,11 @@ Status EtcdRegistrar::Register(const ServiceInstance& instance, RegistrationOpti
     return Status::Error(StatusCode::kInvalidArgument, "instance needs a host and a port");
   }
   instance_ = instance;
+  // This registration's incarnation, kept when it registers again after losing its lease: a
+  // new process at the same address is told apart from this one (Endpoint::incarnation).
+  do {
+    incarnation_ = Random::ThreadLocal().Next();
+  } while (incarnation_ == 0);
   key_ = InstanceKey(options_.prefix, instance.service,
                      EtcdAddress{instance.host, instance.port}.ToString());
   callbacks_ = std::move(options);

@@ -72,6 +72,7 @@ class EtcdRegistrar final : public Registrar {
   const EtcdRegistrarOptions options_;
   EtcdHttpClient http_;  // the background thread's (Cancel()ed by StopThread)
   ServiceInstance instance_;
+  uint64_t incarnation_ = 0;
   std::string key_;
   RegistrationOptions callbacks_;
   std::atomic<int64_t> lease_{0};
