@@ -49,8 +49,12 @@ TEST(ChannelStressTest, CallsWhileTheEndpointSetChanges) {
         }
       });
     }
-    // Every set keeps server 0, so a call always has somewhere to go.
-    for (int round = 0; round < 120; ++round) {
+    // Every set keeps server 0, so a call always has somewhere to go. At least 120 sets, and
+    // on until calls have flowed meanwhile (a sanitizer build on a loaded machine is slow),
+    // for at most a minute.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (int round = 0;
+         round < 120 || (ok.load() <= 200 && std::chrono::steady_clock::now() < give_up); ++round) {
       EndpointSet set;
       set.endpoints.push_back(servers[0]->endpoint());
       for (int i = 1; i < 3; ++i) {
