@@ -55,8 +55,8 @@ inline void PrintOwnFlags(std::FILE* out, std::string_view usage) {
 }  // namespace internal
 
 // Parses and removes the flags from argv. `usage` starts with "usage: <program> ...". --help
-// (and -h, --helpshort) prints it and the program's own flags to stdout and exits 0; an unknown flag or a bad value prints gflags'
-// error and exits 1.
+// (and -h, --helpshort) prints it and the program's own flags to stdout and exits 0; an unknown
+// flag or a bad value prints gflags' error and exits 1.
 inline void ParseCommandLine(int* argc, char*** argv, std::string_view usage) {
   gflags::SetUsageMessage(std::string(usage));
   for (int i = 1; i < *argc; ++i) {
