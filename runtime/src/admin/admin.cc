@@ -35,7 +35,7 @@ AdminResponse ReadyPage(const AdminRequest&) {
 }
 
 AdminResponse StatusPage(const AdminRequest& request) {
-  const nlohmann::json status = internal::ProcessStatus();
+  const nlohmann::ordered_json status = internal::ProcessStatus();
   AdminResponse r;
   if (request.Param("format") == "json") {
     r.content_type = "application/json";

@@ -16,7 +16,7 @@
 
 namespace fulcrum::internal {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 namespace {
 

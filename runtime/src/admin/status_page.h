@@ -2,7 +2,7 @@
 // methods) and registration (role, epoch, lease) in the process, as JSON and as HTML made from
 // that JSON, so the two always agree.
 //
-//   nlohmann::json status = ProcessStatus();
+//   nlohmann::ordered_json status = ProcessStatus();   // keys in the order written
 //   std::string page = StatusHtml(status);
 //
 // Thread-safe (reads the live sets under their locks).
@@ -15,8 +15,8 @@
 
 namespace fulcrum::internal {
 
-nlohmann::json ProcessStatus();
-std::string StatusHtml(const nlohmann::json& status);
+nlohmann::ordered_json ProcessStatus();
+std::string StatusHtml(const nlohmann::ordered_json& status);
 
 // Text made safe for HTML element content and attribute values.
 std::string HtmlEscape(std::string_view text);
