@@ -523,7 +523,10 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
   // try costs nothing until something throws.
   ClientMethodStats& stats = metrics_->Method(method.name);
   record.stats = &stats;
-  const auto finish = [&] { stats.OnCall((clock_.Now() - start).count(), record.attempts); };
+  const auto finish = [&] {
+    const TimePoint end = record.end != TimePoint() ? record.end : clock_.Now();
+    stats.OnCall((end - start).count(), record.attempts);
+  };
   try {
     InvokeAttempts(method, options, fn, closure, start, record);
   } catch (const CallError& e) {
@@ -724,6 +727,7 @@ void Channel::InvokeAttempts(const MethodTraits& method, const CallOptions& opti
         record.stats->OnAttemptFailure(AttemptFailureKind(code, true, refused));
       }
       if (success) {
+        record.end = end;  // spares the metrics a clock read
         if (rethrow) std::rethrow_exception(rethrow);
         return;
       }

@@ -216,6 +216,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
     internal::ClientMethodStats* stats = nullptr;  // null: metrics off
     int attempts = 0;                              // attempts made on an endpoint
     bool nested_failure = false;                   // a Fulcrum call made inside the attempt failed
+    TimePoint end{};  // when the successful attempt ended (the epoch if none did)
   };
   // Invoke's engine: picks, attempts and retries. `start`: when the call began.
   void InvokeAttempts(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
