@@ -73,7 +73,7 @@ TEST(PrometheusTest, CountsCallsFailuresEjectionAndDown) {
   const std::string dir = Artifacts("prometheus");
   Child registry = SpawnChild(
       {FULCRUM_REGISTRY_BIN, "--port=0", "--admin_port=0", "--data_dir=" + dir + "/registry",
-       "--heartbeat_interval_ms=200", "--heartbeat_timeout_ms=1200"},
+       "--heartbeat_interval_ms=200", "--heartbeat_timeout_ms=2000"},
       dir + "/registry.log", true, true);
   ASSERT_GT(registry.admin, 0);
   std::vector<Child> servers;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fulcrum/channel.h"
+#include "fulcrum/service_server.h"
 #include "support/echo_calls.h"
 #include "support/eventually.h"
 #include "support/http_client.h"
@@ -188,6 +189,26 @@ TEST_F(AdminTest, ConnectionsBeyondTheLimitGet503) {
   ::close(b);
   EXPECT_TRUE(
       testing::Eventually([&] { return HttpGet(admin_.port(), "/healthz").status == 200; }));
+}
+
+TEST(AdminServeOptionsTest, AdminPortStartsTheProcessWideListenerOnce) {
+  ASSERT_EQ(Admin::Global().port(), 0);
+  auto handler = std::make_shared<testing::EchoHandler>("served");
+  ServiceServer a(std::make_shared<fulcrum::test::EchoProcessor>(handler), ServerOptions{});
+  ServiceServer b(std::make_shared<fulcrum::test::EchoProcessor>(handler), ServerOptions{});
+  ServeOptions options;
+  options.admin_port = 0;
+  ASSERT_TRUE(a.StartAndRegister("Echo", options).ok());
+  const int port = Admin::Global().port();
+  ASSERT_GT(port, 0);
+  ASSERT_TRUE(b.StartAndRegister("Echo", options).ok());  // finds it running
+  EXPECT_EQ(Admin::Global().port(), port);
+  const auto status = nlohmann::json::parse(HttpGet(port, "/status?format=json").body);
+  EXPECT_GE(status.at("servers").size(), 2u);
+  EXPECT_EQ(HttpGet(port, "/readyz").status, 200);
+  ASSERT_TRUE(b.Drain().ok());
+  EXPECT_EQ(HttpGet(port, "/readyz").status, 503);  // b is stopped but still exists
+  Admin::Global().Stop();
 }
 
 TEST_F(AdminTest, StartTwiceFailsAndStopReleasesThePort) {

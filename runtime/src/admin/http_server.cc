@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -64,6 +65,7 @@ struct HttpServer::Impl {
   std::list<std::weak_ptr<Session>> open;  // only the I/O thread touches it
   net::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
+  net::steady_timer retry{ioc};  // after a failed accept (out of descriptors)
 };
 
 class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
@@ -159,15 +161,22 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 void HttpServer::Impl::Accept() {
   acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) {
-      if (sessions.load() >= options.max_connections) {
-        Refuse(std::move(socket));
-      } else {
-        auto session = std::make_shared<Session>(std::move(socket), this);
-        open.remove_if([](const std::weak_ptr<Session>& s) { return s.expired(); });
-        open.push_back(session);
-        session->Start();
-      }
+    if (ec) {
+      // Out of descriptors, say: try again a little later instead of spinning.
+      LOG_EVERY_N(WARNING, 100) << "admin listener: accept failed: " << ec.message();
+      retry.expires_after(std::chrono::milliseconds(50));
+      retry.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && acceptor.is_open()) Accept();
+      });
+      return;
+    }
+    if (sessions.load() >= options.max_connections) {
+      Refuse(std::move(socket));
+    } else {
+      auto session = std::make_shared<Session>(std::move(socket), this);
+      open.remove_if([](const std::weak_ptr<Session>& s) { return s.expired(); });
+      open.push_back(session);
+      session->Start();
     }
     Accept();
   });
@@ -232,6 +241,7 @@ void HttpServer::Stop() {
   net::post(impl_->ioc, [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
+    impl->retry.cancel();
     for (const auto& weak : impl->open) {
       if (auto s = weak.lock()) s->Close();
     }
