@@ -85,6 +85,10 @@ TEST_F(RegistryObservabilityTest, CountsWhatHappensAndShowsItOnStatus) {
   const double refused = Value("fulcrum_registry_refused_total", {{"call", "register_instance"}});
   const double wakeups = Value("fulcrum_registry_watch_returns_total", {{"changed", "true"}});
   const double deliveries = Value("fulcrum_registry_watch_delivery_seconds");
+  // Counters live in the process's registry: compare with where they started.
+  const double downs = Value("fulcrum_registry_down_total", {{"service", "obs"}});
+  const double elections =
+      Value("fulcrum_registry_elections_total", {{"service", "obs_ms"}, {"kind", "election"}});
 
   // A watch parked on the service, woken by the first registration.
   auto conn = RegistryConnection::Open({.port = daemon_->port()});
@@ -114,7 +118,7 @@ TEST_F(RegistryObservabilityTest, CountsWhatHappensAndShowsItOnStatus) {
   // One instance stops heartbeating: DOWN after the timeout, counted once.
   registrars_.front().reset();  // stops heartbeats, no deregistration
   ASSERT_TRUE(testing::Eventually([&] {
-    return Value("fulcrum_registry_down_total", {{"service", "obs"}}) == 1;
+    return Value("fulcrum_registry_down_total", {{"service", "obs"}}) == downs + 1;
   }));
   EXPECT_EQ(Value("fulcrum_registry_instances", {{"service", "obs"}, {"health", "down"}}), 1);
   EXPECT_EQ(Value("fulcrum_registry_instances", {{"service", "obs"}, {"health", "up"}}), 1);
@@ -123,7 +127,7 @@ TEST_F(RegistryObservabilityTest, CountsWhatHappensAndShowsItOnStatus) {
   ASSERT_NE(Register("obs_ms", 9201, "g1"), nullptr);
   ASSERT_TRUE(testing::Eventually([&] {
     return Value("fulcrum_registry_elections_total",
-                 {{"service", "obs_ms"}, {"kind", "election"}}) == 1;
+                 {{"service", "obs_ms"}, {"kind", "election"}}) == elections + 1;
   }));
   EXPECT_EQ(Value("fulcrum_registry_group_has_master", {{"service", "obs_ms"}, {"group", "g1"}}),
             1);
@@ -154,7 +158,8 @@ TEST_F(RegistryObservabilityTest, CountsWhatHappensAndShowsItOnStatus) {
   EXPECT_THAT(html.body, HasSubstr("/status?format=json"));
   EXPECT_THAT(html.body, Not(HasSubstr(kToken)));
   auto metrics = testing::HttpGet(admin_.port(), "/metrics");
-  EXPECT_THAT(metrics.body, HasSubstr("fulcrum_registry_down_total{service=\"obs\"} 1"));
+  EXPECT_THAT(metrics.body, HasSubstr("fulcrum_registry_down_total{service=\"obs\"} " +
+                                      std::to_string(static_cast<int>(downs + 1)) + "\n"));
   // Read-only: nothing but GET and HEAD.
   EXPECT_EQ(testing::HttpExchange(admin_.port(),
                                   "POST /status HTTP/1.1\r\nHost: x\r\n"

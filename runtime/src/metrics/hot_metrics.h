@@ -9,8 +9,8 @@
 //
 // Why not prometheus::Histogram: prometheus-cpp 1.0.1's Histogram::Observe takes a mutex, and
 // its Counter is an atomic<double> every thread updates with a compare-and-swap loop on one
-// cache line. Here each thread adds to its own shard (ThisThreadIndex() % kShards) with a
-// relaxed fetch_add on integers, and a scrape sums the shards. The figures still reach
+// cache line. Here each thread adds to its own shard (ThisShard()) with a relaxed fetch_add on
+// integers, and a scrape sums the shards. The figures still reach
 // Prometheus through prometheus-cpp's data model and text serializer (metrics_collect.h).
 //
 // Thread-safe.
@@ -25,8 +25,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "fulcrum/thread_index.h"
 
 namespace fulcrum::internal {
 
@@ -53,9 +51,15 @@ inline size_t LatencyBucket(int64_t ns) {
 }
 
 inline constexpr size_t kShards = 8;
+// The calling thread's shard: threads take shards in turn as they first record. Not
+// ThisThreadIndex(): that hands a thread's index to the next new thread once it exits, and a
+// server thread taking an index for its metrics would change which slot a client thread in the
+// same process gets (connection_pool.h parks connections by index).
 inline size_t ThisShard() {
-  const size_t i = ThisThreadIndex();
-  return i == kNoThreadIndex ? 0 : i % kShards;
+  static std::atomic<size_t> next{0};
+  thread_local size_t shard = kShards;  // constant-initialized: no TLS guard on the fast path
+  if (shard == kShards) shard = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return shard;
 }
 
 // A histogram's figures at one moment (per bucket, not cumulative).
