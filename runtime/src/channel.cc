@@ -521,7 +521,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
   if (metrics_ == nullptr) return InvokeAttempts(method, options, fn, closure, start, record);
   // Metrics: a lock-free lookup of the method's counters, then only atomic additions. The
   // try costs nothing until something throws.
-  ClientMethodStats& stats = metrics_->Method(method.name);
+  ClientMethodStats& stats = metrics_->Method(method.name != nullptr ? method.name : "");
   record.stats = &stats;
   const auto finish = [&] {
     const TimePoint end = record.end != TimePoint() ? record.end : clock_.Now();
