@@ -1,7 +1,8 @@
 // The channel's own cost per call, without the network: Channel::Call on a pooled connection to
 // an in-process echo server, with an attempt that sends nothing. What is left is what every
 // call pays on top of Thrift: deadline, snapshot read, pick, pool borrow and return, stats,
-// tracker. Stateless and master-slave (writes to the master; reads from slaves).
+// tracker, metrics. Stateless and master-slave (writes to the master; reads from slaves);
+// stateless with ChannelOptions::metrics off too (what recording metrics costs per call).
 //
 //   build/bench/fulcrum_channel_bench --benchmark_repetitions=5
 #include <memory>
@@ -26,9 +27,9 @@ struct Fixture {
 };
 
 // Three servers; in master-slave mode the first is the master of epoch 1.
-Fixture& Shared(bool master_slave) {
-  static Fixture* fixtures[2] = {nullptr, nullptr};
-  Fixture*& f = fixtures[master_slave ? 1 : 0];
+Fixture& Shared(bool master_slave, bool metrics = true) {
+  static Fixture* fixtures[4] = {nullptr, nullptr, nullptr, nullptr};
+  Fixture*& f = fixtures[(master_slave ? 1 : 0) + (metrics ? 0 : 2)];
   if (f != nullptr) return *f;
   f = new Fixture;
   EndpointSet set;
@@ -47,13 +48,15 @@ Fixture& Shared(bool master_slave) {
   options.balancer = "p2c_least_loaded";
   options.master_slave = master_slave;
   options.read_from_slaves = master_slave;
+  options.metrics = metrics;
   f->channel = Channel::Create("static://" + set.endpoints[0].Address(), options).value();
   f->channel->UpdateEndpoints(set);
   return *f;
 }
 
-void Run(benchmark::State& state, bool master_slave, const MethodTraits& method) {
-  Channel& channel = *Shared(master_slave).channel;
+void Run(benchmark::State& state, bool master_slave, const MethodTraits& method,
+         bool metrics = true) {
+  Channel& channel = *Shared(master_slave, metrics).channel;
   for (auto _ : state) {
     channel.Call<testing::EchoClient>(method, {}, [](testing::EchoClient&, CallPhase& phase) {
       phase.MarkSent();
@@ -63,6 +66,9 @@ void Run(benchmark::State& state, bool master_slave, const MethodTraits& method)
 }
 
 void BM_CallNoIo_Stateless(benchmark::State& state) { Run(state, false, kWrite); }
+void BM_CallNoIo_StatelessMetricsOff(benchmark::State& state) {
+  Run(state, false, kWrite, /*metrics=*/false);
+}
 void BM_CallNoIo_MasterSlaveWrite(benchmark::State& state) { Run(state, true, kWrite); }
 void BM_CallNoIo_MasterSlaveRead(benchmark::State& state) { Run(state, true, kRead); }
 
@@ -89,6 +95,7 @@ void BM_CallNoIo_ManyChannels(benchmark::State& state) {
 }
 
 BENCHMARK(BM_CallNoIo_Stateless)->ThreadRange(1, 2)->UseRealTime();
+BENCHMARK(BM_CallNoIo_StatelessMetricsOff)->ThreadRange(1, 2)->UseRealTime();
 BENCHMARK(BM_CallNoIo_ManyChannels)
     ->Arg(1)
     ->Arg(4)

@@ -16,6 +16,10 @@
 // (which server threads share a core with which client threads), so the whole thing is
 // repeated --runs times with fresh servers and connections, and the ratio reported is the
 // median over runs. --raw_twice adds a second raw client: its ratio shows the method's noise.
+//
+// --metrics_off_too adds, for each balancer, the same Fulcrum client with metrics off, against
+// a second set of servers started with --metrics=false: the two take turns like the others, so
+// "metrics on / metrics off" is the cost of recording metrics on both sides of every call.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -62,6 +66,10 @@ DEFINE_bool(raw_twice, false,
 DEFINE_int32(runs, 3,
              "independent runs per server count (fresh servers and connections each); the "
              "ratios reported are the medians over runs");
+DEFINE_bool(metrics_off_too, false,
+            "also run each Fulcrum client with metrics off (ChannelOptions::metrics and the "
+            "servers' ServerOptions::metrics false, on a second set of servers) and report "
+            "metrics on / metrics off");
 DEFINE_bool(raw, true,
             "run the raw Thrift baseline (false: only the Fulcrum runs, e.g. to profile them)");
 DEFINE_int32(memory_endpoints, 0, "if > 0: measure client memory with this many endpoints");
@@ -176,7 +184,7 @@ Client RawSpreadClient(const std::vector<uint16_t>& ports, const std::string& pa
 
 // Fulcrum: one channel shared by every thread, over a static endpoint list.
 Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& balancer,
-                     const std::string& payload) {
+                     const std::string& payload, bool metrics = true) {
   std::string target = "static://";
   for (size_t i = 0; i < ports.size(); ++i) {
     target += (i ? "," : "") + std::string("127.0.0.1:") + std::to_string(ports[i]);
@@ -184,10 +192,11 @@ Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& bala
   fulcrum::ChannelOptions opts;
   opts.service_name = "echo";
   opts.balancer = balancer;
+  opts.metrics = metrics;
   auto created = fulcrum::Channel::Create(target, opts);
   CHECK(created.ok()) << created.status();
   std::shared_ptr<fulcrum::Channel> channel = std::move(created).value();
-  return {"fulcrum " + balancer,
+  return {"fulcrum " + balancer + (metrics ? "" : ", metrics off"),
           [channel, payload](int) { fulcrum::testing::Echo(*channel, payload); }};
 }
 
@@ -346,7 +355,10 @@ Servers StartServers(int n, const std::vector<std::string>& extra = {}) {
 }
 
 // The clients of one run, in the order they are driven; raw Thrift first when it runs.
-std::vector<Client> MakeClients(const std::vector<uint16_t>& ports, const std::string& payload) {
+// `quiet_ports`: servers with metrics off, for --metrics_off_too.
+std::vector<Client> MakeClients(const std::vector<uint16_t>& ports,
+                                const std::vector<uint16_t>& quiet_ports,
+                                const std::string& payload) {
   std::vector<Client> clients;
   if (FLAGS_raw) clients.push_back(RawClient(ports, payload));
   if (FLAGS_raw_twice) {
@@ -358,6 +370,9 @@ std::vector<Client> MakeClients(const std::vector<uint16_t>& ports, const std::s
   if (ports.size() == 1 && FLAGS_pool_only) clients.push_back(PoolOnlyClient(ports, payload));
   for (const std::string& b : Split(FLAGS_balancers)) {
     clients.push_back(FulcrumClient(ports, b, payload));
+    if (FLAGS_metrics_off_too) {
+      clients.push_back(FulcrumClient(quiet_ports, b, payload, /*metrics=*/false));
+    }
   }
   return clients;
 }
@@ -390,7 +405,9 @@ int Throughput() {
     std::vector<std::vector<double>> ratio, machine_ratio, rate;
     for (int run = 1; run <= FLAGS_runs; ++run) {
       Servers servers = StartServers(n);
-      std::vector<Client> clients = MakeClients(servers.ports, payload);
+      Servers quiet;
+      if (FLAGS_metrics_off_too) quiet = StartServers(n, {"--metrics=false"});
+      std::vector<Client> clients = MakeClients(servers.ports, quiet.ports, payload);
       // Warm up: one cycle connects every pool and starts the servers' threads.
       Drive(clients, FLAGS_phase_ms / 1000.0);
       const std::vector<Totals> totals = Drive(clients, FLAGS_seconds);
@@ -415,6 +432,19 @@ int Throughput() {
         machine_ratio[c].push_back(t.MachineCpuPerCall() / totals[0].MachineCpuPerCall());
       }
       std::fflush(stdout);
+    }
+    // Metrics on vs off: each "fulcrum B" client is followed by its "metrics off" twin.
+    for (size_t c = 0; FLAGS_metrics_off_too && c + 1 < names.size(); ++c) {
+      if (names[c + 1] != names[c] + ", metrics off") continue;
+      std::vector<double> on_off;
+      for (size_t r = 0; r < rate[c].size(); ++r) on_off.push_back(rate[c][r] / rate[c + 1][r]);
+      char line[600];
+      std::snprintf(line, sizeof(line),
+                    "%d server(s), %d threads: %s metrics on / metrics off = %.3f, median of %d "
+                    "runs (%s); %.0f vs %.0f calls/s",
+                    n, FLAGS_threads, names[c].c_str(), Median(on_off), FLAGS_runs,
+                    Join(on_off, "%.3f").c_str(), Median(rate[c]), Median(rate[c + 1]));
+      summary.push_back(line);
     }
     if (!FLAGS_raw) continue;
     for (size_t c = 1; c < names.size(); ++c) {

@@ -7,6 +7,8 @@ find_package(Threads REQUIRED)
 find_package(gflags REQUIRED)
 find_package(glog REQUIRED)
 find_package(Boost 1.74 REQUIRED)
+# Metrics: the registry of metrics and the Prometheus text format (Debian prometheus-cpp-dev).
+find_package(prometheus-cpp CONFIG REQUIRED)
 find_program(THRIFT_COMPILER thrift REQUIRED)
 
 if(NOT TARGET Fulcrum::thrift)

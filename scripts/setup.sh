@@ -46,6 +46,8 @@ packages=(
   nlohmann-json3-dev                            # fulcrum-gen reads the compiler's JSON
   # etcd: the distributed discovery backend's tests
   etcd-server
+  # metrics (prometheus-cpp), and the observability tests' real Prometheus and headless browser
+  prometheus-cpp-dev prometheus chromium
 )
 
 missing=()

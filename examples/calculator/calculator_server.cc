@@ -29,6 +29,10 @@ DEFINE_string(registry, "",
 DEFINE_string(advertise_host, "", "Host clients should call, as registered; empty: --host");
 DEFINE_int32(weight, 1, "Registered weight (relative share of traffic)");
 DEFINE_string(zone, "", "Registered zone");
+DEFINE_int32(
+    admin_port, -1,
+    "Admin pages (/status, /metrics, /healthz, /readyz, /flags) on 127.0.0.1 at this port; "
+    "0: any free port (logged); -1: off");
 DEFINE_int32(quiet_ms, 500,
              "Drain: clients are taken to have stopped once no call arrived for this long");
 
@@ -77,6 +81,7 @@ int main(int argc, char** argv) {
   options.instance.zone = FLAGS_zone;
   options.instance.metadata["id"] = FLAGS_id;
   options.drain.quiet_period = std::chrono::milliseconds(FLAGS_quiet_ms);
+  options.admin_port = FLAGS_admin_port;
   auto server = calc::fulcrum_gen::CalculatorServer::Serve(
       std::make_shared<calc::CalculatorHandler>(FLAGS_id), options);
   if (!server.ok()) {

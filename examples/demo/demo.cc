@@ -2,7 +2,10 @@
 // 127.0.0.1, ports picked by the OS), shows fulcrumctl's view, drives a balanced client that
 // finds the servers through the registry, SIGKILLs one server part-way and starts a new one
 // later, and prints what happened: calls per second, per-endpoint call counts and latency
-// percentiles, ejections, the error count, and fulcrumctl's view at the end.
+// percentiles, ejections, the error count, and fulcrumctl's view at the end. Every process
+// serves its admin pages on loopback (fulcrum/admin.h): the demo prints their /status URLs and
+// a few lines of the client's and the registry's /metrics; --linger_s keeps everything up
+// that long afterwards, to look at the pages in a browser.
 //
 //   fulcrum_demo --servers=3 --threads=4 --seconds=6 --balancer=p2c_least_loaded
 #include <csignal>
@@ -16,14 +19,17 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "fulcrum/admin.h"
 #include "fulcrum/command_line.h"
 #include "fulcrum/discovery/fulcrum.h"
 #include "support/echo_calls.h"
+#include "support/http_client.h"
 #include "support/subprocess.h"
 
 DEFINE_int32(servers, 3, "echo servers to start");
@@ -35,6 +41,9 @@ DEFINE_double(add_at, 0.6, "when to start one more server, as a share of --secon
 DEFINE_string(server_binary, FULCRUM_REGISTERED_ECHO_SERVER, "the server to start");
 DEFINE_string(registry_binary, FULCRUM_REGISTRY, "fulcrum-registry");
 DEFINE_string(ctl_binary, FULCRUM_CTL, "fulcrumctl");
+DEFINE_double(linger_s, 0,
+              "after the summary, keep the registry, the servers and the client's admin pages "
+              "up this long (to open the printed /status URLs)");
 
 namespace {
 
@@ -61,7 +70,7 @@ void ShowFulcrumctl(const std::string& registry, const std::string& args) {
 // SIGKILL when the thread that spawned it exits (tests/support/subprocess.h).
 std::unique_ptr<Subprocess> SpawnServer(const std::string& id, const std::string& registry_uri) {
   auto p = Subprocess::Spawn({FLAGS_server_binary, "--id=" + id, "--registry=" + registry_uri,
-                              "--service=echo", "--minloglevel=1"});
+                              "--service=echo", "--minloglevel=1", "--admin_port=0"});
   if (!p.ok()) {
     std::fprintf(stderr, "cannot start %s: %s\n", id.c_str(), p.status().ToString().c_str());
     return nullptr;
@@ -77,8 +86,11 @@ bool AwaitServer(Subprocess& server, const std::string& id, std::string* address
     return false;
   }
   *address = "127.0.0.1:" + *port;
-  std::printf("   %s  pid %d  listening on %s, registered as service 'echo'\n", id.c_str(),
-              server.pid(), address->c_str());
+  auto admin = server.WaitForLine("ADMIN ", std::chrono::seconds(20));
+  std::printf(
+      "   %s  pid %d  listening on %s, registered as service 'echo', status at "
+      "http://127.0.0.1:%s/status\n",
+      id.c_str(), server.pid(), address->c_str(), admin.ok() ? admin->c_str() : "?");
   return true;
 }
 
@@ -87,6 +99,23 @@ std::unique_ptr<Subprocess> StartServer(const std::string& id, const std::string
                                         std::string* address) {
   std::unique_ptr<Subprocess> p = SpawnServer(id, registry_uri);
   return p != nullptr && AwaitServer(*p, id, address) ? std::move(p) : nullptr;
+}
+
+// Prints the lines of http://127.0.0.1:port/metrics that start with one of `prefixes`.
+void ShowMetrics(int port, const std::vector<std::string>& prefixes) {
+  const fulcrum::testing::HttpReply reply = fulcrum::testing::HttpGet(port, "/metrics");
+  std::printf("   $ curl http://127.0.0.1:%d/metrics   (HTTP %d; %zu bytes; a few lines)\n", port,
+              reply.status, reply.body.size());
+  std::istringstream in(reply.body);
+  std::string line;
+  while (std::getline(in, line)) {
+    for (const std::string& p : prefixes) {
+      if (line.rfind(p, 0) == 0) {
+        std::printf("   %s\n", line.c_str());
+        break;
+      }
+    }
+  }
 }
 
 double Percentile(std::vector<uint32_t>& v, double p) {
@@ -130,7 +159,7 @@ int main(int argc, char** argv) {
   std::printf("== starting fulcrum-registry on 127.0.0.1\n");
   auto registry =
       Subprocess::Spawn({FLAGS_registry_binary, "--port=0", "--data_dir=" + std::string(scratch),
-                         "--token_file=" + token_file, "--minloglevel=2"});
+                         "--token_file=" + token_file, "--minloglevel=2", "--admin_port=0"});
   if (!registry.ok()) {
     std::fprintf(stderr, "cannot start the registry: %s\n", registry.status().ToString().c_str());
     return 1;
@@ -141,10 +170,18 @@ int main(int argc, char** argv) {
                  registry_port.status().ToString().c_str());
     return 1;
   }
+  auto registry_admin = (*registry)->WaitForLine("ADMIN ", std::chrono::seconds(20));
+  if (!registry_admin.ok()) {
+    std::fprintf(stderr, "the registry's admin pages did not start: %s\n",
+                 registry_admin.status().ToString().c_str());
+    return 1;
+  }
+  const int registry_admin_port = std::stoi(*registry_admin);
   const std::string registry_address = "127.0.0.1:" + *registry_port;
   const std::string registrar_uri = "fulcrum://" + registry_address + "?token_file=" + token_file;
-  std::printf("   fulcrum-registry  pid %d  listening on %s\n", (*registry)->pid(),
-              registry_address.c_str());
+  std::printf(
+      "   fulcrum-registry  pid %d  listening on %s, status at http://127.0.0.1:%d/status\n",
+      (*registry)->pid(), registry_address.c_str(), registry_admin_port);
 
   std::printf("== starting %d echo servers; each registers itself and heartbeats\n", FLAGS_servers);
   std::vector<std::unique_ptr<Subprocess>> servers;
@@ -174,6 +211,16 @@ int main(int argc, char** argv) {
   std::printf("== the client found %zu endpoint(s) through the registry (fulcrum://%s/echo)\n",
               ch.Endpoints().size(), registry_address.c_str());
   ShowFulcrumctl(registry_address, "show echo");
+  if (fulcrum::Status s = fulcrum::Admin::Global().Start(); !s.ok()) {
+    std::fprintf(stderr, "cannot serve the client's admin pages: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  const int client_admin_port = fulcrum::Admin::Global().port();
+  std::printf("== admin pages (loopback only; also /metrics, /healthz, /readyz, /flags)\n");
+  std::printf("   registry  http://127.0.0.1:%d/status   (live: services, instances, groups)\n",
+              registry_admin_port);
+  std::printf("   client    http://127.0.0.1:%d/status   (endpoints, methods; ?format=json)\n",
+              client_admin_port);
 
   std::printf("== %d client threads, balancer %s, %.1f s; whoami() is idempotent\n", FLAGS_threads,
               FLAGS_balancer.c_str(), FLAGS_seconds);
@@ -294,7 +341,21 @@ int main(int argc, char** argv) {
   std::printf("\n== the registry's view (server-2 stopped heartbeating: DOWN)\n");
   ShowFulcrumctl(registry_address, "show echo");
 
+  std::printf("\n== the client's metrics (Prometheus text; docs/observability.md lists them)\n");
+  ShowMetrics(client_admin_port, {"fulcrum_client_calls_total", "fulcrum_client_retries_total",
+                                  "fulcrum_client_ejections_total", "fulcrum_client_endpoints{",
+                                  "fulcrum_client_call_duration_seconds_count"});
+  std::printf("== the registry's metrics\n");
+  ShowMetrics(registry_admin_port, {"fulcrum_registry_instances{", "fulcrum_registry_down_total",
+                                    "fulcrum_registry_registrations_total"});
+  if (FLAGS_linger_s > 0) {
+    std::printf("\n== everything stays up for %.0f s: open the /status URLs above\n",
+                FLAGS_linger_s);
+    std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_linger_s));
+  }
+
   ch.Shutdown();
+  fulcrum::Admin::Global().Stop();
   std::printf("\n== SIGTERM the servers (each deregisters, drains, exits) and the registry\n");
   for (auto& s : servers) {
     if (!s->reaped()) s->Signal(SIGTERM);

@@ -38,6 +38,9 @@ DEFINE_int32(insync_window_ms, 1000, "a slave caught up within this long is in s
 DEFINE_int32(log_retention, 100000, "log entries kept for slaves (older: snapshot)");
 DEFINE_int32(fetch_wait_ms, 500, "slaves' long poll on the master");
 DEFINE_int32(drain_quiet_ms, 300, "drain: no new call for this long means clients have stopped");
+DEFINE_int32(admin_port, -1,
+             "admin pages (/status with role, epoch and lease; /metrics; /readyz) on 127.0.0.1 at "
+             "this port; 0: any free port (logged); -1: off");
 
 namespace {
 
@@ -112,6 +115,7 @@ int main(int argc, char** argv) {
   options.instance.priority = FLAGS_priority;
   options.drain.quiet_period = std::chrono::milliseconds(FLAGS_drain_quiet_ms);
   options.drain.max_wait = std::chrono::seconds(10);
+  options.admin_port = FLAGS_admin_port;
   kvstore::rpc::fulcrum_gen::KvStoreServer server(
       std::make_shared<kvstore::KvStoreHandler>(replica), options.server, role);
   fulcrum::Status started = server.StartAndRegister(FLAGS_service, options);

@@ -12,6 +12,7 @@
 #include <thrift/transport/TSocket.h>
 
 #include "fulcrum/framed_transport.h"
+#include "fulcrum/metrics.h"
 #include "server/handler.h"
 
 namespace fulcrum::registry {
@@ -141,11 +142,16 @@ Status RegistryDaemon::Start() {
   store_options.version_base = std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
+  metrics_ = std::make_unique<RegistryMetrics>(Metrics::Global().registry());
+  store_options.observer = metrics_.get();
   store_ = std::make_unique<Store>(clock_, store_options, std::move(admin), persister_.get());
+  store_gauges_ = RegistryMetrics::StoreGauges(store_.get());
+  Metrics::Global().AddCollectable(store_gauges_);
 
   // One handler for both ports: a lease handed out on either names the heartbeat port.
   auto handler = std::make_shared<RegistryHandler>(
-      store_.get(), &auth_, HandlerOptions{.max_watch_wait = options_.max_watch_wait});
+      store_.get(), &auth_,
+      HandlerOptions{.max_watch_wait = options_.max_watch_wait, .metrics = metrics_.get()});
   const bool tls = !options_.tls_cert_file.empty() || !options_.tls_key_file.empty();
   if (options_.heartbeat_port >= 0 && tls) {
     // Thrift 0.17's TSSLSocket closes (SSL_shutdown) with a blocking poll, which on the

@@ -35,6 +35,7 @@
 #include "fulcrum/status.h"
 #include "server/auth.h"
 #include "server/heartbeat_server.h"
+#include "server/registry_metrics.h"
 #include "server/store.h"
 
 namespace apache::thrift::server {
@@ -101,7 +102,10 @@ class RegistryDaemon {
   const Clock& clock_;
   TokenAuth auth_;
   std::unique_ptr<AdminPersister> persister_;
+  std::unique_ptr<RegistryMetrics> metrics_;
   std::unique_ptr<Store> store_;
+  // The store's gauges for /metrics (fulcrum::Metrics holds it weakly); before store_ goes.
+  std::shared_ptr<prometheus::Collectable> store_gauges_;
   std::shared_ptr<apache::thrift::server::TServer> server_;
   std::unique_ptr<HeartbeatServer> heartbeat_server_;
   std::thread serve_thread_;

@@ -38,6 +38,7 @@ void ThrowRegistryError(const Status& status) {
 
 void RegistryHandler::Authorize(const std::string& token, const char* call) const {
   if (auth_->Check(token)) return;
+  if (options_.metrics != nullptr) options_.metrics->OnRefused(call);
   LOG(WARNING) << "refused " << call << " from " << CurrentPeer() << ": "
                << (token.empty() ? "no token" : "wrong token");
   thrift::RegistryError err;
@@ -59,17 +60,20 @@ void RegistryHandler::register_instance(thrift::Lease& out, const std::string& t
           << Store::Address(instance.host, instance.port) << " from " << CurrentPeer();
   out = lease.value();
   out.heartbeat_port = heartbeat_port_.load(std::memory_order_relaxed);
+  if (options_.metrics != nullptr) options_.metrics->OnRegister();
 }
 
 void RegistryHandler::heartbeat(thrift::Directives& out, const std::string& token, int64_t lease,
                                 const thrift::LoadReport& load) {
   Authorize(token, "heartbeat");
   out = store_->Heartbeat(lease, load);
+  if (options_.metrics != nullptr) options_.metrics->OnHeartbeat();
 }
 
 void RegistryHandler::deregister(const std::string& token, int64_t lease) {
   Authorize(token, "deregister");
   store_->Deregister(lease);
+  if (options_.metrics != nullptr) options_.metrics->OnDeregister();
 }
 
 void RegistryHandler::lookup(thrift::ServiceSnapshot& out, const std::string& service_name) {
@@ -91,6 +95,7 @@ void RegistryHandler::watch(thrift::WatchResult& out, const std::string& service
   }
   const auto wait = std::min(std::chrono::milliseconds(max_wait_ms), options_.max_watch_wait);
   out = store_->Watch(service_name, known_version, wait);
+  if (options_.metrics != nullptr) options_.metrics->OnWatchReturned(out.changed);
 }
 
 void RegistryHandler::list_services(std::vector<thrift::ServiceSummary>& out) {

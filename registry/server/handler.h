@@ -15,6 +15,7 @@
 
 #include "fulcrum/idl/Registry.h"
 #include "server/auth.h"
+#include "server/registry_metrics.h"
 #include "server/store.h"
 
 namespace fulcrum::registry {
@@ -22,6 +23,8 @@ namespace fulcrum::registry {
 struct HandlerOptions {
   // A watch's max wait is capped here so a connection's thread is never held longer.
   std::chrono::milliseconds max_watch_wait{30'000};
+  // Counts heartbeats, registrations, deregistrations, watch returns and refusals; may be null.
+  RegistryMetrics* metrics = nullptr;
 };
 
 // The address of the peer whose call the current thread is serving ("?" outside a call).

@@ -3,15 +3,19 @@
 //   fulcrum-registry --port=7000 --data_dir=/var/lib/fulcrum-registry
 //   --token_file=/etc/fulcrum/token
 //
-// Prints "LISTENING <port>" on stdout once it accepts connections (tests use --port=0).
+// Prints "LISTENING <port>" on stdout once it accepts connections (tests use --port=0), and
+// with --admin_port "ADMIN <port>" once its admin pages (/status, /metrics, /healthz, /readyz,
+// /flags; fulcrum/admin.h) are served.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
 #include <csignal>
 #include <cstdio>
 
+#include "fulcrum/admin.h"
 #include "fulcrum/command_line.h"
 #include "server/daemon.h"
+#include "server/status_page.h"
 
 DEFINE_string(host, "127.0.0.1", "Address to listen on");
 DEFINE_int32(port, 7000, "Port to listen on; 0 picks a free one (printed as LISTENING <port>)");
@@ -44,6 +48,12 @@ DEFINE_bool(heartbeat_realtime, false,
             "watcher threads cannot starve heartbeats");
 DEFINE_string(tls_cert_file, "", "PEM certificate: serve TLS (needs --tls_key_file)");
 DEFINE_string(tls_key_file, "", "PEM private key for --tls_cert_file");
+DEFINE_int32(admin_port, -1,
+             "Admin pages (/status, /metrics, /healthz, /readyz, /flags) on this port; 0 picks a "
+             "free one (printed as ADMIN <port>); -1: off");
+DEFINE_string(admin_host, "127.0.0.1",
+              "Address of the admin pages; they are unauthenticated and read-only: keep them on "
+              "loopback or behind an authenticating proxy");
 
 namespace {
 
@@ -115,8 +125,23 @@ int main(int argc, char** argv) {
             << (daemon.heartbeat_port() > 0 ? std::to_string(daemon.heartbeat_port()) : "off");
   std::printf("LISTENING %d\n", daemon.port());
   std::fflush(stdout);
+  if (FLAGS_admin_port >= 0) {
+    fulcrum::Admin& admin = fulcrum::Admin::Global();
+    admin.SetPage("/status", fulcrum::registry::RegistryStatusPage(daemon.store()));
+    fulcrum::AdminOptions admin_options;
+    admin_options.host = FLAGS_admin_host;
+    admin_options.port = FLAGS_admin_port;
+    if (fulcrum::Status a = admin.Start(admin_options); !a.ok()) {
+      LOG(ERROR) << "fulcrum-registry cannot serve its admin pages: " << a;
+      daemon.Stop();
+      return 1;
+    }
+    std::printf("ADMIN %d\n", admin.port());
+    std::fflush(stdout);
+  }
   while (!stop_requested) ::pause();
   LOG(INFO) << "stopping";
+  fulcrum::Admin::Global().Stop();  // its /status reads the store
   daemon.Stop();
   return 0;
 }

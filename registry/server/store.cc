@@ -53,6 +53,7 @@ Store::ServiceEntry& Store::EntryLocked(const std::string& service) {
 
 void Store::BumpLocked(ServiceEntry& entry) {
   entry.version = ++last_version_;
+  entry.changed_at = clock_.Now();
   entry.watch_snapshot.reset();
   entry.changed.notify_all();
 }
@@ -238,6 +239,7 @@ thrift::WatchResult Store::Watch(const std::string& service, int64_t known_versi
   std::unique_lock lock(mu_);
   ServiceEntry& entry = EntryLocked(service);
   ++entry.waiters;
+  const bool parked = entry.version == known_version;  // else it returns at once
   watchers_.fetch_add(1);
   // One condition variable per service: a change wakes only that service's watchers.
   entry.changed.wait_until(lock, deadline,
@@ -247,6 +249,9 @@ thrift::WatchResult Store::Watch(const std::string& service, int64_t known_versi
   result.changed = entry.version != known_version;
   std::shared_ptr<const thrift::ServiceSnapshot> snapshot;
   if (result.changed) {
+    if (parked && options_.observer != nullptr) {
+      options_.observer->OnWatchDelivered(clock_.Now() - entry.changed_at);
+    }
     // Ages and loads in it are as of the first watcher's wake-up; resolvers use neither.
     if (entry.watch_snapshot == nullptr) {
       entry.watch_snapshot =
@@ -389,6 +394,7 @@ int Store::Sweep() {
     LOG(INFO) << r.service << "/" << r.address << " is DOWN: no heartbeat for "
               << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count() << " ms";
     r.up = false;
+    if (options_.observer != nullptr) options_.observer->OnDown(r.service);
     down_by_age_.splice(down_by_age_.end(), up_by_age_, r.age);
     bump(services_.at(r.service).get());
     ++changed;

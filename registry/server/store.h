@@ -48,6 +48,7 @@
 #include "fulcrum/status.h"
 #include "server/admin_state.h"
 #include "server/groups.h"
+#include "server/store_observer.h"
 
 namespace fulcrum::registry {
 
@@ -67,6 +68,8 @@ struct StoreOptions {
   size_t max_metadata_bytes = 4096;
   // Master-slave groups: their heartbeat interval, lease, promotion delay, switchover timeout.
   GroupOptions master_slave;
+  // Told of DOWN detections, promotions and watch deliveries (metrics); may be null.
+  StoreObserver* observer = nullptr;
 };
 
 // Where admin state goes; AdminStateFile in the daemon, nothing (memory only) in some tests.
@@ -165,6 +168,7 @@ class Store {
     // rest: a change wakes every watcher of the service at once, and building the list once
     // instead of once each keeps them from queueing behind each other on mu_.
     std::shared_ptr<const thrift::ServiceSnapshot> watch_snapshot;
+    TimePoint changed_at;  // when `version` last changed (StoreObserver::OnWatchDelivered)
   };
   struct LeaseKey {
     std::string service;

@@ -219,6 +219,10 @@ void Store::CommitPromotion(const GroupKey& key, bool wait) {
   g.master_seen = clock_.Now();  // the new master's promotion delay starts now
   g.reported_no_candidate = false;
   g.failed_saves = 0;
+  if (options_.observer != nullptr) {
+    options_.observer->OnPromotion(key.first,
+                                   g.switchover && g.switchover->target == record.master);
+  }
   if (g.switchover) {
     const bool done = g.switchover->target == record.master;
     EndSwitchoverLocked(

@@ -10,6 +10,7 @@
 #include <thrift/protocol/TProtocolException.h>
 
 #include "fulcrum/role.h"
+#include "metrics/client_metrics.h"
 
 namespace fulcrum {
 
@@ -17,6 +18,7 @@ using apache::thrift::TApplicationException;
 using apache::thrift::TException;
 using apache::thrift::protocol::TProtocolException;
 using apache::thrift::transport::TTransportException;
+using internal::ClientMethodStats;
 
 namespace {
 
@@ -66,6 +68,39 @@ class FixedPicker final : public Picker {
   BackendPtr backend_;
 };
 
+// How metrics name a failed attempt. `connected`: a connection was leased (the request may
+// have left).
+ClientMethodStats::AttemptFailure AttemptFailureKind(StatusCode code, bool connected,
+                                                     bool refused) {
+  if (refused) return ClientMethodStats::kNotMaster;
+  switch (code) {
+    case StatusCode::kTransport:
+      return connected ? ClientMethodStats::kTransport : ClientMethodStats::kConnect;
+    case StatusCode::kDeadlineExceeded:
+      return ClientMethodStats::kTimeout;
+    case StatusCode::kProtocol:
+      return ClientMethodStats::kProtocol;
+    case StatusCode::kApplication:
+      return ClientMethodStats::kApplication;
+    default:
+      return ClientMethodStats::kLocal;
+  }
+}
+
+// How metrics name the error a call ended with.
+ClientMethodStats::CallError CallErrorKind(StatusCode code) {
+  switch (code) {
+    case StatusCode::kDeadlineExceeded:
+      return ClientMethodStats::kErrTimeout;
+    case StatusCode::kResourceExhausted:
+      return ClientMethodStats::kErrRetryBudget;
+    case StatusCode::kUnavailable:
+      return ClientMethodStats::kErrUnavailable;
+    default:
+      return ClientMethodStats::kErrOther;
+  }
+}
+
 }  // namespace
 
 CallError::CallError(StatusCode code, std::string message, std::vector<AttemptFailure> attempts)
@@ -93,10 +128,14 @@ struct Channel::MasterView {
 class Channel::Listener final : public ResolverListener {
  public:
   explicit Listener(Channel* channel) : channel_(channel) {}
-  void OnUpdate(EndpointSet endpoints) override { channel_->UpdateEndpoints(std::move(endpoints)); }
+  void OnUpdate(EndpointSet endpoints) override {
+    if (channel_->metrics_) channel_->metrics_->OnResolverUpdate(channel_->clock_.Now());
+    channel_->UpdateEndpoints(std::move(endpoints));
+  }
   void OnError(const Status& status) override {
     LOG(WARNING) << channel_->options_.service_name
                  << ": discovery failed, keeping the last endpoint set: " << status;
+    if (channel_->metrics_) channel_->metrics_->OnResolverError();
     channel_->OnDiscoveryError(status);
   }
 
@@ -152,7 +191,12 @@ Channel::Channel(ChannelOptions options, std::unique_ptr<Balancer> balancer,
       budget_(options_.retry_budget, clock_),
       outlier_(options_.outlier, clock_),
       balancer_(std::move(balancer)),
-      master_balancer_(std::move(master_balancer)) {}
+      master_balancer_(std::move(master_balancer)) {
+  if (options_.metrics) {
+    metrics_ =
+        std::make_unique<internal::ChannelMetrics>(*this, options_.service_name, options_.balancer);
+  }
+}
 
 Status Channel::Init(std::unique_ptr<Resolver> resolver) {
   {
@@ -167,6 +211,7 @@ Status Channel::Init(std::unique_ptr<Resolver> resolver) {
     resolver_ = std::move(resolver);
   }
   housekeeping_ = std::thread([this] { HousekeepingLoop(); });
+  if (metrics_) metrics_->Attach();
   return Status::Ok();
 }
 
@@ -406,7 +451,10 @@ void Channel::OnAttemptFailure(const Backend& backend) {
   auto it = by_address_.find(backend.address);
   // Gone from the set, or replaced by another incarnation at the same address.
   if (closed_ || it == by_address_.end() || it->second->stats != backend.stats) return;
-  if (outlier_.MaybeEject(backend, backends_)) RebuildLocked();
+  if (outlier_.MaybeEject(backend, backends_)) {
+    if (metrics_) metrics_->OnEjection();
+    RebuildLocked();
+  }
 }
 
 void Channel::Tick() {
@@ -458,9 +506,15 @@ std::vector<EndpointReport> Channel::Endpoints() const {
     r.ewma_ms = b->stats->ewma_ns() / 1e6;
     r.ejected = outlier_.IsEjected(*b);
     r.open_connections = b->pool->open_connections();
+    r.idle_connections = b->pool->idle_connections();
     out.push_back(std::move(r));
   }
   return out;
+}
+
+bool Channel::panic() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return panic_;
 }
 
 void Channel::Fail(const MethodTraits& method, StatusCode code, std::string_view what,
@@ -475,6 +529,41 @@ void Channel::Fail(const MethodTraits& method, StatusCode code, std::string_view
 void Channel::Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
                      void* closure) {
   const TimePoint start = clock_.Now();
+  CallRecord record;
+  if (metrics_ == nullptr) return InvokeAttempts(method, options, fn, closure, start, record);
+  // Metrics: a lock-free lookup of the method's counters, then only atomic additions. The
+  // try costs nothing until something throws.
+  ClientMethodStats& stats = metrics_->Method(method.name != nullptr ? method.name : "");
+  record.stats = &stats;
+  const auto finish = [&] {
+    const TimePoint end = record.end != TimePoint() ? record.end : clock_.Now();
+    stats.OnCall((end - start).count(), record.attempts);
+  };
+  try {
+    InvokeAttempts(method, options, fn, closure, start, record);
+  } catch (const CallError& e) {
+    finish();
+    stats.OnCallError(record.nested_failure ? ClientMethodStats::kErrNested
+                                            : CallErrorKind(e.code()));
+    throw;
+  } catch (const TApplicationException&) {
+    finish();
+    stats.OnCallError(ClientMethodStats::kErrApplication);
+    throw;
+  } catch (const TException&) {
+    finish();
+    stats.OnCallError(ClientMethodStats::kErrDeclared);  // declared in the IDL
+    throw;
+  } catch (...) {
+    finish();
+    stats.OnCallError(ClientMethodStats::kErrOther);  // the caller's own code threw
+    throw;
+  }
+  finish();
+}
+
+void Channel::InvokeAttempts(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
+                             void* closure, const TimePoint start, CallRecord& record) {
   Duration timeout = options_.default_timeout;
   if (options.timeout) {
     timeout = *options.timeout;
@@ -577,11 +666,13 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
         continue;
       }
     }
+    ++record.attempts;
     if (!lease.ok()) {
       // Nothing left this client: safe to retry anywhere. Only a failed connect is the
       // endpoint's fault; an exhausted or closed local pool is not.
       code = lease.status().code();
       detail = lease.status().message();
+      if (record.stats) record.stats->OnAttemptFailure(AttemptFailureKind(code, false, false));
       if (code == StatusCode::kTransport) {
         const TimePoint end = clock_.Now();
         backend.stats->OnFinish(end, end - now, /*success=*/false);
@@ -606,6 +697,7 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
         conn.MarkBroken();
         conn.EndCall();
         backend.stats->OnAbandon();
+        record.nested_failure = true;
         throw;
       } catch (const TTransportException& e) {
         conn.MarkBroken();
@@ -643,7 +735,11 @@ void Channel::Invoke(const MethodTraits& method, const CallOptions& options, Att
       // A refusal is the endpoint working as it should.
       backend.stats->OnFinish(end, end - now, success || refused);
       if (pick.tracker != nullptr) pick.tracker->OnFinish(backend, end - now, success || refused);
+      if (!success && record.stats) {
+        record.stats->OnAttemptFailure(AttemptFailureKind(code, true, refused));
+      }
       if (success) {
+        record.end = end;  // spares the metrics a clock read
         if (rethrow) std::rethrow_exception(rethrow);
         return;
       }

@@ -86,6 +86,13 @@ bool RoleState::LeaseValid() const {
   return end != 0 && ToNanos(clock_.Now()) < end;
 }
 
+Duration RoleState::LeaseRemaining() const {
+  if (stopped_for_good_.load()) return Duration::zero();
+  const int64_t end = lease_end_ns_.load();
+  const int64_t now = ToNanos(clock_.Now());
+  return end != 0 && now < end ? Duration(end - now) : Duration::zero();
+}
+
 bool RoleState::BeginWrite() {
   // Count first, then check: a switchover that sets stop_writes and then sees no write in
   // flight is sure that no write admitted before it is still running (seq_cst on both).

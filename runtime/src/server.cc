@@ -24,6 +24,7 @@
 #include <thrift/transport/TSocket.h>
 
 #include "fulcrum/framed_transport.h"
+#include "metrics/server_metrics.h"
 
 namespace fulcrum {
 
@@ -176,6 +177,10 @@ class Server::ConnectionTracker : public TServerEventHandler {
     draining_ = true;
     for (int fd : open_fds_) ::shutdown(fd, SHUT_RD);
   }
+  int open_connections() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(open_fds_.size());
+  }
   // Drain took too long: close the connections under the calls still running.
   int CloseAll() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -254,7 +259,10 @@ Server::Server(std::shared_ptr<TProcessor> processor, ServerOptions options)
   internal::RouteThriftOutputToGlog();
 }
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  if (metrics_) metrics_->Detach();  // before anything a scrape reads goes away
+  Stop();
+}
 
 Status Server::Start() {
   std::lock_guard<std::mutex> lock(stop_mu_);
@@ -267,6 +275,10 @@ Status Server::Start() {
   const std::string address = options_.host + ":" + std::to_string(options_.port);
   tracker_ = std::make_shared<ConnectionTracker>();
   counting_ = std::make_shared<CountingProcessor>(processor_, tracker_.get());
+  if (options_.metrics && processor_->getEventHandler() == nullptr) {
+    metrics_ = std::make_shared<internal::ServerMetrics>(*this);
+    processor_->setEventHandler(metrics_);
+  }
   auto protocol = MakeServerProtocolFactory(options_.protocol, options_.max_frame_size);
   std::function<int()> listen_fd;
 
@@ -341,6 +353,7 @@ Status Server::Start() {
         ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port
                                          : reinterpret_cast<const sockaddr_in*>(&addr)->sin_port);
   }
+  if (metrics_) metrics_->Attach(options_.host + ":" + std::to_string(port_.load()));
   LOG(INFO) << "serving " << ProtocolName(options_.protocol) << " Thrift on " << options_.host
             << ":" << port_.load() << " ("
             << (options_.type == ServerType::kThreaded ? "threaded" : "nonblocking") << ")";
@@ -376,5 +389,6 @@ void Server::Wait() {
 
 int64_t Server::in_flight() const { return counting_ ? counting_->in_flight() : 0; }
 uint64_t Server::calls() const { return counting_ ? counting_->calls() : 0; }
+int Server::connections() const { return tracker_ ? tracker_->open_connections() : 0; }
 
 }  // namespace fulcrum

@@ -4,6 +4,9 @@
 
 #include <thread>
 
+#include "metrics/live_set.h"
+#include "metrics/server_metrics.h"
+
 namespace fulcrum {
 
 ServerRegistration::ServerRegistration(Server* server, std::unique_ptr<Registrar> registrar,
@@ -17,7 +20,9 @@ ServerRegistration::ServerRegistration(Server* server, std::unique_ptr<Registrar
       last_calls_(server->calls()),
       last_time_(clock.Now()) {}
 
-ServerRegistration::~ServerRegistration() = default;
+ServerRegistration::~ServerRegistration() {
+  if (metrics_) internal::LiveRegistrations().Remove(metrics_.get());
+}
 
 StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
     Server* server, std::string_view registry_uri, ServiceInstance instance, DrainOptions drain,
@@ -62,8 +67,16 @@ StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
     }
     if (self->role_ != nullptr) self->role_->Apply(d);
   };
+  auto metrics = std::make_unique<internal::RegistrationMetrics>();
+  metrics->service = instance.service;
+  metrics->address = instance.host + ":" + std::to_string(instance.port);
+  metrics->group = instance.group;
+  metrics->registrar = r->registrar_.get();
+  metrics->role = r->role_;
   Status s = r->registrar_->Register(instance, std::move(options));
   if (!s.ok()) return s;
+  r->metrics_ = std::move(metrics);
+  internal::LiveRegistrations().Add(r->metrics_.get());
   return r;
 }
 
@@ -89,6 +102,7 @@ Status ServerRegistration::Drain() {
   // A master stops writes first: once deregistered, the registry may promote a slave (after
   // the promotion delay), and this instance must not be writing by then.
   if (role_ != nullptr) role_->StopWrites();
+  if (metrics_) metrics_->draining = true;  // /readyz says no from here on
   // Deregister first, so clients stop choosing this server while it still answers.
   Status deregistered = registrar_->Deregister();
   const TimePoint start = clock_.Now();

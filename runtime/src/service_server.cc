@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include "fulcrum/admin.h"
+
 namespace fulcrum {
 
 ServiceServer::ServiceServer(std::shared_ptr<apache::thrift::TProcessor> processor,
@@ -28,6 +30,14 @@ Status ServiceServer::StartAndRegister(std::string_view service_name, const Serv
   }
   Status started = Start();
   if (!started.ok()) return started;
+  if (options.admin_port >= 0 && Admin::Global().port() == 0) {
+    AdminOptions admin;
+    admin.host = options.admin_host;
+    admin.port = options.admin_port;
+    if (Status s = Admin::Global().Start(admin); !s.ok()) {
+      LOG(ERROR) << "admin pages not started: " << s;
+    }
+  }
   if (options.registry.empty()) return Status::Ok();
   StatusOr<std::unique_ptr<ServerRegistration>> registration =
       ServerRegistration::Start(this, options.registry, std::move(instance), role_, options.drain);

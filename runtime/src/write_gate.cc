@@ -9,8 +9,9 @@ namespace fulcrum {
 using apache::thrift::TApplicationException;
 using apache::thrift::protocol::TProtocol;
 
-void RefuseNotMaster(const RoleState& role, TProtocol* in, TProtocol* out, const std::string& fname,
+void RefuseNotMaster(RoleState& role, TProtocol* in, TProtocol* out, const std::string& fname,
                      int32_t seqid, bool oneway) {
+  role.OnWriteRefused();
   // What the stock processor does with a call it cannot run: consume the arguments so the
   // connection stays usable for the next call, then answer with an exception.
   in->skip(apache::thrift::protocol::T_STRUCT);

@@ -5,6 +5,7 @@
 //   fulcrum_registered_echo_server --id=a --registry='fulcrum://127.0.0.1:7000?token_file=tok'
 //   fulcrum_registered_echo_server --id=b --registry='etcd://127.0.0.1:2379?ttl_s=2'
 //   LISTENING 40123
+//   ADMIN 40124              <- with --admin_port: the admin pages' port (fulcrum/admin.h)
 #include <signal.h>
 
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "fulcrum/admin.h"
 #include "fulcrum/discovery/etcd.h"
 #include "fulcrum/discovery/fulcrum.h"
 #include "fulcrum/server.h"
@@ -25,7 +27,11 @@ DEFINE_string(registry, "",
 DEFINE_string(service, "echo", "service name to register under");
 DEFINE_string(id, "", "server id returned by whoami()");
 DEFINE_int32(weight, 1, "registered weight");
+DEFINE_string(group, "",
+              "master-slave group to register in (the registry elects a master; this "
+              "test server applies no role)");
 DEFINE_int32(quiet_ms, 300, "drain: no new call for this long means clients have stopped");
+DEFINE_int32(admin_port, -1, "admin pages on this port (0: any free one, printed); -1: off");
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
@@ -53,6 +59,7 @@ int main(int argc, char** argv) {
   instance.host = "127.0.0.1";
   instance.weight = static_cast<uint32_t>(FLAGS_weight);
   instance.metadata["id"] = FLAGS_id;
+  instance.group = FLAGS_group;
   fulcrum::DrainOptions drain;
   drain.quiet_period = std::chrono::milliseconds(FLAGS_quiet_ms);
   drain.max_wait = std::chrono::seconds(20);
@@ -62,6 +69,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("LISTENING %u\n", static_cast<unsigned>(server.port()));
+  if (FLAGS_admin_port >= 0) {
+    fulcrum::Status admin = fulcrum::Admin::Global().Start({.port = FLAGS_admin_port});
+    if (!admin.ok()) {
+      std::fprintf(stderr, "cannot serve admin pages: %s\n", admin.ToString().c_str());
+      return 1;
+    }
+    std::printf("ADMIN %d\n", fulcrum::Admin::Global().port());
+  }
   std::fflush(stdout);
 
   int sig = 0;
@@ -70,5 +85,6 @@ int main(int argc, char** argv) {
   LOG(INFO) << FLAGS_id << ": signal " << sig << ", draining";
   fulcrum::Status s = (*registration)->Drain();
   LOG(INFO) << FLAGS_id << ": drained (" << s << "), served " << handler->calls() << " call(s)";
+  fulcrum::Admin::Global().Stop();
   return 0;
 }

@@ -28,6 +28,7 @@ DEFINE_string(id, "", "server id returned by whoami() and slow(); default echo-<
 DEFINE_string(protocol, "binary", "binary or compact");
 DEFINE_string(server_type, "threaded", "threaded or nonblocking");
 DEFINE_int32(drain_timeout_ms, 10000, "how long a graceful stop waits for calls in flight");
+DEFINE_bool(metrics, true, "record per-method metrics (ServerOptions::metrics)");
 
 namespace {
 
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
   options.protocol = protocol.value();
   options.type = type.value();
   options.drain_timeout = std::chrono::milliseconds(FLAGS_drain_timeout_ms);
+  options.metrics = FLAGS_metrics;
   auto handler = std::make_shared<fulcrum::testing::EchoHandler>(id);
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);
   fulcrum::Status started = server.Start();

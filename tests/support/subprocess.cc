@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 namespace fulcrum::testing {
 
@@ -126,6 +127,27 @@ StatusOr<std::string> Subprocess::WaitForLine(std::string_view prefix, Duration 
                                                          "starting with '" +
                                                          std::string(prefix) + "'");
     }
+    buffered_.append(buf, static_cast<size_t>(got));
+  }
+}
+
+StatusOr<std::string> Subprocess::ReadToEnd(Duration timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) {
+      return Status::Error(StatusCode::kDeadlineExceeded,
+                           "pid " + std::to_string(pid_) + " kept stdout open");
+    }
+    pollfd pfd{stdout_fd_, POLLIN, 0};
+    const int rc = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (rc < 0 && errno != EINTR) return Status::Error(StatusCode::kInternal, "poll failed");
+    if (rc <= 0) continue;
+    char buf[16384];
+    const ssize_t got = ::read(stdout_fd_, buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return std::exchange(buffered_, std::string());
     buffered_.append(buf, static_cast<size_t>(got));
   }
 }

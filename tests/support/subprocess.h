@@ -45,6 +45,9 @@ class Subprocess {
   // Reads stdout until a line starting with `prefix` and returns the rest of that line
   // (earlier lines are skipped). kDeadlineExceeded after `timeout`, kUnavailable at EOF.
   StatusOr<std::string> WaitForLine(std::string_view prefix, Duration timeout);
+  // Reads stdout until the child closes it and returns everything not yet returned.
+  // kDeadlineExceeded after `timeout`.
+  StatusOr<std::string> ReadToEnd(Duration timeout);
   // kill(pid, sig); an error once the child has been reaped.
   Status Signal(int sig);
   // Reaps the child and returns its waitpid() status; kDeadlineExceeded if it is still

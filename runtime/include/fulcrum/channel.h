@@ -70,6 +70,10 @@
 namespace fulcrum {
 
 struct NotMaster;
+namespace internal {
+class ChannelMetrics;
+class ClientMethodStats;
+}  // namespace internal
 
 // What the IDL says about a method; compiled into generated code.
 struct MethodTraits {
@@ -142,6 +146,9 @@ struct ChannelOptions {
   bool master_slave = false;
   // Master-slave only: methods with MethodTraits::read are balanced over every instance.
   bool read_from_slaves = false;
+  // Record calls for /metrics and the admin pages (fulcrum/metrics.h, fulcrum/admin.h): a few
+  // atomic additions per call, no lock, no allocation.
+  bool metrics = true;
 };
 
 // A point-in-time view of one endpoint, for tools, the demo and tests.
@@ -153,7 +160,8 @@ struct EndpointReport {
   uint64_t failures = 0;
   double ewma_ms = 0;
   bool ejected = false;
-  int open_connections = 0;
+  int open_connections = 0;  // idle ones included
+  int idle_connections = 0;
 };
 
 class Channel : public std::enable_shared_from_this<Channel> {
@@ -173,6 +181,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void UpdateEndpoints(EndpointSet endpoints);
 
   std::vector<EndpointReport> Endpoints() const;
+  // True while too few endpoints are healthy and the channel balances over all of them.
+  bool panic() const;
   const ChannelOptions& options() const { return options_; }
   // Retries refused by the budget, and calls that ran out of endpoints; for metrics.
   uint64_t budget_exhausted() const { return budget_exhausted_.load(std::memory_order_relaxed); }
@@ -201,6 +211,16 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // The non-template engine behind Call. Throws CallError, or rethrows an application
   // exception raised by the attempt.
   void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn, void* closure);
+  // What InvokeAttempts tells Invoke for the call's metrics.
+  struct CallRecord {
+    internal::ClientMethodStats* stats = nullptr;  // null: metrics off
+    int attempts = 0;                              // attempts made on an endpoint
+    bool nested_failure = false;                   // a Fulcrum call made inside the attempt failed
+    TimePoint end{};  // when the successful attempt ended (the epoch if none did)
+  };
+  // Invoke's engine: picks, attempts and retries. `start`: when the call began.
+  void InvokeAttempts(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
+                      void* closure, TimePoint start, CallRecord& record);
   void RebuildLocked();         // re-filters backends and publishes a new picker; needs mu_
   void PublishMastersLocked();  // master-slave: publishes masters_ and wakes waiting calls
   // Master-slave: the picker a call of `method` picks from (the masters' or everyone's).
@@ -270,6 +290,9 @@ class Channel : public std::enable_shared_from_this<Channel> {
   bool shutdown_ = false;
   bool housekeeping_wake_ = false;  // an earlier re-admission time was set
   std::thread housekeeping_;
+  // Null with ChannelOptions::metrics off. Last: destroyed first, so a scrape never reads a
+  // channel whose members are being destroyed.
+  std::unique_ptr<internal::ChannelMetrics> metrics_;
 };
 
 template <class Client, class Fn>

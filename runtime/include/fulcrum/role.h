@@ -59,6 +59,8 @@ class RoleState {
   bool Writable() const;
   // Master and the lease has not run out (for a final check before acknowledging).
   bool LeaseValid() const;
+  // How long the lease still runs (zero when there is none or it ran out); for metrics.
+  Duration LeaseRemaining() const;
 
   // Write admission for the generated glue: true means admitted, and the caller must call
   // EndWrite() when the write is done (WriteGuard does).
@@ -67,6 +69,9 @@ class RoleState {
   int64_t writes_in_flight() const { return writes_in_flight_.load(); }
   // For the heartbeat: stop_writes was asked and no admitted write is still running.
   bool writes_quiesced() const;
+  // Writes the gate refused with a NotMaster redirect (write_gate.h counts them); for metrics.
+  void OnWriteRefused() { writes_refused_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t writes_refused() const { return writes_refused_.load(std::memory_order_relaxed); }
 
   // The application's replication position, reported with every heartbeat.
   void set_replication_position(int64_t position) { position_.store(position); }
@@ -81,6 +86,7 @@ class RoleState {
   const Duration write_margin_;
   std::atomic<int64_t> writes_in_flight_{0};
   std::atomic<int64_t> position_{0};
+  std::atomic<uint64_t> writes_refused_{0};
   // The write path reads these two without the mutex.
   std::atomic<int64_t> lease_end_ns_{0};  // 0: no lease
   std::atomic<bool> stop_writes_{false};

@@ -34,6 +34,10 @@ class ThreadManager;
 
 namespace fulcrum {
 
+namespace internal {
+class ServerMetrics;
+}
+
 enum class ServerType {
   // A thread per connection (TThreadedServer). Fastest for a few busy connections: the
   // request is handled on the thread that read it, no hand-off.
@@ -55,6 +59,9 @@ struct ServerOptions {
   uint32_t max_frame_size = 64u << 20;
   // How long Stop() waits for calls in flight before closing connections under them.
   Duration drain_timeout = std::chrono::seconds(10);
+  // Record calls per method for /metrics and the admin pages (fulcrum/metrics.h), through the
+  // processor's Thrift event handler (left alone if the processor already has one).
+  bool metrics = true;
 };
 
 class Server {
@@ -72,6 +79,10 @@ class Server {
   uint16_t port() const { return port_.load(); }
   int64_t in_flight() const;
   uint64_t calls() const;
+  // Open client connections (0 before Start).
+  int connections() const;
+  // Started and not (being) stopped.
+  bool serving() const { return port_.load() != 0 && !stopped_.load(); }
 
  private:
   class CountingProcessor;
@@ -91,6 +102,7 @@ class Server {
   std::mutex done_mu_;
   std::condition_variable done_cv_;
   bool serve_done_ = true;  // not serving; guarded by done_mu_
+  std::shared_ptr<internal::ServerMetrics> metrics_;  // null with ServerOptions::metrics off
 };
 
 }  // namespace fulcrum

@@ -30,6 +30,10 @@
 
 namespace fulcrum {
 
+namespace internal {
+struct RegistrationMetrics;
+}
+
 struct DrainOptions {
   // Clients are taken to have stopped once no new call has arrived for this long (they learn
   // of the deregistration through their resolver's watch, usually within milliseconds).
@@ -87,6 +91,8 @@ class ServerRegistration {
   // For calls/s between two heartbeats (only the registrar's thread calls Load).
   uint64_t last_calls_ = 0;
   TimePoint last_time_;
+  // For /metrics and /readyz: what is registered, and whether it drains.
+  std::unique_ptr<internal::RegistrationMetrics> metrics_;
 };
 
 }  // namespace fulcrum

@@ -35,6 +35,11 @@ struct ServeOptions {
   // the port the server bound. A master-slave service needs `group`.
   ServiceInstance instance;
   DrainOptions drain;
+  // The process's admin pages (fulcrum/admin.h: /metrics, /status, /healthz, /readyz,
+  // /flags): -1 off; 0 a port the OS picks; else that port. Started once per process: a
+  // second server finds it running and leaves it.
+  int admin_port = -1;
+  std::string admin_host = "127.0.0.1";
 };
 
 class ServiceServer : public Server {
@@ -44,8 +49,9 @@ class ServiceServer : public Server {
                 std::shared_ptr<RoleState> role = nullptr);
   ~ServiceServer() override;  // stops heartbeating (without deregistering), then stops the server
 
-  // Starts serving, then registers as `service_name` when options.registry is set. A
-  // registration error stops the server again and is returned.
+  // Starts serving (and the admin pages when options.admin_port >= 0), then registers as
+  // `service_name` when options.registry is set. A registration error stops the server again
+  // and is returned; an admin listener that cannot start is logged, not an error.
   Status StartAndRegister(std::string_view service_name, const ServeOptions& options);
 
   // Registered: stops writes (master-slave), deregisters, waits for clients to stop sending,

@@ -35,9 +35,9 @@ struct WriteFunction {
 
 // Reads the rest of the call `fname` (its arguments) from `in` and, unless it is oneway,
 // answers it with the NotMaster TApplicationException naming the master `role` knows. The
-// call is not run. Throws what the protocols throw (the server then drops the connection), as
-// the stock processor does.
-void RefuseNotMaster(const RoleState& role, apache::thrift::protocol::TProtocol* in,
+// call is not run; the refusal is counted (RoleState::writes_refused). Throws what the
+// protocols throw (the server then drops the connection), as the stock processor does.
+void RefuseNotMaster(RoleState& role, apache::thrift::protocol::TProtocol* in,
                      apache::thrift::protocol::TProtocol* out, const std::string& fname,
                      int32_t seqid, bool oneway);
 
