@@ -60,6 +60,10 @@ struct LoadReport {
   // Master-slave: this master was asked to stop taking writes (a planned switchover) and has
   // no write in flight any more; replication_position is then its final position.
   4: bool writes_quiesced,
+  // Master-slave, master only: the position up to which its writes were acknowledged (in
+  // replication_position's encoding; 0 when unknown). The registry never promotes a slave
+  // whose position is below the last one its master reported: that would lose those writes.
+  5: i64 commit_position,
 }
 
 // Master-slave roles. Stateless instances (no group) are NONE.
@@ -134,6 +138,11 @@ struct GroupState {
   4: string master_address,
   // A planned switchover's target while one is under way; else empty.
   5: string switchover_target,
+  // The highest commit position the master of `epoch` reported (0: none since the registry
+  // started). No slave below it is promoted automatically.
+  6: i64 commit_floor,
+  // Why the group has no master, while a failover cannot complete; else empty.
+  7: string stalled,
 }
 
 // A whole, versioned instance list of one service (every instance, up or down, drained or
@@ -206,6 +215,12 @@ service Registry {
   // `address` catches up to the master's final position, then becomes master with a new
   // epoch. Returns the group once the switch is done; UNAVAILABLE (and the old master carries
   // on) when it cannot complete within the registry's switchover timeout.
-  GroupState promote(1: string token, 2: string service_name, 3: string address)
+  //
+  // accept_data_loss: for a group whose master is gone and whose live slaves are all below the
+  // commit position it reported (GroupState.stalled says so): makes `address` master anyway,
+  // losing the acknowledged writes it lacks. The only way out of that state but bringing the
+  // lost data back.
+  GroupState promote(1: string token, 2: string service_name, 3: string address,
+                     4: bool accept_data_loss)
       throws (1: RegistryError err),
 }

@@ -127,6 +127,16 @@ int64_t Replica::CommitLocked() const {
 
 void Replica::ReportPositionLocked() {
   role_.set_replication_position(EncodePosition(log_.last_epoch(), log_.end()));
+  ReportCommitLocked();
+}
+
+void Replica::ReportCommitLocked() {
+  // With no slave required a write is acknowledged on the master alone: a failover loses it
+  // by the configuration's choice, and the registry must not wait for it.
+  if (master_epoch_ == 0 || options_.min_insync_replicas <= 0) return;
+  const int64_t commit = CommitLocked();
+  const std::optional<int64_t> epoch = log_.EpochAt(commit);
+  if (commit > 0 && epoch) role_.set_commit_position(EncodePosition(*epoch, commit));
 }
 
 int64_t Replica::AppendLocked(OpType op, const std::string& key, const std::string& value,
@@ -271,6 +281,7 @@ KvResult<FetchResponse> Replica::Fetch(const FetchRequest& r) {
   {
     SlaveProgress& s = slaves_[r.replica];
     s.match = prev;
+    ReportCommitLocked();
     // Caught up now, or caught up with the log as it was when we last answered it.
     if (prev >= log_.end()) {
       s.caught_up_at = now;

@@ -164,6 +164,8 @@ class Replica {
   int InSyncLocked() const;
   int64_t CommitLocked() const;
   void ReportPositionLocked();
+  // Master: tells RoleState the commit position (for the registry's promotion floor).
+  void ReportCommitLocked();
   void OnRoleChange(const fulcrum::RoleInfo& info);
   KvStatus NotMasterLocked(const std::string& why) const;
 

@@ -31,7 +31,9 @@ nlohmann::json GroupJson(const thrift::GroupState& g) {
           {"group", g.group},
           {"epoch", g.epoch},
           {"master", g.master_address},
-          {"switchover_target", g.switchover_target}};
+          {"switchover_target", g.switchover_target},
+          {"commit_floor", g.commit_floor},
+          {"stalled", g.stalled}};
 }
 
 std::string Age(int64_t ms) {
@@ -149,16 +151,27 @@ std::string FormatInstances(const thrift::ServiceSnapshot& snapshot, bool json) 
   std::string out = "service " + snapshot.service_name + " (version " +
                     std::to_string(snapshot.version) + ")\n" + RenderTable(rows);
   if (!snapshot.groups.empty()) {
-    std::vector<std::vector<std::string>> groups = {{"GROUP", "EPOCH", "MASTER", "SWITCHOVER-TO"}};
+    std::vector<std::vector<std::string>> groups = {
+        {"GROUP", "EPOCH", "MASTER", "SWITCHOVER-TO", "COMMIT-FLOOR"}};
+    std::string stalled;
     for (const auto& g : snapshot.groups) {
       groups.push_back({g.group, std::to_string(g.epoch),
                         g.master_address.empty() ? "(none)" : g.master_address,
-                        g.switchover_target.empty() ? "-" : g.switchover_target});
+                        g.switchover_target.empty() ? "-" : g.switchover_target,
+                        std::to_string(g.commit_floor)});
+      if (!g.stalled.empty()) {
+        stalled += "group ";
+        stalled += g.group;
+        stalled += " has no master: ";
+        stalled += g.stalled;
+        stalled += '\n';
+      }
     }
-    // Two appends, not `out += "\n" + RenderTable(...)`: GCC 12 at -O3 reports a false
+    // Appends, not `out += "\n" + RenderTable(...)`: GCC 12 at -O3 reports a false
     // -Wrestrict inside that temporary's insert (GCC bug 105651).
     out += '\n';
     out += RenderTable(groups);
+    out += stalled;
   }
   return out;
 }

@@ -30,6 +30,9 @@ DEFINE_int32(timeout_ms, 3000, "Connect and call timeout");
 DEFINE_int32(promote_timeout_ms, 30000,
              "How long `promote` waits for the registry's answer (longer than the registry's "
              "--switchover_timeout_ms)");
+DEFINE_bool(accept_data_loss, false,
+            "promote: make a slave master although the group's master is gone and the slave "
+            "lacks writes it acknowledged (the group is stalled below its commit floor)");
 
 namespace {
 
@@ -52,9 +55,11 @@ const char* kUsageText =
     "  remove SERVICE HOST:PORT          forget an instance that is gone\n"
     "  promote SERVICE HOST:PORT         planned switchover: the slave HOST:PORT becomes\n"
     "                                    master of its group with a new epoch once it\n"
-    "                                    has caught up (master-slave services)\n"
+    "                                    has caught up (master-slave services); with\n"
+    "                                    --accept_data_loss, of a group whose master is\n"
+    "                                    gone and whose slaves all lack acknowledged writes\n"
     "flags: --registry=host:port --token_file=F --json --tls_ca_file=F --timeout_ms=N\n"
-    "       --promote_timeout_ms=N";
+    "       --promote_timeout_ms=N --accept_data_loss";
 
 int Usage(const std::string& why) {
   std::cerr << "fulcrumctl: " << why << "\n" << kUsageText << "\n";
@@ -146,7 +151,7 @@ int Run(const std::vector<std::string>& args) {
       std::cout << "removed " << args[1] << "/" << args[2] << "\n";
     } else if (cmd == "promote") {
       reg::thrift::GroupState group;
-      client.promote(group, token, args[1], args[2]);
+      client.promote(group, token, args[1], args[2], FLAGS_accept_data_loss);
       std::cout << reg::FormatPromoted(group, FLAGS_json);
     }
   } catch (const reg::thrift::RegistryError& e) {

@@ -103,7 +103,28 @@ Decision DecidePromotion(const Group& group, const std::vector<Member>& members,
     d.kind = Decision::Kind::kWait;
     return d;
   }
+  if (!group.forced_target.empty()) {
+    for (const Member* m : candidates) {
+      if (m->address != group.forced_target) continue;
+      d.kind = Decision::Kind::kPromote;
+      d.target = m->address;
+      d.reason = "forced by an administrator at position " + std::to_string(m->position) +
+                 " (commit floor " + std::to_string(group.commit_floor) +
+                 "): acknowledged writes past it are lost";
+      return d;
+    }
+  }
   const Member* best = BestCandidate(fresh);
+  if (best != nullptr && best->position < group.commit_floor) {
+    d.kind = Decision::Kind::kNoCandidate;
+    d.reason = "the most up-to-date of " + std::to_string(fresh.size()) + " fresh slave(s), " +
+               best->address + " at position " + std::to_string(best->position) +
+               ", is below the position " + std::to_string(group.commit_floor) +
+               " up to which the master had acknowledged writes: promoting it would lose "
+               "them. Waiting for the master (or a slave that has them) to come back; "
+               "`fulcrumctl promote --accept_data_loss` promotes a slave anyway";
+    return d;
+  }
   if (best == nullptr) {
     d.kind = Decision::Kind::kNoCandidate;
     d.reason = candidates.empty() ? "no UP, undrained slave"

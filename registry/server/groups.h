@@ -65,9 +65,18 @@ struct Group {
   // epoch + 1 is being saved: nothing may renew the old master's lease meanwhile.
   bool saving = false;
   std::shared_ptr<Switchover> switchover;
-  // "No candidate" is logged once per episode, not on every sweep; failed saves are logged
-  // at the 1st, 2nd, 4th, 8th... attempt.
-  bool reported_no_candidate = false;
+  // The highest commit_position the master reported (LoadReport; replication_position's
+  // encoding), over the group's life: no slave below it is promoted by the rules, since it
+  // lacks writes that were acknowledged. Not durable: 0 after a registry restart until the
+  // master reports again.
+  int64_t commit_floor = 0;
+  // An administrator's `promote --accept_data_loss` target: promoted by rule 2 whatever its
+  // position, once the old master is lost. Cleared by the next promotion.
+  std::string forced_target;
+  // Why the master is lost and nobody is promoted (logged once per distinct reason, shown in
+  // GroupState.stalled); empty otherwise. Failed saves are logged at the 1st, 2nd, 4th, 8th...
+  // attempt.
+  std::string stalled;
   int64_t failed_saves = 0;
 };
 
@@ -107,7 +116,8 @@ const Member* BestCandidate(const std::vector<const Member*>& candidates);
 // quiesced master's final position), then rule 3 (epoch 0: elect at once among the UP, not
 // drained members), then rule 2 (eligible at master_seen + promotion delay; candidates are
 // the UP, not drained slaves whose last report was received after that moment; wait until
-// every such slave is fresh or two heartbeat intervals past eligibility).
+// every such slave is fresh or two heartbeat intervals past eligibility; never promote one
+// below the commit floor, unless an administrator forced that target).
 Decision DecidePromotion(const Group& group, const std::vector<Member>& members, TimePoint now,
                          const GroupOptions& options);
 

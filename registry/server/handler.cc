@@ -132,10 +132,12 @@ void RegistryHandler::remove_instance(const std::string& token, const std::strin
 }
 
 void RegistryHandler::promote(thrift::GroupState& out, const std::string& token,
-                              const std::string& service_name, const std::string& address) {
+                              const std::string& service_name, const std::string& address,
+                              bool accept_data_loss) {
   Authorize(token, "promote");
-  LOG(INFO) << CurrentPeer() << " asked to promote " << service_name << "/" << address;
-  StatusOr<thrift::GroupState> group = store_->Promote(service_name, address);
+  LOG(INFO) << CurrentPeer() << " asked to promote " << service_name << "/" << address
+            << (accept_data_loss ? " accepting data loss" : "");
+  StatusOr<thrift::GroupState> group = store_->Promote(service_name, address, accept_data_loss);
   if (!group.ok()) {
     LOG(WARNING) << "promote of " << service_name << "/" << address << " for " << CurrentPeer()
                  << " failed: " << group.status();

@@ -59,7 +59,7 @@ class RegistryHandler : public thrift::RegistryIf {
   void remove_instance(const std::string& token, const std::string& service_name,
                        const std::string& address) override;
   void promote(thrift::GroupState& out, const std::string& token, const std::string& service_name,
-               const std::string& address) override;
+               const std::string& address, bool accept_data_loss) override;
 
  private:
   void Authorize(const std::string& token, const char* call) const;

@@ -158,7 +158,9 @@ function render(s) {
       sec.appendChild(table([
         ["group", g => g.group],
         ["epoch", g => g.epoch],
-        ["master", g => g.master ? el("span", {class: "master"}, g.master) : "none (failover)"],
+        ["master", g => g.master ? el("span", {class: "master"}, g.master)
+                                 : g.stalled ? "none: " + g.stalled : "none (failover)"],
+        ["commit floor", g => g.commit_floor],
         ["positions", g => g.members.map(m => m.address + "=" + m.replication_position +
                                               (m.health === "DOWN" ? " (DOWN)" : "")).join(", ")],
         ["switchover", g => g.switchover_target ? "to " + g.switchover_target : "\u2014"],
@@ -224,6 +226,8 @@ json RegistryStatus(const Store& store) {
                         {"epoch", g.epoch},
                         {"master", g.master_address},
                         {"switchover_target", g.switchover_target},
+                        {"commit_floor", g.commit_floor},
+                        {"stalled", g.stalled},
                         {"members", std::move(members)}});
     }
     services.push_back({{"name", summary.service_name},

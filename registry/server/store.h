@@ -120,7 +120,10 @@ class Store {
   // writes). kNotFound for an unknown service/instance, kInvalidArgument for a stateless
   // instance or the master itself, kUnavailable when the target is DOWN or drained, the group
   // has no live master, or another switchover is under way.
-  StatusOr<thrift::GroupState> Promote(const std::string& service, const std::string& address);
+  // accept_data_loss: the group's master is lost and no slave has its commit position
+  // (GroupState.stalled): promote `address` anyway once the old lease has run out.
+  StatusOr<thrift::GroupState> Promote(const std::string& service, const std::string& address,
+                                       bool accept_data_loss = false);
   // The group as Lookup shows it; kNotFound if unknown.
   StatusOr<thrift::GroupState> GetGroup(const std::string& service, const std::string& group) const;
 
@@ -190,6 +193,8 @@ class Store {
 
   // Master-slave (store_groups.cc).
   void BumpServiceLocked(const std::string& service);
+  StatusOr<thrift::GroupState> ForcePromoteLocked(std::unique_lock<std::mutex>& lock,
+                                                  const GroupKey& key, const std::string& address);
   thrift::Directives DirectivesLocked(const LeaseKey& key, const Record& record) const;
   void FillRoleLocked(const std::string& service, const std::string& address, const Record& record,
                       thrift::InstanceState& state) const;

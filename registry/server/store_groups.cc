@@ -69,6 +69,8 @@ thrift::GroupState Store::GroupStateLocked(const GroupKey& key, const Group& g) 
   out.epoch = g.epoch;
   out.master_address = g.master_gone ? std::string() : g.master;
   if (g.switchover) out.switchover_target = g.switchover->target;
+  out.commit_floor = g.commit_floor;
+  out.stalled = g.stalled;
   return out;
 }
 
@@ -152,7 +154,8 @@ bool Store::NoteGroupMemberLocked(const LeaseKey& key, const Record& record, boo
   if (HoldsMaster(g, key.address)) {
     // Rule 4: hearing from the master renews it and cancels a pending promotion.
     g.master_seen = now;
-    g.reported_no_candidate = false;
+    g.stalled.clear();
+    g.commit_floor = std::max(g.commit_floor, record.load.commit_position);
     if (heartbeat && record.load.writes_quiesced && g.switchover) {
       if (!g.switchover->final_position) {
         LOG(INFO) << gk.first << "/" << gk.second << ": master " << key.address
@@ -217,7 +220,12 @@ void Store::CommitPromotion(const GroupKey& key, bool wait) {
   g.master_gone = record.master_incarnation != 0 &&
                   IncarnationLocked(key.first, record.master) != record.master_incarnation;
   g.master_seen = clock_.Now();  // the new master's promotion delay starts now
-  g.reported_no_candidate = false;
+  g.stalled.clear();
+  if (g.forced_target == record.master) {
+    // The administrator accepted the loss: the floor starts over at what the target has.
+    g.commit_floor = 0;
+  }
+  g.forced_target.clear();
   g.failed_saves = 0;
   if (options_.observer != nullptr) {
     options_.observer->OnPromotion(key.first,
@@ -264,8 +272,9 @@ std::vector<Store::GroupKey> Store::SweepGroupsLocked(TimePoint now) {
     const Decision d = DecideLocked(key, g, now);
     if (d.kind == Decision::Kind::kPromote) {
       due.push_back(key);
-    } else if (d.kind == Decision::Kind::kNoCandidate && !g.reported_no_candidate) {
-      g.reported_no_candidate = true;
+    } else if (d.kind == Decision::Kind::kNoCandidate && g.stalled != d.reason) {
+      g.stalled = d.reason;
+      BumpServiceLocked(key.first);
       LOG(WARNING) << key.first << "/" << key.second << ": no master for epoch " << g.epoch + 1
                    << " (" << d.reason << "); retrying on every sweep";
     }
@@ -273,8 +282,8 @@ std::vector<Store::GroupKey> Store::SweepGroupsLocked(TimePoint now) {
   return due;
 }
 
-StatusOr<thrift::GroupState> Store::Promote(const std::string& service,
-                                            const std::string& address) {
+StatusOr<thrift::GroupState> Store::Promote(const std::string& service, const std::string& address,
+                                            bool accept_data_loss) {
   std::unique_lock lock(mu_);
   if (shutdown_) return Error(StatusCode::kUnavailable, "the registry is shutting down");
   auto sit = services_.find(service);
@@ -304,8 +313,19 @@ StatusOr<thrift::GroupState> Store::Promote(const std::string& service,
   }
   const TimePoint now = clock_.Now();
   auto master = sit->second->instances.find(g.master);
-  if (g.epoch == 0 || g.master_gone || master == sit->second->instances.end() ||
-      !master->second.up || now - g.master_seen > options_.master_slave.master_lease) {
+  const bool master_lost = g.epoch == 0 || g.master_gone ||
+                           master == sit->second->instances.end() || !master->second.up ||
+                           now - g.master_seen > options_.master_slave.master_lease;
+  if (accept_data_loss) {
+    if (!master_lost) {
+      return Error(StatusCode::kInvalidArgument,
+                   where + " has a live master (" + g.master +
+                       "): a planned switchover loses nothing; promote without accepting "
+                       "data loss");
+    }
+    return ForcePromoteLocked(lock, key, address);
+  }
+  if (master_lost) {
     return Error(StatusCode::kUnavailable,
                  where + " has no live master to hand over from" +
                      (g.master.empty()
@@ -348,6 +368,40 @@ StatusOr<thrift::GroupState> Store::Promote(const std::string& service,
   }
   if (sw->outcome != Switchover::Outcome::kDone) return Error(StatusCode::kUnavailable, sw->why);
   return GroupStateLocked(key, groups_.at(key));
+}
+
+StatusOr<thrift::GroupState> Store::ForcePromoteLocked(std::unique_lock<std::mutex>& lock,
+                                                       const GroupKey& key,
+                                                       const std::string& address) {
+  const std::string where = key.first + "/" + key.second;
+  Group& g = groups_.at(key);
+  const int64_t epoch = g.epoch;
+  LOG(WARNING) << where << ": an administrator forces " << address
+               << " to become master, accepting the loss of acknowledged writes it lacks "
+               << "(commit floor " << g.commit_floor << ", "
+               << (g.stalled.empty() ? "not stalled" : g.stalled) << ")";
+  g.forced_target = address;
+  BumpServiceLocked(key.first);
+  // Rule 2 promotes it on a sweep once the old master's lease has surely run out.
+  const auto backstop = std::chrono::steady_clock::now() + options_.master_slave.promotion_delay +
+                        options_.master_slave.switchover_timeout;
+  while (!shutdown_ && groups_.at(key).epoch == epoch &&
+         std::chrono::steady_clock::now() < backstop) {
+    switchover_cv_.wait_for(lock, std::chrono::milliseconds(10));
+  }
+  Group& now = groups_.at(key);
+  if (now.epoch == epoch) {
+    if (now.forced_target == address) now.forced_target.clear();
+    return Error(StatusCode::kUnavailable,
+                 where + ": " + address + " was not promoted in time" +
+                     (now.stalled.empty() ? std::string() : " (" + now.stalled + ")"));
+  }
+  if (now.master != address) {
+    return Error(StatusCode::kUnavailable, where + ": " + now.master +
+                                               " was promoted instead (epoch " +
+                                               std::to_string(now.epoch) + ")");
+  }
+  return GroupStateLocked(key, now);
 }
 
 }  // namespace fulcrum::registry

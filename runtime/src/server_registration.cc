@@ -94,6 +94,8 @@ LoadReport ServerRegistration::Load() {
     // final. The other order could report a position a still-running write then moves past.
     report.writes_quiesced = role_->writes_quiesced();
     report.replication_position = role_->replication_position();
+    if (role_->info().role == InstanceRole::kMaster)
+      report.commit_position = role_->commit_position();
   }
   return report;
 }

@@ -82,11 +82,15 @@ TEST_F(ReplicaTest, WriteIsAcknowledgedOnlyOnceASlaveFetchedPastIt) {
   EXPECT_EQ(slave_.replica.Info().log_end, 1);
   EXPECT_EQ(put.wait_for(milliseconds(0)), std::future_status::timeout);
   EXPECT_EQ(master_.replica.Info().commit_position, 0);
+  EXPECT_EQ(master_.role.commit_position(), 0);
   // Its next fetch starts after the entry: acknowledged.
   ASSERT_TRUE(FetchOnce(slave_, master_, 1).ok());
   ASSERT_EQ(put.wait_for(seconds(10)), std::future_status::ready);
   EXPECT_TRUE(put.get().ok());
   EXPECT_EQ(master_.replica.Info().commit_position, 1);
+  // ...and reported to the registry, which then never promotes a slave below it.
+  EXPECT_EQ(master_.role.commit_position(), EncodePosition(1, 1));
+  EXPECT_EQ(slave_.role.commit_position(), 0);
   EXPECT_EQ(slave_.replica.Get("k").value, std::optional<std::string>("v"));
   EXPECT_EQ(slave_.role.replication_position(), EncodePosition(1, 1));
   EXPECT_EQ(master_.role.replication_position(), EncodePosition(1, 1));
@@ -165,6 +169,8 @@ TEST_F(ReplicaTest, NoSlavesNeededWithMinInsyncZero) {
   EXPECT_EQ(master.replica.Get("b").value, std::optional<std::string>("x"));
   // A failed CAS and removing an absent key write nothing.
   EXPECT_EQ(master.replica.Info().log_end, 4);
+  // Acknowledged on the master alone by choice: the registry is given no floor to wait for.
+  EXPECT_EQ(master.role.commit_position(), 0);
 }
 
 TEST_F(ReplicaTest, MasterReadWaitsUntilTheValueIsAcknowledged) {

@@ -210,10 +210,10 @@ TEST_F(ClientTest, ResolverFollowsRegistrationsWeightsDrainsAndDeregistration) {
   EXPECT_DOUBLE_EQ(snap.instances.at(0).load.calls_per_second, 99.5);
 
   // A drained instance leaves the set; undrained it returns.
-  admin->client().drain(kToken, "calc", "127.0.0.1:9002");
+  admin->client().drain(kToken, "calc", "127.0.0.1:9002", false);
   ASSERT_TRUE(listener.WaitForSet(
       [](const EndpointSet& s) { return s.endpoints.size() == 1 && s.endpoints[0].port == 9001; }));
-  admin->client().undrain(kToken, "calc", "127.0.0.1:9002");
+  admin->client().undrain(kToken, "calc", "127.0.0.1:9002", false);
   ASSERT_TRUE(listener.WaitForSet([](const EndpointSet& s) { return s.endpoints.size() == 2; }));
 
   // Deregistration removes it at once.
@@ -436,7 +436,7 @@ TEST_F(ClientTest, PromoteSwitchesOverThroughStopWritesAndQuiescedReports) {
   auto admin = Admin();
   thrift::GroupState group;
   try {
-    admin->client().promote(group, "", "kv", "127.0.0.1:9002");
+    admin->client().promote(group, "", "kv", "127.0.0.1:9002", false);
     FAIL() << "promote without a token";
   } catch (const thrift::RegistryError& e) {
     EXPECT_EQ(e.code, thrift::ErrorCode::UNAUTHENTICATED);
@@ -446,10 +446,10 @@ TEST_F(ClientTest, PromoteSwitchesOverThroughStopWritesAndQuiescedReports) {
     a.WaitFor([](const RegistrarDirectives& d) { return d.stop_writes; });
     b.role().set_replication_position(30);
   });
-  admin->client().promote(group, kToken, "kv", "127.0.0.1:9002");
+  admin->client().promote(group, kToken, "kv", "127.0.0.1:9002", false);
   replicate.join();
   EXPECT_EQ(group.epoch, 2);
-  EXPECT_EQ(group.master_address, "127.0.0.1:9002");
+  EXPECT_EQ(group.master_address, "127.0.0.1:9002", false);
   EXPECT_EQ(group.group, "g1");
   EXPECT_TRUE(b.WaitFor([](const RegistrarDirectives& d) {
                  return d.role == InstanceRole::kMaster && d.epoch == 2;
@@ -461,14 +461,14 @@ TEST_F(ClientTest, PromoteSwitchesOverThroughStopWritesAndQuiescedReports) {
 
   // The new master is not a target; a stateless-looking address is unknown.
   try {
-    admin->client().promote(group, kToken, "kv", "127.0.0.1:9002");
+    admin->client().promote(group, kToken, "kv", "127.0.0.1:9002", false);
     FAIL() << "promoted the master";
   } catch (const thrift::RegistryError& e) {
     EXPECT_EQ(e.code, thrift::ErrorCode::INVALID_ARGUMENT);
     EXPECT_EQ(e.message, "127.0.0.1:9002 is already the master of kv/g1 (epoch 2)");
   }
   try {
-    admin->client().promote(group, kToken, "kv", "127.0.0.1:1");
+    admin->client().promote(group, kToken, "kv", "127.0.0.1:1", false);
     FAIL() << "promoted an unknown instance";
   } catch (const thrift::RegistryError& e) {
     EXPECT_EQ(e.code, thrift::ErrorCode::NOT_FOUND);

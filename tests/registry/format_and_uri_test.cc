@@ -135,8 +135,24 @@ TEST(CtlFormatTest, MasterSlaveTableShowsRolesEpochsPositionsAndGroups) {
             "127.0.0.1:9003  UP      2          z1    no       0.2s     3          120.2    g1     "
             "SLAVE   4      118\n"
             "\n"
-            "GROUP  EPOCH  MASTER          SWITCHOVER-TO\n"
-            "g1     4      127.0.0.1:9001  127.0.0.1:9003\n");
+            "GROUP  EPOCH  MASTER          SWITCHOVER-TO   COMMIT-FLOOR\n"
+            "g1     4      127.0.0.1:9001  127.0.0.1:9003  0\n");
+}
+
+TEST(CtlFormatTest, AStalledGroupSaysWhy) {
+  thrift::ServiceSnapshot snap = MasterSlaveSnapshot();
+  snap.groups[0].master_address = "";
+  snap.groups[0].switchover_target = "";
+  snap.groups[0].commit_floor = 120;
+  snap.groups[0].stalled = "every slave is below the commit floor";
+  const std::string out = FormatInstances(snap, false);
+  EXPECT_NE(out.find("g1     4      (none)  -              120\n"
+                     "group g1 has no master: every slave is below the commit floor\n"),
+            std::string::npos)
+      << out;
+  const nlohmann::json j = nlohmann::json::parse(FormatInstances(snap, true));
+  EXPECT_EQ(j["groups"][0]["commit_floor"], 120);
+  EXPECT_EQ(j["groups"][0]["stalled"], "every slave is below the commit floor");
 }
 
 TEST(CtlFormatTest, MasterSlaveJson) {

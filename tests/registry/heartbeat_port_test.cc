@@ -187,7 +187,7 @@ TEST_F(HeartbeatPortTest, RefusesWatchLookupAndAdminCallsAndWrongTokens) {
   expect_refused("remove_instance", [&] { hb->client().remove_instance(kToken, "calc", "a:1"); });
   expect_refused("promote", [&] {
     thrift::GroupState g;
-    hb->client().promote(g, kToken, "calc", "a:1");
+    hb->client().promote(g, kToken, "calc", "a:1", false);
   });
 
   // Same auth as the main port.

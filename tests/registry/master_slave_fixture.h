@@ -72,11 +72,14 @@ class MasterSlaveTest : public ::testing::Test {
     return lease->id;
   }
 
-  // A heartbeat from `port` reporting `position`; checks the write-safety invariant.
-  thrift::Directives Beat(int port, int64_t position = 0, bool quiesced = false) {
+  // A heartbeat from `port` reporting `position` (and, from a master, the position up to
+  // which its writes are acknowledged); checks the write-safety invariant.
+  thrift::Directives Beat(int port, int64_t position = 0, bool quiesced = false,
+                          int64_t commit = 0) {
     thrift::LoadReport load;
     load.replication_position = position;
     load.writes_quiesced = quiesced;
+    load.commit_position = commit;
     thrift::Directives d = store_->Heartbeat(leases_.at(port), load);
     const TimePoint now = clock_.Now();
     // Rule 1 as the server applies it (RoleState): a master may write until sent_at + lease

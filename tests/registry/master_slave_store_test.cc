@@ -4,6 +4,8 @@
 // deregistering master. The fixture checks the safety invariants after every call.
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include "child_process.h"
 
 #include "master_slave_fixture.h"
@@ -169,6 +171,67 @@ TEST_F(MasterSlaveTest, NoCandidateMeansNoMasterUntilASlaveReports) {
   Beat(9002, 3);                      // fresh: promoted on this heartbeat
   EXPECT_EQ(Group().epoch, 2);
   EXPECT_EQ(Group().master_address, Addr(9002));
+}
+
+TEST_F(MasterSlaveTest, NoSlaveBelowTheMastersCommitPositionIsPromoted) {
+  Register(9001);
+  Register(9002);
+  Register(9003);
+  Beat(9001, 100, false, /*commit=*/90);  // acknowledged up to 90
+  Beat(9001, 100, false, /*commit=*/70);  // an older figure never lowers the floor
+  EXPECT_EQ(Group().commit_floor, 90);
+  // The master dies; the slaves that had 90 are gone too: what is left is below it.
+  for (int i = 0; i < 20; ++i) {
+    Step(milliseconds(100));
+    Beat(9002, 80);
+    Beat(9003, 85);
+  }
+  EXPECT_EQ(Group().epoch, 1) << "promoting 9003 would lose the writes from 86 to 90";
+  EXPECT_EQ(Group().master_address, Addr(9001));
+  EXPECT_NE(Group().stalled.find("below the position 90"), std::string::npos) << Group().stalled;
+  EXPECT_EQ(persister_.attempts, 1);
+  // A slave that has them reports: it is promoted, and the stall is over.
+  Beat(9002, 95);
+  EXPECT_EQ(Group().epoch, 2);
+  EXPECT_EQ(Group().master_address, Addr(9002));
+  EXPECT_EQ(Group().stalled, "");
+}
+
+TEST_F(MasterSlaveTest, AnAdministratorEndsAStallBelowTheCommitFloor) {
+  Register(9001);
+  Register(9002);
+  Register(9003);
+  Beat(9001, 100, false, 90);
+  Beat(9002, 80);
+  Beat(9003, 85);
+  // While the master is alive, accepting data loss is refused: a switchover loses nothing.
+  StatusOr<thrift::GroupState> refused = store_->Promote(kService, Addr(9002), true);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status();
+  for (int i = 0; i < 12; ++i) {
+    Step(milliseconds(100));
+    Beat(9002, 80);
+    Beat(9003, 85);
+  }
+  ASSERT_EQ(Group().epoch, 1);
+  ASSERT_FALSE(Group().stalled.empty());
+  // The administrator picks 9002 (not even the best one left) and accepts the loss.
+  auto promoted =
+      std::async(std::launch::async, [&] { return store_->Promote(kService, Addr(9002), true); });
+  for (int i = 0; i < 2000 && promoted.wait_for(milliseconds(1)) != std::future_status::ready;
+       ++i) {
+    Step(milliseconds(10));
+    Beat(9002, 80);
+    Beat(9003, 85);
+  }
+  StatusOr<thrift::GroupState> result = promoted.get();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->epoch, 2);
+  EXPECT_EQ(result->master_address, Addr(9002));
+  EXPECT_EQ(result->commit_floor, 0) << "the floor starts over with the new master";
+  EXPECT_EQ(result->stalled, "");
+  // The new master's commits raise it again.
+  Beat(9002, 82, false, 81);
+  EXPECT_EQ(Group().commit_floor, 81);
 }
 
 TEST_F(MasterSlaveTest, AMasterReturningBeforePromotionKeepsItsRole) {

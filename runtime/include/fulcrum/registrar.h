@@ -48,6 +48,8 @@ struct LoadReport {
   // then the position is final (the registry promotes a target that has reached it).
   int64_t replication_position = 0;
   bool writes_quiesced = false;
+  // Master only: acknowledged up to here (replication_position's encoding; 0: unknown).
+  int64_t commit_position = 0;
 };
 
 // What the backend tells a registered server after each heartbeat.

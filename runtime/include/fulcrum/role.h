@@ -76,6 +76,10 @@ class RoleState {
   // The application's replication position, reported with every heartbeat.
   void set_replication_position(int64_t position) { position_.store(position); }
   int64_t replication_position() const { return position_.load(); }
+  // Master only: the position up to which writes were acknowledged. The registry never
+  // promotes a slave below the last one reported (it would lose those writes).
+  void set_commit_position(int64_t position) { commit_position_.store(position); }
+  int64_t commit_position() const { return commit_position_.load(); }
 
   // Called (from the heartbeat thread, never two at once) after role, epoch or master
   // changed. Register listeners before the server starts.
@@ -86,6 +90,7 @@ class RoleState {
   const Duration write_margin_;
   std::atomic<int64_t> writes_in_flight_{0};
   std::atomic<int64_t> position_{0};
+  std::atomic<int64_t> commit_position_{0};
   std::atomic<uint64_t> writes_refused_{0};
   // The write path reads these two without the mutex.
   std::atomic<int64_t> lease_end_ns_{0};  // 0: no lease

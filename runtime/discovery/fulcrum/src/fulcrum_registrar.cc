@@ -138,6 +138,7 @@ Status FulcrumRegistrar::HeartbeatOnce() {
     load.calls_per_second = r.calls_per_second;
     load.replication_position = r.replication_position;
     load.writes_quiesced = r.writes_quiesced;
+    load.commit_position = r.commit_position;
   }
   thrift::Directives d;
   // Taken before sending: the master's lease runs from here, which is no later than the
