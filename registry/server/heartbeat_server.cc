@@ -95,7 +95,7 @@ void HeartbeatPortHandler::remove_instance(const std::string&, const std::string
   Refuse("remove_instance");
 }
 void HeartbeatPortHandler::promote(thrift::GroupState&, const std::string&, const std::string&,
-                                   const std::string&) {
+                                   const std::string&, bool) {
   Refuse("promote");
 }
 

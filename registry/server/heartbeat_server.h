@@ -71,8 +71,8 @@ class HeartbeatPortHandler final : public thrift::RegistryIf {
   void drain(const std::string&, const std::string&, const std::string&) override;
   void undrain(const std::string&, const std::string&, const std::string&) override;
   void remove_instance(const std::string&, const std::string&, const std::string&) override;
-  void promote(thrift::GroupState&, const std::string&, const std::string&,
-               const std::string&) override;
+  void promote(thrift::GroupState&, const std::string&, const std::string&, const std::string&,
+               bool) override;
 
  private:
   std::shared_ptr<RegistryHandler> inner_;

@@ -210,10 +210,10 @@ TEST_F(ClientTest, ResolverFollowsRegistrationsWeightsDrainsAndDeregistration) {
   EXPECT_DOUBLE_EQ(snap.instances.at(0).load.calls_per_second, 99.5);
 
   // A drained instance leaves the set; undrained it returns.
-  admin->client().drain(kToken, "calc", "127.0.0.1:9002", false);
+  admin->client().drain(kToken, "calc", "127.0.0.1:9002");
   ASSERT_TRUE(listener.WaitForSet(
       [](const EndpointSet& s) { return s.endpoints.size() == 1 && s.endpoints[0].port == 9001; }));
-  admin->client().undrain(kToken, "calc", "127.0.0.1:9002", false);
+  admin->client().undrain(kToken, "calc", "127.0.0.1:9002");
   ASSERT_TRUE(listener.WaitForSet([](const EndpointSet& s) { return s.endpoints.size() == 2; }));
 
   // Deregistration removes it at once.
@@ -449,7 +449,7 @@ TEST_F(ClientTest, PromoteSwitchesOverThroughStopWritesAndQuiescedReports) {
   admin->client().promote(group, kToken, "kv", "127.0.0.1:9002", false);
   replicate.join();
   EXPECT_EQ(group.epoch, 2);
-  EXPECT_EQ(group.master_address, "127.0.0.1:9002", false);
+  EXPECT_EQ(group.master_address, "127.0.0.1:9002");
   EXPECT_EQ(group.group, "g1");
   EXPECT_TRUE(b.WaitFor([](const RegistrarDirectives& d) {
                  return d.role == InstanceRole::kMaster && d.epoch == 2;
