@@ -44,7 +44,7 @@ void Follower::Loop() {
     KvResult<FetchResponse> response = fetch_(info.master_address, request);
     fetches_.fetch_add(1);
     KvStatus s = response.status;
-    if (s.ok()) s = replica_.ApplyFetch(request, response.value);
+    if (s.ok()) s = replica_.ApplyFetch(request, std::move(response.value));
     if (s.ok()) {
       last_error.clear();
       continue;

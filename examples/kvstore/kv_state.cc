@@ -1,5 +1,7 @@
 #include "kv_state.h"
 
+#include <algorithm>
+
 namespace kvstore {
 
 void KvState::Apply(const Entry& e) {
@@ -21,19 +23,32 @@ const Value* KvState::Find(const std::string& key) const {
   return it == values_.end() ? nullptr : &it->second;
 }
 
-std::map<std::string, std::string> KvState::Snapshot() const {
+std::map<std::string, std::string> SortedSnapshot(KvPairs pairs) {
+  std::sort(pairs.begin(), pairs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   std::map<std::string, std::string> out;
+  // In order, each at the end: no search, no comparison but the hint's.
+  for (auto& [key, value] : pairs) out.emplace_hint(out.end(), std::move(key), std::move(value));
+  return out;
+}
+
+KvPairs KvState::Snapshot() const {
+  KvPairs out;
+  out.reserve(live_);
   for (const auto& [key, v] : values_) {
-    if (v.present) out.emplace(key, v.value);
+    if (v.present) out.emplace_back(key, v.value);
   }
   return out;
 }
 
-void KvState::Load(const std::map<std::string, std::string>& data, int64_t position) {
+void KvState::Load(KvPairs data, int64_t position) {
   values_.clear();
   tombstones_.clear();
-  for (const auto& [key, value] : data) values_[key] = Value{true, value, position};
   live_ = data.size();
+  values_.reserve(data.size());
+  for (auto& [key, value] : data) {
+    values_.emplace(std::move(key), Value{true, std::move(value), position});
+  }
 }
 
 void KvState::ForgetTombstonesUpTo(int64_t position) {

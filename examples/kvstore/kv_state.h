@@ -16,10 +16,16 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "replication_log.h"
 
 namespace kvstore {
+
+using KvPairs = std::vector<std::pair<std::string, std::string>>;
+
+// `pairs` (distinct keys) as a map, moving the strings.
+std::map<std::string, std::string> SortedSnapshot(KvPairs pairs);
 
 struct Value {
   bool present = false;  // false: a tombstone
@@ -32,10 +38,12 @@ class KvState {
   void Apply(const Entry& e);
   // The key's value or tombstone; nullptr when the key was never written (or forgotten).
   const Value* Find(const std::string& key) const;
-  // Live keys only.
-  std::map<std::string, std::string> Snapshot() const;
-  // Replaces everything with `data`, as written at `position`.
-  void Load(const std::map<std::string, std::string>& data, int64_t position);
+  // Live keys only, in no particular order: the Replica takes it under its lock, so it is
+  // a flat copy, without the sorting and per-key nodes of a map (SortedSnapshot does that
+  // afterwards).
+  KvPairs Snapshot() const;
+  // Replaces everything with `data` (distinct keys), as written at `position`.
+  void Load(KvPairs data, int64_t position);
   // Tombstones written at or before `position` are forgotten (a missing key reads as absent
   // anyway; they only matter while their removal may still be unacknowledged).
   void ForgetTombstonesUpTo(int64_t position);

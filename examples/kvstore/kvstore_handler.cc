@@ -76,7 +76,7 @@ void KvStoreHandler::fetch(rpc::FetchResult& _return, const std::string& replica
                  std::chrono::milliseconds(std::max(0, max_wait_ms))};
   auto out = replica_.Fetch(r);
   if (!out.ok()) ThrowKvError(out.status);
-  _return = ToThrift(out.value);
+  _return = ToThrift(std::move(out.value));
 }
 
 void KvStoreHandler::status(rpc::ReplicaStatus& _return) {
@@ -115,7 +115,7 @@ Entry FromThrift(const rpc::LogEntry& e) {
                e.key, e.value};
 }
 
-rpc::FetchResult ToThrift(const FetchResponse& r) {
+rpc::FetchResult ToThrift(FetchResponse r) {
   rpc::FetchResult out;
   out.epoch = r.epoch;
   out.entries.reserve(r.entries.size());
@@ -124,18 +124,25 @@ rpc::FetchResult ToThrift(const FetchResponse& r) {
     out.__isset.snapshot = true;
     out.snapshot.position = r.snapshot->position;
     out.snapshot.epoch = r.snapshot->epoch;
-    out.snapshot.data = r.snapshot->data;
+    // Sorted here, in the handler's thread, not under the replica's lock.
+    out.snapshot.data = SortedSnapshot(std::move(r.snapshot->data));
   }
   return out;
 }
 
-FetchResponse FromThrift(const rpc::FetchResult& r) {
+FetchResponse FromThrift(rpc::FetchResult r) {
   FetchResponse out;
   out.epoch = r.epoch;
   out.entries.reserve(r.entries.size());
   for (const rpc::LogEntry& e : r.entries) out.entries.push_back(FromThrift(e));
   if (r.__isset.snapshot) {
-    out.snapshot = SnapshotData{r.snapshot.position, r.snapshot.epoch, r.snapshot.data};
+    KvPairs data;
+    data.reserve(r.snapshot.data.size());
+    while (!r.snapshot.data.empty()) {  // node by node: the strings move, not copied
+      auto node = r.snapshot.data.extract(r.snapshot.data.begin());
+      data.emplace_back(std::move(node.key()), std::move(node.mapped()));
+    }
+    out.snapshot = SnapshotData{r.snapshot.position, r.snapshot.epoch, std::move(data)};
   }
   return out;
 }
@@ -183,7 +190,7 @@ KvResult<FetchResponse> FetchClient::Fetch(const std::string& master, const Fetc
         result, request.replica, request.epoch, request.from_position, request.prev_entry_epoch,
         static_cast<int32_t>(
             std::chrono::duration_cast<std::chrono::milliseconds>(request.max_wait).count()));
-    out.value = FromThrift(result);
+    out.value = FromThrift(std::move(result));
   } catch (const rpc::KvError& e) {
     out.status = {e.code == rpc::ErrorCode::STALE_EPOCH ? KvCode::kStaleEpoch : KvCode::kNotMaster,
                   "master says: " + e.message, e.master};

@@ -59,7 +59,8 @@ class FetchClient {
 // Conversions between the core's types and kvstore.thrift's.
 rpc::LogEntry ToThrift(const Entry& e);
 Entry FromThrift(const rpc::LogEntry& e);
-rpc::FetchResult ToThrift(const FetchResponse& r);
-FetchResponse FromThrift(const rpc::FetchResult& r);
+// By value: a snapshot can hold every key of the store, so callers move it in.
+rpc::FetchResult ToThrift(FetchResponse r);
+FetchResponse FromThrift(rpc::FetchResult r);
 
 }  // namespace kvstore

@@ -315,7 +315,7 @@ FetchRequest Replica::NextFetch(int64_t epoch, fulcrum::Duration max_wait) const
   return FetchRequest{options_.self, epoch, log_.end() + 1, log_.last_epoch(), max_wait};
 }
 
-KvStatus Replica::ApplyFetch(const FetchRequest& sent, const FetchResponse& r) {
+KvStatus Replica::ApplyFetch(const FetchRequest& sent, FetchResponse r) {
   std::lock_guard lock(mu_);
   if (shutdown_) return Error(KvCode::kNotMaster, "shutting down");
   const fulcrum::RoleInfo info = role_.info();
@@ -353,7 +353,7 @@ KvStatus Replica::ApplyFetch(const FetchRequest& sent, const FetchResponse& r) {
     LOG(INFO) << options_.self << ": resyncing from the master's snapshot at "
               << r.snapshot->position << " (" << r.snapshot->data.size() << " keys), epoch "
               << r.epoch;
-    state_.Load(r.snapshot->data, r.snapshot->position);
+    state_.Load(std::move(r.snapshot->data), r.snapshot->position);
     log_.Reset(r.snapshot->position, r.snapshot->epoch);
   }
   for (const Entry& e : r.entries) {

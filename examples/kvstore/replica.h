@@ -90,7 +90,7 @@ struct FetchRequest {
 struct SnapshotData {
   int64_t position = 0;
   int64_t epoch = 0;
-  std::map<std::string, std::string> data;
+  KvPairs data;  // live keys, in no particular order
 };
 
 struct FetchResponse {
@@ -132,7 +132,8 @@ class Replica {
   FetchRequest NextFetch(int64_t epoch, fulcrum::Duration max_wait) const;
   // Applies the master's answer to `sent`; refuses (changing nothing) data from an epoch
   // older than the log's, an answer that no longer fits the log, or malformed entries.
-  KvStatus ApplyFetch(const FetchRequest& sent, const FetchResponse& r);
+  // Takes `r` by value: a snapshot is moved into the state, not copied.
+  KvStatus ApplyFetch(const FetchRequest& sent, FetchResponse r);
 
   // EncodePosition(last epoch, log end): what the registry is told.
   int64_t position() const;

@@ -64,7 +64,9 @@ TEST(KvStateTest, AppliesInOrderAndForgetsOnlyTombstonesNotRewritten) {
   EXPECT_EQ(state.Find("a"), nullptr);
   ASSERT_NE(state.Find("b"), nullptr);  // written again after its removal
   EXPECT_EQ(state.Find("b")->value, "again");
-  EXPECT_EQ(state.Snapshot(), (std::map<std::string, std::string>{{"b", "again"}}));
+  EXPECT_EQ(state.Snapshot(), (KvPairs{{"b", "again"}}));
+  EXPECT_EQ(SortedSnapshot({{"y", "2"}, {"b", "1"}, {"x", "3"}}),
+            (std::map<std::string, std::string>{{"b", "1"}, {"x", "3"}, {"y", "2"}}));
   state.Load({{"x", "1"}, {"y", "2"}}, 42);
   EXPECT_EQ(state.live_keys(), 2u);
   EXPECT_EQ(state.Find("b"), nullptr);
