@@ -1,11 +1,13 @@
-// The balancer registry: name -> factory. Built-ins are added by RegisterBuiltins() on first
-// use (std::call_once) rather than by static initialisers, so linking order and static
-// libraries cannot drop them.
-#include <algorithm>
-#include <map>
-#include <mutex>
+// The balancer table: name -> factory. Built-ins are added on first use (a function-local
+// static) rather than by static initialisers, so linking order and static libraries cannot
+// drop them.
+#include <glog/logging.h>
+
+#include <optional>
+#include <utility>
 
 #include "balancers/builtin.h"
+#include "factory_table.h"
 #include "fulcrum/balancer.h"
 
 namespace fulcrum {
@@ -16,38 +18,33 @@ class EmptyPickerImpl final : public Picker {
   PickResult Pick(const PickArgs&) const override { return {}; }
 };
 
-struct Registry {
-  std::mutex mu;
-  std::map<std::string, BalancerFactory, std::less<>> factories;  // sorted: names list sorted
-};
+using BalancerTable = internal::FactoryTable<BalancerFactory>;
 
-Registry& TheRegistry() {
-  static Registry* registry = new Registry();  // never destroyed: safe during exit
-  return *registry;
+BalancerTable& Balancers() {
+  static BalancerTable* table = [] {
+    auto* t = new BalancerTable();  // never destroyed: safe during exit
+    const std::pair<const char*, BalancerFactory> builtins[] = {
+        {"random", balancers::NewRandomBalancer},
+        {"weighted_random", balancers::NewWeightedRandomBalancer},
+        {"round_robin", balancers::NewRoundRobinBalancer},
+        {"weighted_round_robin", balancers::NewWeightedRoundRobinBalancer},
+        {"least_response_time", balancers::NewLeastResponseTimeBalancer},
+        {"p2c_least_loaded", balancers::NewP2CLeastLoadedBalancer},
+        {"peak_ewma", balancers::NewPeakEwmaBalancer},
+        {"consistent_hash", balancers::NewConsistentHashBalancer},
+    };
+    for (const auto& [name, factory] : builtins) {
+      Status added = t->Add(name, factory, "balancer");
+      CHECK(added.ok()) << added;
+    }
+    return t;
+  }();
+  return *table;
 }
 
-void RegisterBuiltins(Registry& r) {
-  std::lock_guard<std::mutex> lock(r.mu);
-  r.factories.emplace("random", balancers::NewRandomBalancer);
-  r.factories.emplace("weighted_random", balancers::NewWeightedRandomBalancer);
-  r.factories.emplace("round_robin", balancers::NewRoundRobinBalancer);
-  r.factories.emplace("weighted_round_robin", balancers::NewWeightedRoundRobinBalancer);
-  r.factories.emplace("least_response_time", balancers::NewLeastResponseTimeBalancer);
-  r.factories.emplace("p2c_least_loaded", balancers::NewP2CLeastLoadedBalancer);
-  r.factories.emplace("peak_ewma", balancers::NewPeakEwmaBalancer);
-  r.factories.emplace("consistent_hash", balancers::NewConsistentHashBalancer);
-}
-
-Registry& InitializedRegistry() {
-  static std::once_flag once;
-  Registry& r = TheRegistry();
-  std::call_once(once, [&r] { RegisterBuiltins(r); });
-  return r;
-}
-
-std::string JoinNames(const std::map<std::string, BalancerFactory, std::less<>>& factories) {
+std::string JoinNames(const std::vector<std::string>& names) {
   std::string out;
-  for (const auto& [name, factory] : factories) {
+  for (const std::string& name : names) {
     if (!out.empty()) out += ", ";
     out += name;
   }
@@ -71,38 +68,18 @@ std::shared_ptr<const Picker> EmptyPicker() {
 }
 
 Status RegisterBalancer(std::string name, BalancerFactory factory) {
-  if (name.empty()) {
-    return Status::Error(StatusCode::kInvalidArgument, "balancer name must not be empty");
-  }
-  if (!factory) {
-    return Status::Error(StatusCode::kInvalidArgument,
-                         "balancer '" + name + "' registered without a factory");
-  }
-  Registry& r = InitializedRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  if (r.factories.contains(name)) {
-    return Status::Error(StatusCode::kInvalidArgument,
-                         "balancer '" + name + "' is already registered");
-  }
-  r.factories.emplace(std::move(name), std::move(factory));
-  return Status::Ok();
+  return Balancers().Add(std::move(name), std::move(factory), "balancer");
 }
 
 StatusOr<std::unique_ptr<Balancer>> CreateBalancer(std::string_view name,
                                                    const BalancerContext& ctx) {
-  Registry& r = InitializedRegistry();
-  BalancerFactory factory;
-  {
-    std::lock_guard<std::mutex> lock(r.mu);
-    auto it = r.factories.find(name);
-    if (it == r.factories.end()) {
-      return Status::Error(StatusCode::kNotFound, "unknown balancer '" + std::string(name) +
-                                                      "'; registered: " + JoinNames(r.factories));
-    }
-    factory = it->second;
+  std::optional<BalancerFactory> factory = Balancers().Find(name);
+  if (!factory) {
+    return Status::Error(StatusCode::kNotFound, "unknown balancer '" + std::string(name) +
+                                                    "'; registered: " + JoinNames(BalancerNames()));
   }
-  // Run the factory outside the lock: a user factory may itself call into the registry.
-  std::unique_ptr<Balancer> balancer = factory(ctx);
+  // The factory runs outside the table's lock: a user factory may itself use the table.
+  std::unique_ptr<Balancer> balancer = (*factory)(ctx);
   if (balancer == nullptr) {
     return Status::Error(StatusCode::kInternal,
                          "the factory of balancer '" + std::string(name) + "' returned null");
@@ -110,13 +87,6 @@ StatusOr<std::unique_ptr<Balancer>> CreateBalancer(std::string_view name,
   return balancer;
 }
 
-std::vector<std::string> BalancerNames() {
-  Registry& r = InitializedRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  std::vector<std::string> names;
-  names.reserve(r.factories.size());
-  for (const auto& [name, factory] : r.factories) names.push_back(name);
-  return names;  // std::map keeps them sorted
-}
+std::vector<std::string> BalancerNames() { return Balancers().Names(); }  // sorted
 
 }  // namespace fulcrum

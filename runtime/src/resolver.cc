@@ -1,10 +1,10 @@
 #include "fulcrum/resolver.h"
 
 #include <charconv>
-#include <map>
-#include <mutex>
+#include <optional>
 #include <vector>
 
+#include "factory_table.h"
 #include "unknown_scheme.h"
 
 namespace fulcrum {
@@ -42,22 +42,21 @@ class StaticResolver final : public Resolver {
   const EndpointSet set_;
 };
 
-struct SchemeRegistry {
-  std::mutex mu;
-  std::map<std::string, ResolverFactory, std::less<>> factories;
-};
-
-SchemeRegistry& Schemes() {
-  static SchemeRegistry* registry = [] {
-    auto* r = new SchemeRegistry;
-    r->factories["static"] = [](std::string_view rest) -> StatusOr<std::unique_ptr<Resolver>> {
-      StatusOr<EndpointSet> set = ParseStaticEndpoints(rest);
-      if (!set.ok()) return set.status();
-      return std::unique_ptr<Resolver>(new StaticResolver(std::move(set).value()));
-    };
-    return r;
+internal::FactoryTable<ResolverFactory>& Schemes() {
+  static auto* schemes = [] {
+    auto* t = new internal::FactoryTable<ResolverFactory>();  // never destroyed: usable at exit
+    Status added = t->Add(
+        "static",
+        [](std::string_view rest) -> StatusOr<std::unique_ptr<Resolver>> {
+          StatusOr<EndpointSet> set = ParseStaticEndpoints(rest);
+          if (!set.ok()) return set.status();
+          return std::unique_ptr<Resolver>(new StaticResolver(std::move(set).value()));
+        },
+        "resolver scheme");
+    (void)added;  // the table is empty: cannot fail
+    return t;
   }();
-  return *registry;
+  return *schemes;
 }
 
 }  // namespace
@@ -170,13 +169,7 @@ StatusOr<EndpointSet> ParseStaticEndpoints(std::string_view list) {
 }
 
 Status RegisterResolverScheme(std::string scheme, ResolverFactory factory) {
-  if (scheme.empty() || !factory) return Invalid("resolver scheme needs a name and a factory");
-  SchemeRegistry& r = Schemes();
-  std::lock_guard<std::mutex> lock(r.mu);
-  if (!r.factories.emplace(std::move(scheme), std::move(factory)).second) {
-    return Invalid("resolver scheme already registered");
-  }
-  return Status::Ok();
+  return Schemes().Add(std::move(scheme), std::move(factory), "resolver scheme");
 }
 
 StatusOr<std::unique_ptr<Resolver>> CreateResolver(std::string_view uri) {
@@ -186,17 +179,9 @@ StatusOr<std::unique_ptr<Resolver>> CreateResolver(std::string_view uri) {
                    "' is not a URI: want scheme://..., e.g. static://127.0.0.1:9090");
   }
   std::string_view scheme = uri.substr(0, sep);
-  ResolverFactory factory;
-  std::vector<std::string> known;
-  {
-    SchemeRegistry& r = Schemes();
-    std::lock_guard<std::mutex> lock(r.mu);
-    auto it = r.factories.find(scheme);
-    if (it != r.factories.end()) factory = it->second;
-    for (const auto& [name, f] : r.factories) known.push_back(name);
-  }
-  if (!factory) return UnknownSchemeError("resolver", scheme, uri, known);
-  return factory(uri.substr(sep + 3));
+  std::optional<ResolverFactory> factory = Schemes().Find(scheme);
+  if (!factory) return UnknownSchemeError("resolver", scheme, uri, Schemes().Names());
+  return (*factory)(uri.substr(sep + 3));
 }
 
 }  // namespace fulcrum

@@ -1,4 +1,4 @@
-// Factories of the built-in balancers, one per file in this folder; balancer_registry.cc
+// Factories of the built-in balancers, one per file in this folder; balancer_table.cc
 // registers them under their names. Thread-safe (factories have no shared state).
 #pragma once
 
