@@ -13,6 +13,7 @@
 
 #include "fulcrum/framed_transport.h"
 #include "fulcrum/metrics.h"
+#include "fulcrum/server_transport.h"
 #include "server/handler.h"
 
 namespace fulcrum::registry {
@@ -209,9 +210,7 @@ Status RegistryDaemon::Start() {
 
   auto server = std::make_shared<apache::thrift::server::TThreadedServer>(
       processor, socket, std::make_shared<FramedTransportFactory>(options_.max_frame_bytes),
-      std::make_shared<apache::thrift::protocol::TBinaryProtocolFactory>(
-          static_cast<int32_t>(options_.max_frame_bytes), /*container_limit=*/1 << 20,
-          /*strict_read=*/false, /*strict_write=*/true));
+      ServerProtocolFactory(Protocol::kBinary, options_.max_frame_bytes));
   server->setConcurrentClientLimit(options_.max_connections);
   server->setServerEventHandler(std::make_shared<EventHandler>(this));
   server_ = server;

@@ -9,6 +9,7 @@
 
 #include <future>
 
+#include "fulcrum/server_transport.h"
 #include "server/handler.h"
 
 namespace fulcrum::registry {
@@ -152,15 +153,10 @@ Status HeartbeatServer::Start() {
   }
   auto processor = std::make_shared<HeartbeatProcessor>(std::make_shared<thrift::RegistryProcessor>(
       std::make_shared<HeartbeatPortHandler>(handler_)));
-  auto socket = std::make_shared<apache::thrift::transport::TNonblockingServerSocket>(
-      options_.host, options_.port);
-  // Specialised on TBufferBase: the server hands the processor a TMemoryBuffer per frame
-  // (whose message budget resets per message), so the protocol can use its inline fast path.
-  // The string limit of one frame makes junk fail at once instead of allocating what it claims.
-  auto protocol = std::make_shared<
-      apache::thrift::protocol::TBinaryProtocolFactoryT<apache::thrift::transport::TBufferBase>>(
-      static_cast<int32_t>(options_.max_frame_bytes), /*container_limit=*/1 << 20,
-      /*strict_read=*/false, /*strict_write=*/true);
+  // The same wire rules and accept guard as fulcrum::Server's nonblocking mode.
+  auto socket =
+      std::make_shared<GuardedNonblockingServerSocket>(options_.host, options_.port, &stopped_);
+  auto protocol = ServerProtocolFactory(Protocol::kBinary, options_.max_frame_bytes);
   // No thread manager: calls run inline on the I/O thread(s).
   auto server =
       std::make_shared<apache::thrift::server::TNonblockingServer>(processor, protocol, socket);

@@ -98,7 +98,7 @@ class HeartbeatServer {
   std::atomic<int> port_{0};
   std::mutex stop_mu_;
   bool started_ = false;
-  bool stopped_ = false;
+  std::atomic<bool> stopped_{false};  // written under stop_mu_; the socket reads it
 };
 
 }  // namespace fulcrum::registry

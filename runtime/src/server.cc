@@ -24,6 +24,7 @@
 #include <thrift/transport/TSocket.h>
 
 #include "fulcrum/framed_transport.h"
+#include "fulcrum/server_transport.h"
 #include "metrics/server_metrics.h"
 
 namespace fulcrum {
@@ -32,15 +33,11 @@ using apache::thrift::TException;
 using apache::thrift::TProcessor;
 using apache::thrift::concurrency::ThreadFactory;
 using apache::thrift::concurrency::ThreadManager;
-using apache::thrift::protocol::TBinaryProtocolFactoryT;
-using apache::thrift::protocol::TCompactProtocolFactoryT;
 using apache::thrift::protocol::TProtocol;
 using apache::thrift::protocol::TProtocolFactory;
 using apache::thrift::server::TNonblockingServer;
 using apache::thrift::server::TServerEventHandler;
 using apache::thrift::server::TThreadedServer;
-using apache::thrift::transport::TBufferBase;
-using apache::thrift::transport::TNonblockingServerSocket;
 using apache::thrift::transport::TServerSocket;
 using apache::thrift::transport::TSocket;
 using apache::thrift::transport::TTransport;
@@ -54,19 +51,6 @@ StatusOr<ServerType> ParseServerType(std::string_view name) {
 }
 
 namespace {
-
-// Strict reads and a string limit of one frame: junk from a client fails at once instead of
-// making the server allocate whatever length the junk claims. Specialising on TBufferBase (the
-// base of both FramedTransport and the nonblocking server's TMemoryBuffer) lets the protocol
-// use the buffer's inline fast path.
-std::shared_ptr<TProtocolFactory> MakeServerProtocolFactory(Protocol p, uint32_t max_frame_size) {
-  const auto limit = static_cast<int32_t>(std::min<uint32_t>(max_frame_size, INT32_MAX));
-  if (p == Protocol::kCompact) {
-    return std::make_shared<TCompactProtocolFactoryT<TBufferBase>>(limit, 0);
-  }
-  return std::make_shared<TBinaryProtocolFactoryT<TBufferBase>>(limit, 0, /*strict_read=*/true,
-                                                                /*strict_write=*/true);
-}
 
 std::string PeerOf(int fd) {
   sockaddr_storage addr{};
@@ -87,37 +71,6 @@ std::string PeerOf(int fd) {
   }
   return std::string(host) + ":" + std::to_string(port);
 }
-
-// TNonblockingServer calls accept() from a libevent callback on IO thread 0 and lets any error
-// escape: the exception unwinds that thread's event loop out of serve(), and every connection
-// on the thread (calls in flight included) is left unserved. Stop() makes that happen whenever
-// the listener has just reported a connection (it replaces the listening socket, and the
-// accept() that follows fails with EINVAL); so can a peer that resets before the accept, or a
-// process out of descriptors. Here an accept that fails hands the server a socket whose peer is
-// already closed instead: it reads EOF and recycles the connection, and the loop goes on.
-class GuardedNonblockingServerSocket : public TNonblockingServerSocket {
- public:
-  GuardedNonblockingServerSocket(const std::string& host, int port,
-                                 const std::atomic<bool>* stopping)
-      : TNonblockingServerSocket(host, port), stopping_(stopping) {}
-
- protected:
-  std::shared_ptr<TSocket> acceptImpl() override {
-    try {
-      return TNonblockingServerSocket::acceptImpl();
-    } catch (const TTransportException& e) {
-      LOG_IF(WARNING, !stopping_->load(std::memory_order_relaxed))
-          << "accepting a connection on port " << getListenPort() << " failed: " << e.what();
-      int ends[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ends) != 0) throw;
-      ::close(ends[1]);
-      return std::make_shared<TSocket>(ends[0]);
-    }
-  }
-
- private:
-  const std::atomic<bool>* const stopping_;
-};
 
 }  // namespace
 
@@ -279,7 +232,7 @@ Status Server::Start() {
     metrics_ = std::make_shared<internal::ServerMetrics>(*this);
     processor_->setEventHandler(metrics_);
   }
-  auto protocol = MakeServerProtocolFactory(options_.protocol, options_.max_frame_size);
+  auto protocol = ServerProtocolFactory(options_.protocol, options_.max_frame_size);
   std::function<int()> listen_fd;
 
   if (options_.type == ServerType::kThreaded) {
