@@ -6,9 +6,7 @@
 namespace fulcrum {
 
 using apache::thrift::protocol::TBinaryProtocol;
-using apache::thrift::protocol::TBinaryProtocolFactory;
 using apache::thrift::protocol::TCompactProtocol;
-using apache::thrift::protocol::TCompactProtocolFactory;
 
 StatusOr<Protocol> ParseProtocol(std::string_view name) {
   if (name == "binary") return Protocol::kBinary;
@@ -18,11 +16,6 @@ StatusOr<Protocol> ParseProtocol(std::string_view name) {
 }
 
 const char* ProtocolName(Protocol p) { return p == Protocol::kBinary ? "binary" : "compact"; }
-
-std::shared_ptr<apache::thrift::protocol::TProtocolFactory> MakeProtocolFactory(Protocol p) {
-  if (p == Protocol::kCompact) return std::make_shared<TCompactProtocolFactory>();
-  return std::make_shared<TBinaryProtocolFactory>();
-}
 
 std::shared_ptr<apache::thrift::protocol::TProtocol> MakeProtocol(
     Protocol p, std::shared_ptr<apache::thrift::transport::TTransport> transport) {

@@ -164,7 +164,7 @@ struct EndpointReport {
   int idle_connections = 0;
 };
 
-class Channel : public std::enable_shared_from_this<Channel> {
+class Channel {
  public:
   // Creates a channel whose endpoints come from `target` (a resolver URI).
   static StatusOr<std::shared_ptr<Channel>> Create(std::string_view target, ChannelOptions options);

@@ -121,7 +121,7 @@ class Connection {
   int watch_index_ = -1;  // position in the watchdog's list; -1: not watched (guarded by its lock)
 };
 
-class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
+class ConnectionPool {
  public:
   // Returns the connection to its pool on destruction (closed instead if broken).
   class Lease {

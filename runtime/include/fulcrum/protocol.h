@@ -15,7 +15,8 @@ enum class Protocol { kBinary, kCompact };
 StatusOr<Protocol> ParseProtocol(std::string_view name);  // "binary" | "compact"
 const char* ProtocolName(Protocol p);
 
-std::shared_ptr<apache::thrift::protocol::TProtocolFactory> MakeProtocolFactory(Protocol p);
+// A client-side protocol of kind `p` over `transport` (for hand-written Thrift clients on a
+// Fulcrum connection; servers use ServerProtocolFactory, fulcrum/server_transport.h).
 std::shared_ptr<apache::thrift::protocol::TProtocol> MakeProtocol(
     Protocol p, std::shared_ptr<apache::thrift::transport::TTransport> transport);
 
