@@ -505,6 +505,7 @@ std::vector<EndpointReport> Channel::Endpoints() const {
     r.failures = b->stats->failures();
     r.ewma_ms = b->stats->ewma_ns() / 1e6;
     r.ejected = outlier_.IsEjected(*b);
+    r.ejections = b->stats->ejections.load(std::memory_order_relaxed);
     r.open_connections = b->pool->open_connections();
     r.idle_connections = b->pool->idle_connections();
     out.push_back(std::move(r));

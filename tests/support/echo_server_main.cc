@@ -4,11 +4,15 @@
 //   fulcrum_test_echo_server --id=a --port=0 --protocol=compact
 //   LISTENING 40123        <- on stdout once the port accepts
 //
+// --delay_us makes every echo() call sleep that long before answering: a slow node for the
+// balancing benchmarks (fulcrum_load --slow_servers).
+//
 // SIGTERM or SIGINT: stops gracefully (in-flight calls finish, up to --drain_timeout_ms) and
 // exits 0. Bad flags: a message on stderr and exit status 2.
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <future>
 #include <memory>
@@ -29,8 +33,23 @@ DEFINE_string(protocol, "binary", "binary or compact");
 DEFINE_string(server_type, "threaded", "threaded or nonblocking");
 DEFINE_int32(drain_timeout_ms, 10000, "how long a graceful stop waits for calls in flight");
 DEFINE_bool(metrics, true, "record per-method metrics (ServerOptions::metrics)");
+DEFINE_int32(delay_us, 0, "sleep this many microseconds in every echo() call (a slow node)");
 
 namespace {
+
+// The echo handler with a fixed delay in every echo() call.
+class DelayedEchoHandler final : public fulcrum::testing::EchoHandler {
+ public:
+  DelayedEchoHandler(std::string id, std::chrono::microseconds delay)
+      : EchoHandler(std::move(id)), delay_(delay) {}
+  void echo(std::string& out, const std::string& message) override {
+    std::this_thread::sleep_for(delay_);
+    EchoHandler::echo(out, message);
+  }
+
+ private:
+  const std::chrono::microseconds delay_;
+};
 
 int Usage(const std::string& message) {
   std::fprintf(stderr, "fulcrum_test_echo_server: %s\n", message.c_str());
@@ -54,6 +73,7 @@ int main(int argc, char** argv) {
     return Usage("--port: " + std::to_string(FLAGS_port) + " is not in [0, 65535]");
   }
   if (FLAGS_drain_timeout_ms < 0) return Usage("--drain_timeout_ms must be >= 0");
+  if (FLAGS_delay_us < 0) return Usage("--delay_us must be >= 0");
 
   // Block the stop signals before any thread starts, so every thread inherits the mask and
   // only the sigwait() below ever sees them.
@@ -72,7 +92,10 @@ int main(int argc, char** argv) {
   options.type = type.value();
   options.drain_timeout = std::chrono::milliseconds(FLAGS_drain_timeout_ms);
   options.metrics = FLAGS_metrics;
-  auto handler = std::make_shared<fulcrum::testing::EchoHandler>(id);
+  std::shared_ptr<fulcrum::testing::EchoHandler> handler =
+      FLAGS_delay_us > 0
+          ? std::make_shared<DelayedEchoHandler>(id, std::chrono::microseconds(FLAGS_delay_us))
+          : std::make_shared<fulcrum::testing::EchoHandler>(id);
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);
   fulcrum::Status started = server.Start();
   if (!started.ok()) {

@@ -160,6 +160,7 @@ struct EndpointReport {
   uint64_t failures = 0;
   double ewma_ms = 0;
   bool ejected = false;
+  uint32_t ejections = 0;    // times ejected (reset after a long stretch back in rotation)
   int open_connections = 0;  // idle ones included
   int idle_connections = 0;
 };
