@@ -37,20 +37,6 @@ DEFINE_int32(delay_us, 0, "sleep this many microseconds in every echo() call (a 
 
 namespace {
 
-// The echo handler with a fixed delay in every echo() call.
-class DelayedEchoHandler final : public fulcrum::testing::EchoHandler {
- public:
-  DelayedEchoHandler(std::string id, std::chrono::microseconds delay)
-      : EchoHandler(std::move(id)), delay_(delay) {}
-  void echo(std::string& out, const std::string& message) override {
-    std::this_thread::sleep_for(delay_);
-    EchoHandler::echo(out, message);
-  }
-
- private:
-  const std::chrono::microseconds delay_;
-};
-
 int Usage(const std::string& message) {
   std::fprintf(stderr, "fulcrum_test_echo_server: %s\n", message.c_str());
   return 2;
@@ -92,10 +78,8 @@ int main(int argc, char** argv) {
   options.type = type.value();
   options.drain_timeout = std::chrono::milliseconds(FLAGS_drain_timeout_ms);
   options.metrics = FLAGS_metrics;
-  std::shared_ptr<fulcrum::testing::EchoHandler> handler =
-      FLAGS_delay_us > 0
-          ? std::make_shared<DelayedEchoHandler>(id, std::chrono::microseconds(FLAGS_delay_us))
-          : std::make_shared<fulcrum::testing::EchoHandler>(id);
+  auto handler = std::make_shared<fulcrum::testing::EchoHandler>(
+      id, std::chrono::microseconds(FLAGS_delay_us));
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);
   fulcrum::Status started = server.Start();
   if (!started.ok()) {
