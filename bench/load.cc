@@ -86,6 +86,12 @@ DEFINE_int32(slow_servers, 0,
              "if > 0: the slow-node benchmark: per balancer, --servers fast servers against the "
              "same number with this many of them slow (see bench/load.cc)");
 DEFINE_int32(slow_us, 1000, "slow-node benchmark: the slow servers' delay per call, microseconds");
+DEFINE_double(latency_factor, -1,
+              "if >= 0: OutlierOptions::latency_factor for the Fulcrum clients (0: latency "
+              "ejection off); else the default");
+DEFINE_int32(slow_start_ms, -1,
+             "if >= 0: SlowStartOptions::window in ms for the Fulcrum clients (0: off); else the "
+             "default");
 DEFINE_int32(memory_endpoints, 0, "if > 0: measure client memory with this many endpoints");
 DEFINE_int32(serve_listeners, 0, "internal: serve echo on this many ports (memory mode)");
 
@@ -208,6 +214,9 @@ Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& bala
   opts.service_name = "echo";
   opts.balancer = balancer;
   opts.metrics = metrics;
+  if (FLAGS_latency_factor >= 0) opts.outlier.latency_factor = FLAGS_latency_factor;
+  if (FLAGS_slow_start_ms >= 0)
+    opts.slow_start.window = std::chrono::milliseconds(FLAGS_slow_start_ms);
   auto created = fulcrum::Channel::Create(target, opts);
   CHECK(created.ok()) << created.status();
   std::shared_ptr<fulcrum::Channel> channel = std::move(created).value();
