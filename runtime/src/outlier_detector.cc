@@ -63,19 +63,23 @@ size_t OutlierDetector::EjectSlow(const BackendList& all) const {
   for (const BackendPtr& b : all) {
     if (IsEjected(*b) || !b->stats->has_latency() ||
         b->stats->latency_samples() < options_.latency_min_samples) {
+      b->stats->latency_strikes.store(0, std::memory_order_relaxed);
       continue;
     }
     judged.push_back({b.get(), b->stats->ewma_ns()});
   }
-  if (judged.size() < 2) return 0;
+  if (judged.size() < 2) {
+    for (const Judged& j : judged) j.backend->stats->latency_strikes.store(0);
+    return 0;
+  }
   std::sort(judged.begin(), judged.end(),
             [](const Judged& x, const Judged& y) { return x.ewma_ns > y.ewma_ns; });
   const double gap_ns = static_cast<double>(options_.latency_min_gap.count());
   size_t ejected = 0;
+  bool capped = false;
   std::vector<double> peers(judged.size() - 1);
   for (size_t i = 0; i < judged.size(); ++i) {
-    // The median of the others. Going from the slowest down, the median of the others only
-    // rises and the latency only falls: the first endpoint that does not stand out ends it.
+    EndpointStats& stats = *judged[i].backend->stats;
     size_t k = 0;
     for (size_t j = 0; j < judged.size(); ++j) {
       if (j != i) peers[k++] = judged[j].ewma_ns;
@@ -84,12 +88,21 @@ size_t OutlierDetector::EjectSlow(const BackendList& all) const {
     const size_t m = peers.size();
     const double median = m % 2 == 1 ? peers[m / 2] : (peers[m / 2 - 1] + peers[m / 2]) / 2;
     const double mine = judged[i].ewma_ns;
-    if (mine <= options_.latency_factor * median || mine - median < gap_ns) break;
+    if (mine <= options_.latency_factor * median || mine - median < gap_ns) {
+      stats.latency_strikes.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    const uint32_t strikes = stats.latency_strikes.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (capped || strikes < options_.latency_checks) continue;
     std::ostringstream why;
     why.precision(3);
     why << "for latency: " << mine / 1e6 << " ms against a median of " << median / 1e6
         << " ms for its peers";
-    if (!Eject(*judged[i].backend, all, why.str())) break;  // the cap
+    if (!Eject(*judged[i].backend, all, why.str())) {
+      capped = true;  // slower ones went first; the rest wait for room
+      continue;
+    }
+    stats.latency_strikes.store(0, std::memory_order_relaxed);
     ++ejected;
   }
   return ejected;

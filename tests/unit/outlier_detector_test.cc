@@ -157,7 +157,9 @@ OutlierOptions LatencyOptions() {
           .max_ejected_share = 0.5,
           .latency_factor = 3.0,
           .latency_min_gap = std::chrono::microseconds(500),
-          .latency_min_samples = 10};
+          .latency_min_samples = 10,
+          .latency_interval = milliseconds(100),
+          .latency_checks = 1};
 }
 
 TEST(OutlierDetectorTest, EjectsAnEndpointMuchSlowerThanItsPeers) {
@@ -263,6 +265,26 @@ TEST(OutlierDetectorTest, AnEndpointBackFromALatencyEjectionProvesItselfAgain) {
   Serve(clock, *all[2], 10, std::chrono::microseconds(120));
   EXPECT_EQ(d.EjectSlow(all), 0u);
   EXPECT_FALSE(d.IsEjected(*all[2]));
+}
+
+TEST(OutlierDetectorTest, LatencyEjectionWaitsForChecksInARow) {
+  testing::FakeClock clock;
+  OutlierOptions options = LatencyOptions();
+  options.latency_checks = 2;
+  OutlierDetector d(options, clock);
+  BackendList all = MakeBackends(3);
+  Serve(clock, *all[0], 10, std::chrono::microseconds(100));
+  Serve(clock, *all[1], 10, std::chrono::microseconds(100));
+  Serve(clock, *all[2], 10, milliseconds(2));
+  EXPECT_EQ(d.EjectSlow(all), 0u);  // one check: a blip, perhaps
+  all[2]->stats->RestartLatency();  // it was: fast again at the next check
+  Serve(clock, *all[2], 10, std::chrono::microseconds(100));
+  EXPECT_EQ(d.EjectSlow(all), 0u);
+  all[2]->stats->RestartLatency();
+  Serve(clock, *all[2], 10, milliseconds(2));
+  EXPECT_EQ(d.EjectSlow(all), 0u);  // the count started again
+  EXPECT_EQ(d.EjectSlow(all), 1u);  // two in a row
+  EXPECT_TRUE(d.IsEjected(*all[2]));
 }
 
 TEST(OutlierDetectorTest, DisabledWithZeroThreshold) {

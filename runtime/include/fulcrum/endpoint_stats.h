@@ -91,6 +91,7 @@ class EndpointStats {
   // When the endpoint joined the set or came back from ejection, in nanoseconds on the
   // channel's clock; 0: serving from the start. Slow start ramps its traffic from here.
   std::atomic<int64_t> serving_since_ns{0};
+  std::atomic<uint32_t> latency_strikes{0};  // latency checks in a row it stood out at
 
   // For tests: forget consecutive failures, as a success would.
   void ResetFailures() { consecutive_failures_.store(0, std::memory_order_relaxed); }

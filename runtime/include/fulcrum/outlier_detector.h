@@ -33,11 +33,14 @@ struct OutlierOptions {
   // ejected, under the same cap, panic rule and growing ejection times as for failures. Only
   // endpoints with latency_min_samples successful calls since they joined or came back are
   // judged or compared, so an endpoint back from ejection (its EWMA forgotten) is judged on
-  // what it does now. Checked every latency_interval by the channel's housekeeping thread.
+  // what it does now. Checked every latency_interval by the channel's housekeeping thread; an
+  // endpoint must stand out at latency_checks checks in a row (a blip, such as its first calls
+  // opening connections, does not eject it).
   double latency_factor = 2.0;  // 0 disables latency ejection
   Duration latency_min_gap = std::chrono::microseconds(500);
   uint32_t latency_min_samples = 50;
   Duration latency_interval = std::chrono::milliseconds(100);
+  uint32_t latency_checks = 2;
 };
 
 class OutlierDetector {
@@ -48,8 +51,9 @@ class OutlierDetector {
   // consecutive_failures times in a row and the cap allows. Returns true when it ejected.
   bool MaybeEject(const Backend& b, const BackendList& all) const;
 
-  // Ejects the endpoints of `all` whose latency stands out from their peers' (see
-  // OutlierOptions), the slowest first, while the cap allows. Returns how many it ejected.
+  // One latency check: ejects the endpoints of `all` whose latency has stood out from their
+  // peers' (see OutlierOptions) at latency_checks checks in a row, the slowest first, while the
+  // cap allows. Returns how many it ejected.
   size_t EjectSlow(const BackendList& all) const;
 
   // The backends to balance over now: those not ejected, or all of them in panic mode.
