@@ -89,6 +89,9 @@ DEFINE_int32(slow_us, 1000, "slow-node benchmark: the slow servers' delay per ca
 DEFINE_double(latency_factor, -1,
               "if >= 0: OutlierOptions::latency_factor for the Fulcrum clients (0: latency "
               "ejection off); else the default");
+DEFINE_int32(latency_interval_ms, -1,
+             "if > 0: OutlierOptions::latency_interval in ms for the Fulcrum clients");
+DEFINE_int32(latency_checks, -1, "if > 0: OutlierOptions::latency_checks for the Fulcrum clients");
 DEFINE_int32(slow_start_ms, -1,
              "if >= 0: SlowStartOptions::window in ms for the Fulcrum clients (0: off); else the "
              "default");
@@ -215,6 +218,10 @@ Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& bala
   opts.balancer = balancer;
   opts.metrics = metrics;
   if (FLAGS_latency_factor >= 0) opts.outlier.latency_factor = FLAGS_latency_factor;
+  if (FLAGS_latency_interval_ms > 0) {
+    opts.outlier.latency_interval = std::chrono::milliseconds(FLAGS_latency_interval_ms);
+  }
+  if (FLAGS_latency_checks > 0) opts.outlier.latency_checks = FLAGS_latency_checks;
   if (FLAGS_slow_start_ms >= 0)
     opts.slow_start.window = std::chrono::milliseconds(FLAGS_slow_start_ms);
   auto created = fulcrum::Channel::Create(target, opts);

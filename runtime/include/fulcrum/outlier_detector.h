@@ -39,7 +39,7 @@ struct OutlierOptions {
   double latency_factor = 2.0;  // 0 disables latency ejection
   Duration latency_min_gap = std::chrono::microseconds(500);
   uint32_t latency_min_samples = 50;
-  Duration latency_interval = std::chrono::milliseconds(100);
+  Duration latency_interval = std::chrono::milliseconds(50);
   uint32_t latency_checks = 2;
 };
 
