@@ -17,6 +17,15 @@
 // repeated --runs times with fresh servers and connections, and the ratio reported is the
 // median over runs. --raw_twice adds a second raw client: its ratio shows the method's noise.
 //
+// --slow_servers=K: the slow-node benchmark (issue 11). For each balancer and run, two sets of
+// --servers (the first count) fresh servers: all fast, and the same with K of them sleeping
+// --slow_us in every call. One channel per set takes turns in phases as above; printed: p50,
+// p99, calls/s, the share of calls the slow servers got, and per balancer the medians of
+// p99 slow / p99 fast and calls/s slow / calls/s fast over the runs.
+//
+//   fulcrum_load --slow_servers=1 --slow_us=1000 --servers=3 --payload=64 --runs=3
+//       --balancers=random,round_robin,weighted_round_robin,least_response_time,p2c_least_loaded,peak_ewma
+//
 // --metrics_off_too adds, for each balancer, the same Fulcrum client with metrics off, against
 // a second set of servers started with --metrics=false: the two take turns like the others, so
 // "metrics on / metrics off" is the cost of recording metrics on both sides of every call.
@@ -31,6 +40,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -72,6 +82,19 @@ DEFINE_bool(metrics_off_too, false,
             "metrics on / metrics off");
 DEFINE_bool(raw, true,
             "run the raw Thrift baseline (false: only the Fulcrum runs, e.g. to profile them)");
+DEFINE_int32(slow_servers, 0,
+             "if > 0: the slow-node benchmark: per balancer, --servers fast servers against the "
+             "same number with this many of them slow (see bench/load.cc)");
+DEFINE_int32(slow_us, 1000, "slow-node benchmark: the slow servers' delay per call, microseconds");
+DEFINE_double(latency_factor, -1,
+              "if >= 0: OutlierOptions::latency_factor for the Fulcrum clients (0: latency "
+              "ejection off); else the default");
+DEFINE_int32(latency_interval_ms, -1,
+             "if > 0: OutlierOptions::latency_interval in ms for the Fulcrum clients");
+DEFINE_int32(latency_checks, -1, "if > 0: OutlierOptions::latency_checks for the Fulcrum clients");
+DEFINE_int32(slow_start_ms, -1,
+             "if >= 0: SlowStartOptions::window in ms for the Fulcrum clients (0: off); else the "
+             "default");
 DEFINE_int32(memory_endpoints, 0, "if > 0: measure client memory with this many endpoints");
 DEFINE_int32(serve_listeners, 0, "internal: serve echo on this many ports (memory mode)");
 
@@ -124,6 +147,7 @@ struct Client {
   std::string name;
   std::function<void(int)> call;
   std::function<void()> close = [] {};
+  std::shared_ptr<fulcrum::Channel> channel;  // Fulcrum clients only
 };
 
 std::shared_ptr<EchoClient> RawConnection(
@@ -193,11 +217,18 @@ Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& bala
   opts.service_name = "echo";
   opts.balancer = balancer;
   opts.metrics = metrics;
+  if (FLAGS_latency_factor >= 0) opts.outlier.latency_factor = FLAGS_latency_factor;
+  if (FLAGS_latency_interval_ms > 0) {
+    opts.outlier.latency_interval = std::chrono::milliseconds(FLAGS_latency_interval_ms);
+  }
+  if (FLAGS_latency_checks > 0) opts.outlier.latency_checks = FLAGS_latency_checks;
+  if (FLAGS_slow_start_ms >= 0)
+    opts.slow_start.window = std::chrono::milliseconds(FLAGS_slow_start_ms);
   auto created = fulcrum::Channel::Create(target, opts);
   CHECK(created.ok()) << created.status();
   std::shared_ptr<fulcrum::Channel> channel = std::move(created).value();
   return {"fulcrum " + balancer + (metrics ? "" : ", metrics off"),
-          [channel, payload](int) { fulcrum::testing::Echo(*channel, payload); }};
+          [channel, payload](int) { fulcrum::testing::Echo(*channel, payload); }, [] {}, channel};
 }
 
 // Fulcrum's pooled connections to the first server, without the channel: no balancer, stats,
@@ -336,12 +367,14 @@ struct Servers {
   std::vector<uint16_t> ports;
 };
 
-Servers StartServers(int n, const std::vector<std::string>& extra = {}) {
+// `slow`: the first this many servers sleep --slow_us in every call.
+Servers StartServers(int n, const std::vector<std::string>& extra = {}, int slow = 0) {
   Servers s;
   for (int i = 0; i < n; ++i) {
     std::vector<std::string> argv = {FLAGS_server_binary, "--port=0", "--id=s" + std::to_string(i),
                                      "--server_type=" + FLAGS_server_type};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    if (i < slow) argv.push_back("--delay_us=" + std::to_string(FLAGS_slow_us));
     auto p = fulcrum::testing::Subprocess::Spawn(argv);
     CHECK(p.ok()) << p.status();
     auto line = (*p)->WaitForLine("LISTENING ", std::chrono::seconds(30));
@@ -468,6 +501,92 @@ int Throughput() {
   return 0;
 }
 
+// Calls each endpoint of `channel` has finished, by address.
+std::map<std::string, uint64_t> CallsByAddress(const fulcrum::Channel& channel) {
+  std::map<std::string, uint64_t> out;
+  for (const fulcrum::EndpointReport& r : channel.Endpoints()) out[r.address] = r.calls;
+  return out;
+}
+
+// The slow-node benchmark: see the top of this file.
+int SlowNode() {
+  CHECK_GT(FLAGS_phase_ms, 0) << "--phase_ms must be positive";
+  CHECK_GT(FLAGS_runs, 0) << "--runs must be positive";
+  const int n = std::stoi(Split(FLAGS_servers).at(0));
+  CHECK_GT(n, FLAGS_slow_servers) << "--servers must exceed --slow_servers";
+  const std::string payload(static_cast<size_t>(std::max(0, FLAGS_payload)), 'x');
+  std::printf(
+      "| balancer | servers | run |  fast calls/s | fast p50 us | fast p99 us | slow calls/s | "
+      "slow p50 us | slow p99 us | slow share | ejections (fast set) | errors |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<std::string> summary;
+  int64_t failed_calls = 0;
+  for (const std::string& balancer : Split(FLAGS_balancers)) {
+    std::vector<double> p99_ratio, rate_ratio, share, p99_fast, p99_slow, rate_fast, rate_slow;
+    for (int run = 1; run <= FLAGS_runs; ++run) {
+      Servers fast = StartServers(n);
+      Servers mixed = StartServers(n, {}, FLAGS_slow_servers);
+      std::vector<Client> clients = {FulcrumClient(fast.ports, balancer, payload),
+                                     FulcrumClient(mixed.ports, balancer, payload)};
+      Drive(clients, FLAGS_phase_ms / 1000.0);  // warm up
+      const fulcrum::Channel& slow_channel = *clients[1].channel;
+      const std::map<std::string, uint64_t> before = CallsByAddress(slow_channel);
+      const std::vector<Totals> totals = Drive(clients, FLAGS_seconds);
+      const std::map<std::string, uint64_t> after = CallsByAddress(slow_channel);
+      uint64_t all = 0;
+      uint64_t to_slow = 0;
+      for (const auto& [address, calls] : after) {
+        const uint64_t d = calls - before.at(address);
+        all += d;
+        for (int i = 0; i < FLAGS_slow_servers; ++i) {
+          if (address == "127.0.0.1:" + std::to_string(mixed.ports[i])) to_slow += d;
+        }
+      }
+      // Ejections on the slow set, and on the fast one (where any is a false alarm).
+      uint64_t ejections = 0;
+      for (const fulcrum::EndpointReport& r : slow_channel.Endpoints()) ejections += r.ejections;
+      uint64_t fast_ejections = 0;
+      for (const fulcrum::EndpointReport& r : clients[0].channel->Endpoints()) {
+        fast_ejections += r.ejections;
+      }
+      for (Client& c : clients) c.close();
+      const Totals& f = totals[0];
+      const Totals& s = totals[1];
+      const double slow_share = all > 0 ? static_cast<double>(to_slow) / all : 0;
+      std::printf("| %s | %d+%d | %d | %.0f | %.1f | %.1f | %.0f | %.1f | %.1f | %.2f%% | %" PRIu64
+                  " (%" PRIu64 ") | %" PRId64 " |\n",
+                  balancer.c_str(), n - FLAGS_slow_servers, FLAGS_slow_servers, run, f.Rate(),
+                  f.Percentile(0.5), f.Percentile(0.99), s.Rate(), s.Percentile(0.5),
+                  s.Percentile(0.99), 100 * slow_share, ejections, fast_ejections,
+                  f.errors + s.errors);
+      std::fflush(stdout);
+      failed_calls += f.errors + s.errors;
+      p99_ratio.push_back(s.Percentile(0.99) / f.Percentile(0.99));
+      rate_ratio.push_back(s.Rate() / f.Rate());
+      share.push_back(slow_share);
+      p99_fast.push_back(f.Percentile(0.99));
+      p99_slow.push_back(s.Percentile(0.99));
+      rate_fast.push_back(f.Rate());
+      rate_slow.push_back(s.Rate());
+    }
+    char line[600];
+    std::snprintf(line, sizeof(line),
+                  "%s: p99 slow/fast = %.2f (%s), calls/s slow/fast = %.2f (%s), slow share "
+                  "%.2f%%; medians of %d runs: p99 %.0f vs %.0f us, %.0f vs %.0f calls/s",
+                  balancer.c_str(), Median(p99_ratio), Join(p99_ratio, "%.2f").c_str(),
+                  Median(rate_ratio), Join(rate_ratio, "%.2f").c_str(), 100 * Median(share),
+                  FLAGS_runs, Median(p99_slow), Median(p99_fast), Median(rate_slow),
+                  Median(rate_fast));
+    summary.push_back(line);
+  }
+  std::printf(
+      "\n%d fast servers vs %d fast + %d sleeping %d us per call; %d threads, %d-byte "
+      "payload\n",
+      n, n - FLAGS_slow_servers, FLAGS_slow_servers, FLAGS_slow_us, FLAGS_threads, FLAGS_payload);
+  for (const std::string& s : summary) std::printf("%s\n", s.c_str());
+  return failed_calls > 0 ? 1 : 0;
+}
+
 // Memory mode: one child process serves echo on N ports; the client builds a channel over
 // all N, calls each endpoint once (so every pool holds one connection), and reports RSS.
 int Memory() {
@@ -537,5 +656,6 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (FLAGS_serve_listeners > 0) return ServeListeners();
   if (FLAGS_memory_endpoints > 0) return Memory();
+  if (FLAGS_slow_servers > 0) return SlowNode();
   return Throughput();
 }

@@ -160,6 +160,10 @@ StatusOr<std::shared_ptr<Channel>> Channel::Create(std::unique_ptr<Resolver> res
   }
   if (options.clock == nullptr) options.clock = &Clock::Real();
   options.balancer_context.clock = options.clock;
+  if (options.outlier.latency_factor > 0 && options.outlier.latency_interval <= Duration::zero()) {
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "outlier.latency_interval must be positive when latency_factor is set");
+  }
   if (options.read_from_slaves && !options.master_slave) {
     return Status::Error(StatusCode::kInvalidArgument,
                          "read_from_slaves needs master_slave (it says where reads may go)");
@@ -280,6 +284,9 @@ void Channel::UpdateEndpoints(EndpointSet set) {
       auto b = std::make_shared<Backend>();
       b->address = address;
       b->stats = std::make_shared<EndpointStats>();
+      // Joining endpoints that serve alongside others ramp up (slow start); the first set's
+      // have nobody to take traffic from.
+      if (!backends_.empty()) b->stats->serving_since_ns.store(ToNanos(clock_.Now()));
       b->pool = std::make_shared<ConnectionPool>(e, options_.pool, clock_);
       b->endpoint = std::move(e);
       backend = std::move(b);
@@ -331,7 +338,10 @@ void Channel::RebuildLocked() {
                  << backends_.size() << " (panic mode)";
   }
   panic_ = panic;
-  picker_.Publish(balancer_->Update(usable));
+  TimePoint ramp_end;
+  picker_.Publish(WithSlowStart(balancer_->Update(usable), usable, options_.slow_start,
+                                options_.balancer_context, &ramp_end));
+  next_change = std::min(next_change, ramp_end);
   if (master_balancer_ != nullptr) PublishMastersLocked();
   const int64_t next_ns = next_change == TimePoint::max() ? kNever : ToNanos(next_change);
   const int64_t before = next_unejection_ns_.exchange(next_ns, std::memory_order_relaxed);
@@ -457,13 +467,21 @@ void Channel::OnAttemptFailure(const Backend& backend) {
   }
 }
 
-void Channel::Tick() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (ToNanos(clock_.Now()) >= next_unejection_ns_.load(std::memory_order_relaxed)) {
-      RebuildLocked();
-    }
+void Channel::CheckOutliers() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = ToNanos(clock_.Now());
+  bool rebuild = now >= next_unejection_ns_.load(std::memory_order_relaxed);
+  if (options_.outlier.latency_factor > 0 && now >= next_latency_check_ns_ && !closed_) {
+    next_latency_check_ns_ = now + options_.outlier.latency_interval.count();
+    const size_t ejected = outlier_.EjectSlow(backends_);
+    for (size_t i = 0; metrics_ && i < ejected; ++i) metrics_->OnEjection();
+    rebuild = rebuild || ejected > 0;
   }
+  if (rebuild) RebuildLocked();
+}
+
+void Channel::Tick() {
+  CheckOutliers();
   BackendList backends;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -474,20 +492,29 @@ void Channel::Tick() {
 
 void Channel::HousekeepingLoop() {
   constexpr auto kPeriod = std::chrono::milliseconds(500);
+  const Duration period = options_.outlier.latency_factor > 0
+                              ? std::min<Duration>(kPeriod, options_.outlier.latency_interval)
+                              : Duration(kPeriod);
+  TimePoint next_close_idle = clock_.Now() + kPeriod;
   std::unique_lock<std::mutex> lock(housekeeping_mu_);
   while (!shutdown_) {
-    Duration wait = kPeriod;
+    Duration wait = period;
     // Read under housekeeping_mu_ (RebuildLocked stores it before taking that mutex to set
     // housekeeping_wake_), so an earlier re-admission set meanwhile is never missed.
     const int64_t next = next_unejection_ns_.load(std::memory_order_relaxed);
     if (next != kNever) {
-      wait = std::clamp<Duration>(FromNanos(next) - clock_.Now(), Duration(0), kPeriod);
+      wait = std::clamp<Duration>(FromNanos(next) - clock_.Now(), Duration(0), period);
     }
     housekeeping_cv_.wait_for(lock, wait, [&] { return shutdown_ || housekeeping_wake_; });
     housekeeping_wake_ = false;
     if (shutdown_) break;
     lock.unlock();
-    Tick();
+    if (clock_.Now() >= next_close_idle) {
+      next_close_idle = clock_.Now() + kPeriod;
+      Tick();
+    } else {
+      CheckOutliers();
+    }
     lock.lock();
   }
 }
@@ -505,6 +532,7 @@ std::vector<EndpointReport> Channel::Endpoints() const {
     r.failures = b->stats->failures();
     r.ewma_ms = b->stats->ewma_ns() / 1e6;
     r.ejected = outlier_.IsEjected(*b);
+    r.ejections = b->stats->ejections.load(std::memory_order_relaxed);
     r.open_connections = b->pool->open_connections();
     r.idle_connections = b->pool->idle_connections();
     out.push_back(std::move(r));

@@ -17,6 +17,7 @@
 #include "fulcrum/balancer.h"
 #include "fulcrum/hash.h"
 #include "fulcrum/random.h"
+#include "fulcrum/slow_start.h"
 #include "fulcrum/snapshot.h"
 
 namespace fulcrum {
@@ -33,7 +34,10 @@ constexpr size_t kPoolSize = 40;
 
 class PickerStressTest : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(PickerStressTest, PickWhileUpdating) {
+// `slow_start`: as the channel does while endpoints ramp, each picker is wrapped by
+// WithSlowStart, and the endpoints that ramp have their latency restarted (as a re-admission
+// does) while other threads record calls on them.
+void PickWhileUpdating(const std::string& name, bool slow_start) {
   // Every backend a list can hold; a picked backend must be one of them and intact.
   BackendList pool;
   std::unordered_set<const Backend*> known;
@@ -43,7 +47,9 @@ TEST_P(PickerStressTest, PickWhileUpdating) {
     known.insert(pool.back().get());
   }
 
-  auto balancer = CreateBalancer(GetParam()).value();  // Random::ThreadLocal() per thread
+  auto balancer = CreateBalancer(name).value();  // Random::ThreadLocal() per thread
+  const SlowStartOptions ramp{.window = std::chrono::seconds(10), .min_weight = 0.1};
+  const BalancerContext ctx;  // the real clock, Random::ThreadLocal()
   Snapshot<Picker> snapshot(balancer->Update(pool));
   std::atomic<bool> done{false};
   std::atomic<int> bad{0};
@@ -92,7 +98,17 @@ TEST_P(PickerStressTest, PickWhileUpdating) {
       }
       for (size_t i = list.size(); i > 1; --i) std::swap(list[i - 1], list[rng.Uniform(i)]);
     }
-    snapshot.Publish(balancer->Update(list));
+    std::shared_ptr<const Picker> picker = balancer->Update(list);
+    if (slow_start) {
+      for (const BackendPtr& b : list) {
+        if (rng.Uniform(4) != 0) continue;
+        b->stats->serving_since_ns.store(ToNanos(Clock::Real().Now()));
+        b->stats->RestartLatency();
+      }
+      TimePoint ramp_end;
+      picker = WithSlowStart(std::move(picker), list, ramp, ctx, &ramp_end);
+    }
+    snapshot.Publish(std::move(picker));
     // Let the pickers use this picker for a while (they never block, so this ends).
     const long target = picks.load() + kPicksPerUpdate;
     while (picks.load(std::memory_order_relaxed) < target && !out_of_time()) {
@@ -102,12 +118,17 @@ TEST_P(PickerStressTest, PickWhileUpdating) {
   done.store(true, std::memory_order_release);
   for (std::thread& t : threads) t.join();
 
-  std::cout << GetParam() << ": " << updates << " updates, " << picks.load() << " picks\n";
+  std::cout << name << (slow_start ? " (slow start)" : "") << ": " << updates << " updates, "
+            << picks.load() << " picks\n";
   EXPECT_EQ(bad.load(), 0);
   EXPECT_GE(updates, kMinUpdates);
   EXPECT_GT(picks.load(), 0);
   for (const BackendPtr& b : pool) EXPECT_EQ(b->stats->in_flight(), 0) << b->address;
 }
+
+TEST_P(PickerStressTest, PickWhileUpdating) { PickWhileUpdating(GetParam(), false); }
+
+TEST_P(PickerStressTest, PickWhileUpdatingWithSlowStart) { PickWhileUpdating(GetParam(), true); }
 
 INSTANTIATE_TEST_SUITE_P(EveryBalancer, PickerStressTest, ::testing::ValuesIn(BalancerNames()),
                          [](const auto& info) { return info.param; });

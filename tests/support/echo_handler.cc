@@ -8,6 +8,7 @@
 namespace fulcrum::testing {
 
 void EchoHandler::echo(std::string& out, const std::string& message) {
+  if (echo_delay_.count() > 0) std::this_thread::sleep_for(echo_delay_);
   ++calls_;
   out = message;
 }

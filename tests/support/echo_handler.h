@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -21,7 +22,10 @@ class EchoHandler : public fulcrum::test::EchoIf {
   // Largest blob() a test may ask for; more is a bad request, not a reason to exhaust memory.
   static constexpr int32_t kMaxBlobSize = 256 << 20;
 
-  explicit EchoHandler(std::string id = "echo") : id_(std::move(id)) {}
+  // `echo_delay`: every echo() sleeps this long first (a slow node for balancing tests).
+  explicit EchoHandler(std::string id = "echo",
+                       std::chrono::microseconds echo_delay = std::chrono::microseconds(0))
+      : id_(std::move(id)), echo_delay_(echo_delay) {}
 
   void echo(std::string& out, const std::string& message) override;
   // Sleeps for `millis` (clamped to [0, 60 s]), then returns the server id.
@@ -46,6 +50,7 @@ class EchoHandler : public fulcrum::test::EchoIf {
 
  private:
   const std::string id_;
+  const std::chrono::microseconds echo_delay_;
   std::atomic<int64_t> counter_{0};
   std::atomic<int64_t> increments_{0};
   std::atomic<int64_t> notifications_{0};

@@ -4,11 +4,15 @@
 //   fulcrum_test_echo_server --id=a --port=0 --protocol=compact
 //   LISTENING 40123        <- on stdout once the port accepts
 //
+// --delay_us makes every echo() call sleep that long before answering: a slow node for the
+// balancing benchmarks (fulcrum_load --slow_servers).
+//
 // SIGTERM or SIGINT: stops gracefully (in-flight calls finish, up to --drain_timeout_ms) and
 // exits 0. Bad flags: a message on stderr and exit status 2.
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <future>
 #include <memory>
@@ -29,6 +33,7 @@ DEFINE_string(protocol, "binary", "binary or compact");
 DEFINE_string(server_type, "threaded", "threaded or nonblocking");
 DEFINE_int32(drain_timeout_ms, 10000, "how long a graceful stop waits for calls in flight");
 DEFINE_bool(metrics, true, "record per-method metrics (ServerOptions::metrics)");
+DEFINE_int32(delay_us, 0, "sleep this many microseconds in every echo() call (a slow node)");
 
 namespace {
 
@@ -54,6 +59,7 @@ int main(int argc, char** argv) {
     return Usage("--port: " + std::to_string(FLAGS_port) + " is not in [0, 65535]");
   }
   if (FLAGS_drain_timeout_ms < 0) return Usage("--drain_timeout_ms must be >= 0");
+  if (FLAGS_delay_us < 0) return Usage("--delay_us must be >= 0");
 
   // Block the stop signals before any thread starts, so every thread inherits the mask and
   // only the sigwait() below ever sees them.
@@ -72,7 +78,8 @@ int main(int argc, char** argv) {
   options.type = type.value();
   options.drain_timeout = std::chrono::milliseconds(FLAGS_drain_timeout_ms);
   options.metrics = FLAGS_metrics;
-  auto handler = std::make_shared<fulcrum::testing::EchoHandler>(id);
+  auto handler = std::make_shared<fulcrum::testing::EchoHandler>(
+      id, std::chrono::microseconds(FLAGS_delay_us));
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);
   fulcrum::Status started = server.Start();
   if (!started.ok()) {

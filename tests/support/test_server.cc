@@ -25,7 +25,7 @@ class GuardedEchoProcessor : public fulcrum::test::EchoProcessor {
 
 StatusOr<std::unique_ptr<TestServer>> TestServer::Start(TestServerOptions options) {
   std::unique_ptr<TestServer> server(new TestServer);
-  server->handler_ = std::make_shared<EchoHandler>(options.id);
+  server->handler_ = std::make_shared<EchoHandler>(options.id, options.echo_delay);
   ServerOptions server_options;
   server_options.host = "127.0.0.1";
   server_options.port = 0;

@@ -28,6 +28,8 @@ struct TestServerOptions {
   ServerType type = ServerType::kThreaded;
   Duration drain_timeout = std::chrono::seconds(10);
   uint32_t max_frame_size = 64u << 20;
+  // Every echo() sleeps this long first: a slow node.
+  std::chrono::microseconds echo_delay{0};
   // Master-slave: when set, calls to the Echo functions that write (increment, upload,
   // notify) are admitted by this RoleState's write gate and refused with NotMaster otherwise,
   // as a generated master-slave server does.

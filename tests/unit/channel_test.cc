@@ -547,6 +547,53 @@ TEST_F(ChannelTest, AShutDownChannelNeverPublishesAPickerAgain) {
   EXPECT_EQ(servers_[1]->handler().calls(), 0);
 }
 
+TEST(ChannelLatencyTest, AMuchSlowerEndpointIsEjectedAndTheOthersServe) {
+  std::vector<std::unique_ptr<TestServer>> servers;
+  for (const char* id : {"a", "b", "slow"}) {
+    auto s = TestServer::Start(
+        {.id = id, .echo_delay = std::chrono::microseconds(id[0] == 's' ? 20000 : 0)});
+    ASSERT_TRUE(s.ok()) << s.status();
+    servers.push_back(std::move(s).value());
+  }
+  ChannelOptions opts;
+  opts.balancer = "round_robin";
+  opts.outlier.latency_min_samples = 5;
+  auto ch = MakeChannel({servers[0]->port(), servers[1]->port(), servers[2]->port()}, opts);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(testing::Echo(*ch, "x"), "x");
+  const std::string slow = "127.0.0.1:" + std::to_string(servers[2]->port());
+  auto ejected = [&] {
+    ch->Tick();
+    for (const EndpointReport& r : ch->Endpoints()) {
+      if (r.address == slow) return r.ejected;
+    }
+    return false;
+  };
+  ASSERT_TRUE(testing::Eventually(ejected));
+  const int64_t before = servers[2]->handler().calls();
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(testing::Echo(*ch, "x"), "x");
+  EXPECT_EQ(servers[2]->handler().calls(), before);
+}
+
+TEST_F(ChannelTest, AJoiningEndpointRampsUpOverTheSlowStartWindow) {
+  testing::FakeClock clock;
+  ChannelOptions opts;
+  opts.clock = &clock;
+  opts.balancer = "round_robin";
+  opts.slow_start = {.window = std::chrono::seconds(10), .min_weight = 0.1};
+  auto ch = MakeChannel({servers_[0]->port()}, opts);
+  ch->UpdateEndpoints(
+      ParseStaticEndpoints(Target({servers_[0]->port(), servers_[1]->port()}).substr(9)).value());
+  for (int i = 0; i < 1000; ++i) testing::Echo(*ch, "x");
+  // Round robin picks it every other call; it keeps 10% of those at first: ~50.
+  EXPECT_LT(servers_[1]->handler().calls(), 150);
+  EXPECT_GT(servers_[1]->handler().calls(), 0);
+  clock.Advance(std::chrono::seconds(10));
+  ch->Tick();  // the ramp is over
+  const int64_t before = servers_[1]->handler().calls();
+  for (int i = 0; i < 1000; ++i) testing::Echo(*ch, "x");
+  EXPECT_EQ(servers_[1]->handler().calls() - before, 500);
+}
+
 TEST_F(ChannelTest, CompactProtocolEndToEnd) {
   auto s = TestServer::Start({.id = "compact", .protocol = Protocol::kCompact});
   ASSERT_TRUE(s.ok());

@@ -64,6 +64,7 @@
 #include "fulcrum/outlier_detector.h"
 #include "fulcrum/resolver.h"
 #include "fulcrum/retry.h"
+#include "fulcrum/slow_start.h"
 #include "fulcrum/snapshot.h"
 #include "fulcrum/status.h"
 
@@ -140,6 +141,9 @@ struct ChannelOptions {
   RetryBudgetOptions retry_budget;
   BackoffOptions backoff;
   OutlierOptions outlier;
+  // Endpoints that join a non-empty set or come back from ejection get a growing share of
+  // traffic over slow_start.window (fulcrum/slow_start.h).
+  SlowStartOptions slow_start;
   const Clock* clock = &Clock::Real();
   // Master-slave routing: writes (and reads, unless read_from_slaves) go to the master of the
   // newest epoch of each group; see the top of this file.
@@ -160,6 +164,7 @@ struct EndpointReport {
   uint64_t failures = 0;
   double ewma_ms = 0;
   bool ejected = false;
+  uint32_t ejections = 0;    // times ejected (reset after a long stretch back in rotation)
   int open_connections = 0;  // idle ones included
   int idle_connections = 0;
 };
@@ -191,8 +196,10 @@ class Channel {
   uint64_t master_waits() const { return master_waits_.load(std::memory_order_relaxed); }
   uint64_t redirects() const { return redirects_.load(std::memory_order_relaxed); }
 
-  // Re-admits ejected endpoints whose time is up and closes idle connections. The channel's
-  // own housekeeping thread calls it; tests driving a FakeClock may call it directly.
+  // Re-admits ejected endpoints whose time is up, ejects endpoints much slower than their
+  // peers (when OutlierOptions::latency_interval has passed since the last look), ends slow
+  // starts, and closes idle connections. The channel's own housekeeping thread calls it; tests
+  // driving a FakeClock may call it directly.
   void Tick();
 
   // Stops the resolver and the housekeeping thread and closes idle connections; later calls
@@ -247,6 +254,9 @@ class Channel {
   std::string NoEndpointReason();
   bool RouteShutDown();
   void OnAttemptFailure(const Backend& backend);
+  // Tick without closing idle connections (which disturbs the pools' fast path, so the
+  // housekeeping thread does it only every half second).
+  void CheckOutliers();
   void HousekeepingLoop();
   [[noreturn]] void Fail(const MethodTraits& method, StatusCode code, std::string_view what,
                          std::vector<AttemptFailure> failures, int attempts) const;
@@ -280,10 +290,11 @@ class Channel {
   std::unordered_map<std::string, BackendPtr> by_address_;
   bool panic_ = false;
   bool closed_ = false;  // Shutdown() ran: every picker published from now on is empty
-  // When the next ejection ends, in nanoseconds on clock_ (kNever: none). Written under mu_,
-  // read by the housekeeping thread without it.
+  // When the next ejection or slow start ends, in nanoseconds on clock_ (kNever: none). Written
+  // under mu_, read by the housekeeping thread without it.
   static constexpr int64_t kNever = INT64_MAX;
   std::atomic<int64_t> next_unejection_ns_{kNever};
+  int64_t next_latency_check_ns_ = 0;  // on clock_
 
   std::mutex housekeeping_mu_;  // guards the two below; taken after mu_, never before it
   std::condition_variable housekeeping_cv_;

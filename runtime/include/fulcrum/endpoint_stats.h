@@ -10,6 +10,7 @@
 // the EWMA (relaxed load/store); counters are exact.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -65,9 +66,32 @@ class EndpointStats {
   double peak_ewma_ns() const { return peak_ewma_ns_.load(std::memory_order_relaxed); }
   bool has_latency() const { return last_sample_ns_.load(std::memory_order_relaxed) != 0; }
 
+  // Successful calls since construction or the last RestartLatency(): what the latency figures
+  // stand on.
+  uint64_t latency_samples() const {
+    const uint64_t ok = calls() - failures();
+    const uint64_t base = latency_base_.load(std::memory_order_relaxed);
+    return ok > base ? ok - base : 0;
+  }
+
+  // Forgets the latency learned so far: the next successful call starts both EWMAs afresh, and
+  // latency_samples() counts from 0. An endpoint back from ejection is judged on what it does
+  // now, not on the EWMA that got it ejected (which would take seconds to decay). A call
+  // finishing meanwhile may blend into the old value; the next ones correct it.
+  void RestartLatency() {
+    last_sample_ns_.store(0, std::memory_order_relaxed);
+    ewma_ns_.store(0, std::memory_order_relaxed);
+    peak_ewma_ns_.store(0, std::memory_order_relaxed);
+    latency_base_.store(calls() - failures(), std::memory_order_relaxed);
+  }
+
   // Ejection state, owned by the outlier detector (runtime/src/outlier_detector.cc).
   std::atomic<int64_t> ejected_until_ns{0};  // 0: not ejected
   std::atomic<uint32_t> ejections{0};        // times ejected; drives the backoff
+  // When the endpoint joined the set or came back from ejection, in nanoseconds on the
+  // channel's clock; 0: serving from the start. Slow start ramps its traffic from here.
+  std::atomic<int64_t> serving_since_ns{0};
+  std::atomic<uint32_t> latency_strikes{0};  // latency checks in a row it stood out at
 
   // For tests: forget consecutive failures, as a success would.
   void ResetFailures() { consecutive_failures_.store(0, std::memory_order_relaxed); }
@@ -84,7 +108,12 @@ class EndpointStats {
       return;
     }
     const double dt = static_cast<double>(now_ns > last ? now_ns - last : 0);
-    const double w = std::exp(-dt / decay_ns_);  // weight of the old value
+    // The weight of the old value: by time, but never more than a plain mean of the samples so
+    // far would give it. Otherwise the first sample (a connection set-up included) held the
+    // EWMA for seconds when calls come every few microseconds: each then weighs dt / decay.
+    const uint64_t n = latency_samples();
+    double w = std::exp(-dt / decay_ns_);
+    if (n >= 2) w = std::min(w, static_cast<double>(n - 1) / static_cast<double>(n));
     const double old = ewma_ns_.load(std::memory_order_relaxed);
     ewma_ns_.store(old * w + rtt * (1.0 - w), std::memory_order_relaxed);
     const double peak = peak_ewma_ns_.load(std::memory_order_relaxed);
@@ -105,6 +134,7 @@ class EndpointStats {
   std::atomic<double> ewma_ns_{0};
   std::atomic<double> peak_ewma_ns_{0};
   std::atomic<int64_t> last_sample_ns_{0};
+  std::atomic<uint64_t> latency_base_{0};  // successful calls at the last RestartLatency()
 };
 
 }  // namespace fulcrum
