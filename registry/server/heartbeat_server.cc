@@ -119,7 +119,9 @@ class HeartbeatServer::EventHandler final : public apache::thrift::server::TServ
   void processContext(void* ctx, std::shared_ptr<TTransport> transport) override {
     auto* conn = static_cast<HeartbeatConnection*>(ctx);
     if (!conn->peer.empty()) return;
-    conn->peer = "?";
+    // push_back, not `= "?"`: GCC 12 at -O3 reports a false -Wrestrict inside that
+    // assignment's memcpy here (GCC bug 105651).
+    conn->peer.push_back('?');
     auto* socket = dynamic_cast<apache::thrift::transport::TSocket*>(transport.get());
     if (socket == nullptr) return;
     try {
