@@ -26,6 +26,16 @@
 //   fulcrum_load --slow_servers=1 --slow_us=1000 --servers=3 --payload=64 --runs=3
 //       --balancers=random,round_robin,weighted_round_robin,least_response_time,p2c_least_loaded,peak_ewma
 //
+// --separate: the method a user switching stacks would use (issue 11). Each client runs alone,
+// against its own fresh servers, for --seconds; raw Thrift and each Fulcrum balancer take turns
+// run after run (the order alternating between rounds), --runs rounds; per round the Fulcrum
+// run is divided by the raw run next to it, and the median of those ratios is reported, with
+// the medians of calls/s, p50, p99 and machine CPU per call. Both methods are worth having:
+// phases put both clients on the same servers at the same moment (less noise), separate runs
+// give each client servers of its own (what a user sees, server side included).
+//
+//   fulcrum_load --separate --servers=1,3 --threads=8 --seconds=4 --runs=6
+//
 // --metrics_off_too adds, for each balancer, the same Fulcrum client with metrics off, against
 // a second set of servers started with --metrics=false: the two take turns like the others, so
 // "metrics on / metrics off" is the cost of recording metrics on both sides of every call.
@@ -95,6 +105,9 @@ DEFINE_int32(latency_checks, -1, "if > 0: OutlierOptions::latency_checks for the
 DEFINE_int32(slow_start_ms, -1,
              "if >= 0: SlowStartOptions::window in ms for the Fulcrum clients (0: off); else the "
              "default");
+DEFINE_bool(separate, false,
+            "separate-runs method: each client alone on fresh servers, raw and Fulcrum "
+            "alternating, --runs rounds (see bench/load.cc)");
 DEFINE_int32(memory_endpoints, 0, "if > 0: measure client memory with this many endpoints");
 DEFINE_int32(serve_listeners, 0, "internal: serve echo on this many ports (memory mode)");
 
@@ -501,6 +514,71 @@ int Throughput() {
   return 0;
 }
 
+// The separate-runs method: see the top of this file.
+int Separate() {
+  CHECK_GT(FLAGS_runs, 0) << "--runs must be positive";
+  CHECK_GT(FLAGS_threads, 0) << "--threads must be positive";
+  const std::string payload(static_cast<size_t>(std::max(0, FLAGS_payload)), 'x');
+  const std::vector<std::string> balancers = Split(FLAGS_balancers);
+  std::printf(
+      "| client | servers | round |    calls/s |  p50 us  |  p99 us  | client CPU us/call | "
+      "machine CPU us/call | errors |\n|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<std::string> summary;
+  int64_t failed_calls = 0;
+  for (const std::string& count : Split(FLAGS_servers)) {
+    const int n = std::stoi(count);
+    // Kind 0 is raw Thrift, kind b + 1 the Fulcrum client with balancer b.
+    const size_t kinds = balancers.size() + 1;
+    std::vector<std::vector<double>> rate(kinds), p50(kinds), p99(kinds), cpu(kinds);
+    std::vector<std::vector<double>> ratio(kinds), cpu_ratio(kinds);
+    for (int round = 1; round <= FLAGS_runs; ++round) {
+      std::vector<size_t> order(kinds);
+      for (size_t k = 0; k < kinds; ++k) order[k] = k;
+      if (round % 2 == 0) std::reverse(order.begin(), order.end());
+      std::vector<Totals> totals(kinds);
+      for (size_t k : order) {
+        Servers servers = StartServers(n);
+        std::vector<Client> one = {k == 0
+                                       ? RawClient(servers.ports, payload)
+                                       : FulcrumClient(servers.ports, balancers[k - 1], payload)};
+        Drive(one, FLAGS_phase_ms / 1000.0);  // warm up: connections, server threads
+        totals[k] = Drive(one, FLAGS_seconds)[0];
+        one[0].close();
+        const Totals& t = totals[k];
+        std::printf("| %-31s | %7d | %5d | %10.0f | %8.1f | %8.1f | %8.2f | %8.2f | %6" PRId64
+                    " |\n",
+                    one[0].name.c_str(), n, round, t.Rate(), t.Percentile(0.5), t.Percentile(0.99),
+                    t.ClientCpuPerCall(), t.MachineCpuPerCall(), t.errors);
+        std::fflush(stdout);
+        failed_calls += t.errors;
+        rate[k].push_back(t.Rate());
+        p50[k].push_back(t.Percentile(0.5));
+        p99[k].push_back(t.Percentile(0.99));
+        cpu[k].push_back(t.MachineCpuPerCall());
+      }
+      for (size_t k = 1; k < kinds; ++k) {
+        ratio[k].push_back(totals[k].Rate() / totals[0].Rate());
+        cpu_ratio[k].push_back(totals[k].MachineCpuPerCall() / totals[0].MachineCpuPerCall());
+      }
+    }
+    for (size_t k = 1; k < kinds; ++k) {
+      char line[700];
+      std::snprintf(line, sizeof(line),
+                    "separate runs, %d server(s), %d threads: fulcrum %s / raw thrift = %.3f, "
+                    "median of %d rounds (%s); %.0f vs %.0f calls/s; p50 %.1f vs %.1f us, p99 "
+                    "%.1f vs %.1f us; machine CPU per call %.1f vs %.1f us (%.3fx)",
+                    n, FLAGS_threads, balancers[k - 1].c_str(), Median(ratio[k]), FLAGS_runs,
+                    Join(ratio[k], "%.3f").c_str(), Median(rate[k]), Median(rate[0]),
+                    Median(p50[k]), Median(p50[0]), Median(p99[k]), Median(p99[0]), Median(cpu[k]),
+                    Median(cpu[0]), Median(cpu_ratio[k]));
+      summary.push_back(line);
+    }
+  }
+  std::printf("\n");
+  for (const std::string& s : summary) std::printf("%s\n", s.c_str());
+  return failed_calls > 0 ? 1 : 0;
+}
+
 // Calls each endpoint of `channel` has finished, by address.
 std::map<std::string, uint64_t> CallsByAddress(const fulcrum::Channel& channel) {
   std::map<std::string, uint64_t> out;
@@ -657,5 +735,6 @@ int main(int argc, char** argv) {
   if (FLAGS_serve_listeners > 0) return ServeListeners();
   if (FLAGS_memory_endpoints > 0) return Memory();
   if (FLAGS_slow_servers > 0) return SlowNode();
+  if (FLAGS_separate) return Separate();
   return Throughput();
 }
