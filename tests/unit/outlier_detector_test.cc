@@ -13,11 +13,7 @@ using std::chrono::seconds;
 BackendList MakeBackends(int n) {
   BackendList out;
   for (int i = 0; i < n; ++i) {
-    auto b = std::make_shared<Backend>();
-    b->endpoint = Endpoint{"127.0.0.1", static_cast<uint16_t>(1000 + i)};
-    b->address = b->endpoint.Address();
-    b->stats = std::make_shared<EndpointStats>();
-    out.push_back(b);
+    out.push_back(MakeBackend(Endpoint{"127.0.0.1", static_cast<uint16_t>(1000 + i)}));
   }
   return out;
 }
