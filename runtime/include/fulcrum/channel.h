@@ -42,17 +42,12 @@
 // Thread-safe.
 #pragma once
 
-#include <array>
-#include <atomic>
-#include <condition_variable>
+#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <type_traits>
-#include <unordered_map>
 #include <vector>
 
 #include <thrift/transport/TTransportException.h>
@@ -65,16 +60,9 @@
 #include "fulcrum/resolver.h"
 #include "fulcrum/retry.h"
 #include "fulcrum/slow_start.h"
-#include "fulcrum/snapshot.h"
 #include "fulcrum/status.h"
 
 namespace fulcrum {
-
-struct NotMaster;
-namespace internal {
-class ChannelMetrics;
-class ClientMethodStats;
-}  // namespace internal
 
 // What the IDL says about a method; compiled into generated code.
 struct MethodTraits {
@@ -188,13 +176,13 @@ class Channel {
   std::vector<EndpointReport> Endpoints() const;
   // True while too few endpoints are healthy and the channel balances over all of them.
   bool panic() const;
-  const ChannelOptions& options() const { return options_; }
+  const ChannelOptions& options() const;
   // Retries refused by the budget, and calls that ran out of endpoints; for metrics.
-  uint64_t budget_exhausted() const { return budget_exhausted_.load(std::memory_order_relaxed); }
+  uint64_t budget_exhausted() const;
   // Master-slave: times a call waited for the resolver to deliver a (newer) master, and
   // NotMaster redirects followed; for metrics and tests.
-  uint64_t master_waits() const { return master_waits_.load(std::memory_order_relaxed); }
-  uint64_t redirects() const { return redirects_.load(std::memory_order_relaxed); }
+  uint64_t master_waits() const;
+  uint64_t redirects() const;
 
   // Re-admits ejected endpoints whose time is up, ejects endpoints much slower than their
   // peers (when OutlierOptions::latency_interval has passed since the last look), ends slow
@@ -207,103 +195,16 @@ class Channel {
   void Shutdown();
 
  private:
-  class Listener;
-  struct MasterView;
+  struct Impl;
   using AttemptFn = void (*)(void* closure, Connection& conn, CallPhase& phase);
 
-  Channel(ChannelOptions options, std::unique_ptr<Balancer> balancer,
-          std::unique_ptr<Balancer> master_balancer);
-  Status Init(std::unique_ptr<Resolver> resolver);
+  explicit Channel(std::unique_ptr<Impl> impl);
 
   // The non-template engine behind Call. Throws CallError, or rethrows an application
   // exception raised by the attempt.
   void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn, void* closure);
-  // What InvokeAttempts tells Invoke for the call's metrics.
-  struct CallRecord {
-    internal::ClientMethodStats* stats = nullptr;  // null: metrics off
-    int attempts = 0;                              // attempts made on an endpoint
-    bool nested_failure = false;                   // a Fulcrum call made inside the attempt failed
-    TimePoint end{};  // when the successful attempt ended (the epoch if none did)
-  };
-  // Invoke's engine: picks, attempts and retries. `start`: when the call began.
-  void InvokeAttempts(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
-                      void* closure, TimePoint start, CallRecord& record);
-  void RebuildLocked();         // re-filters backends and publishes a new picker; needs mu_
-  void PublishMastersLocked();  // master-slave: publishes masters_ and wakes waiting calls
-  // Master-slave: the picker a call of `method` picks from (the masters' or everyone's).
-  std::shared_ptr<const Picker> RoutePicker(bool to_master) const;
-  // Master-slave: where a NotMaster refusal from `from` sends the call next, or null when the
-  // call should wait for a newer endpoint set instead. `told_epoch`: the newest epoch an
-  // earlier redirect of the same call named (0 if none); an older one is stale.
-  BackendPtr RedirectTarget(const Backend& from, const NotMaster& redirect,
-                            int64_t told_epoch) const;
-  // Master-slave: the picker after waiting for a route: `told` (the master the newest
-  // redirect followed named, of `told_epoch`) while the endpoint set has not caught up with
-  // it, else RoutePicker(to_master).
-  std::shared_ptr<const Picker> PickerAfterWait(bool to_master, const BackendPtr& told,
-                                                int64_t told_epoch) const;
-  // Master-slave: waits until a newer endpoint set is published, a few milliseconds, or the
-  // deadline, whichever comes first. False when the deadline has passed or the channel is
-  // shut down.
-  bool WaitForRoute(TimePoint deadline);
-  // Before the resolver's first endpoint set: waits for it (or a discovery error, shutdown,
-  // the deadline). True when a set arrived, so picking again may find an endpoint.
-  bool WaitForFirstEndpoints(TimePoint deadline);
-  void OnDiscoveryError(const Status& status);
-  // "no endpoint available", and why when discovery knows.
-  std::string NoEndpointReason();
-  bool RouteShutDown();
-  void OnAttemptFailure(const Backend& backend);
-  // Tick without closing idle connections (which disturbs the pools' fast path, so the
-  // housekeeping thread does it only every half second).
-  void CheckOutliers();
-  void HousekeepingLoop();
-  [[noreturn]] void Fail(const MethodTraits& method, StatusCode code, std::string_view what,
-                         std::vector<AttemptFailure> failures, int attempts) const;
 
-  const ChannelOptions options_;
-  const Clock& clock_;
-  Snapshot<Picker> picker_;
-  RetryBudget budget_;
-  OutlierDetector outlier_;
-  std::atomic<uint64_t> budget_exhausted_{0};
-  std::atomic<uint64_t> master_waits_{0};
-  std::atomic<uint64_t> redirects_{0};
-  // Master-slave only: the masters of the newest epoch of each group, and what a redirect
-  // needs to follow (every endpoint, each group's newest epoch).
-  Snapshot<MasterView> masters_;
-  std::mutex route_mu_;  // guards the four below; waiting calls sleep on route_cv_
-  std::condition_variable route_cv_;
-  uint64_t route_generation_ = 0;
-  bool route_shutdown_ = false;
-  // The resolver has delivered an endpoint set (or reported an error) at least once. Until
-  // then a call that finds no endpoint waits for the first set instead of failing.
-  bool resolved_ = false;
-  std::string discovery_error_;  // the resolver's last error, cleared by the next set
-
-  mutable std::mutex mu_;  // guards everything below; never held on the call path
-  std::unique_ptr<Balancer> balancer_;
-  std::unique_ptr<Balancer> master_balancer_;  // master-slave only: a second instance
-  std::unique_ptr<Resolver> resolver_;
-  std::unique_ptr<Listener> listener_;
-  BackendList backends_;  // the current set, ejected ones included
-  std::unordered_map<std::string, BackendPtr> by_address_;
-  bool panic_ = false;
-  bool closed_ = false;  // Shutdown() ran: every picker published from now on is empty
-  // When the next ejection or slow start ends, in nanoseconds on clock_ (kNever: none). Written
-  // under mu_, read by the housekeeping thread without it.
-  static constexpr int64_t kNever = INT64_MAX;
-  std::atomic<int64_t> next_unejection_ns_{kNever};
-  int64_t next_latency_check_ns_ = 0;  // on clock_
-
-  std::mutex housekeeping_mu_;  // guards the two below; taken after mu_, never before it
-  std::condition_variable housekeeping_cv_;
-  bool shutdown_ = false;
-  bool housekeeping_wake_ = false;  // an earlier re-admission time was set
-  std::thread housekeeping_;
-  // Null with ChannelOptions::metrics off. Last: destroyed first, so a scrape never reads a
-  // channel whose members are being destroyed.
-  std::unique_ptr<internal::ChannelMetrics> metrics_;
+  std::unique_ptr<Impl> impl_;
 };
 
 template <class Client, class Fn>

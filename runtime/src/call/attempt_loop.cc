@@ -1,0 +1,88 @@
+#include "call/attempt_loop.h"
+
+#include <sstream>
+
+namespace fulcrum::internal {
+
+namespace {
+
+std::string DescribeFailures(const std::vector<AttemptFailure>& failures) {
+  if (failures.empty()) return "no endpoint was tried";
+  std::ostringstream out;
+  out << "tried ";
+  for (size_t i = 0; i < failures.size(); ++i) {
+    if (i > 0) out << "; ";
+    out << failures[i].address << " (" << StatusCodeName(failures[i].code) << ": "
+        << failures[i].detail << ")";
+  }
+  return out.str();
+}
+
+}  // namespace
+
+CallPlan PlanCall(const MethodTraits& method, const CallOptions& options,
+                  const ChannelOptions& channel, TimePoint start) {
+  CallPlan plan;
+  plan.method = &method;
+  plan.start = start;
+  Duration timeout = channel.default_timeout;
+  if (options.timeout) {
+    timeout = *options.timeout;
+  } else if (method.timeout_ms > 0) {
+    timeout = std::chrono::milliseconds(method.timeout_ms);
+  }
+  plan.deadline = start + timeout;
+  if (options.deadline && *options.deadline < plan.deadline) plan.deadline = *options.deadline;
+  plan.idempotent = options.idempotent.value_or(method.idempotent) && !method.oneway;
+  plan.max_attempts = options.max_attempts > 0 ? options.max_attempts : channel.max_attempts;
+  if (options.hash_key) {
+    plan.args.has_hash = true;
+    plan.args.hash = *options.hash_key;
+  }
+  return plan;
+}
+
+void AttemptLoop::Fail(const CallPlan& plan, StatusCode code, std::string_view what,
+                       std::vector<AttemptFailure> failures, int attempts) const {
+  std::ostringstream msg;
+  msg << "fulcrum: " << env_.service_name << "." << plan.method->name << ": " << what
+      << " after " << attempts << (attempts == 1 ? " attempt" : " attempts") << "; "
+      << DescribeFailures(failures);
+  throw CallError(code, msg.str(), std::move(failures));
+}
+
+void AttemptLoop::Sleep(Duration d) const {
+  if (env_.sleep) {
+    env_.sleep(d);
+  } else {
+    std::this_thread::sleep_for(d);
+  }
+}
+
+ClientMethodStats::AttemptFailure AttemptFailureKind(StatusCode code, bool connected,
+                                                     bool refused) {
+  if (refused) return ClientMethodStats::kNotMaster;
+  switch (code) {
+    case StatusCode::kTransport:
+      return connected ? ClientMethodStats::kTransport : ClientMethodStats::kConnect;
+    case StatusCode::kDeadlineExceeded:
+      return ClientMethodStats::kTimeout;
+    case StatusCode::kProtocol:
+      return ClientMethodStats::kProtocol;
+    case StatusCode::kApplication:
+      return ClientMethodStats::kApplication;
+    default:
+      return ClientMethodStats::kLocal;
+  }
+}
+
+void NoteFailure(std::vector<AttemptFailure>& failures, const Backend& backend, StatusCode code,
+                 std::string detail, bool collapse_repeats) {
+  if (collapse_repeats && !failures.empty() && failures.back().address == backend.address &&
+      failures.back().detail == detail) {
+    return;
+  }
+  failures.push_back({backend.address, code, std::move(detail)});
+}
+
+}  // namespace fulcrum::internal
