@@ -1,0 +1,466 @@
+// The attempt loop on its own: real balancers over test backends, a scripted AttemptRunner in
+// place of pooled connections, a FakeClock. No socket, no thread, no sleep.
+#include "call/attempt_loop.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <thrift/TApplicationException.h>
+
+#include "call/endpoint_set_events.h"
+#include "call/routes.h"
+#include "testing/fake_clock.h"
+#include "fulcrum/role.h"
+
+namespace fulcrum::internal {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::FakeClock;
+
+AttemptOutcome Answered() {
+  AttemptOutcome out;
+  out.connected = true;
+  out.sent = true;
+  return out;
+}
+
+// A request that left, then the connection broke.
+AttemptOutcome BrokeAfterSend() {
+  AttemptOutcome out = Answered();
+  out.code = StatusCode::kTransport;
+  out.detail = "connection reset";
+  return out;
+}
+
+AttemptOutcome ConnectRefused() {
+  AttemptOutcome out;
+  out.code = StatusCode::kTransport;
+  out.detail = "connection refused";
+  return out;
+}
+
+AttemptOutcome Refused(const NotMaster& redirect) {
+  AttemptOutcome out = Answered();
+  out.code = StatusCode::kApplication;
+  out.detail = FormatNotMaster(redirect);
+  out.refusal = redirect;
+  out.sent = true;
+  return out;
+}
+
+// Answers each attempt with the next outcome scripted for its endpoint, or else the next one
+// scripted for whichever endpoint comes next (Answered() once both run out). Each attempt takes
+// `cost` on the clock, cut at the call's deadline as the channel's watchdog cuts a connection.
+// Records where attempts went.
+class ScriptedRunner final : public AttemptRunner {
+ public:
+  ScriptedRunner(FakeClock& clock, Duration cost) : clock_(clock), cost_(cost) {}
+
+  void Script(const std::string& address, std::vector<AttemptOutcome> outcomes) {
+    for (AttemptOutcome& o : outcomes) by_address_[address].push_back(std::move(o));
+  }
+  void ScriptInOrder(std::vector<AttemptOutcome> outcomes) {
+    for (AttemptOutcome& o : outcomes) in_order_.push_back(std::move(o));
+  }
+  AttemptOutcome Run(const Backend& backend, TimePoint deadline) override {
+    visited.push_back(backend.address);
+    if (clock_.Now() + cost_ > deadline) {
+      clock_.Set(deadline);
+      AttemptOutcome out = Answered();
+      out.code = StatusCode::kDeadlineExceeded;
+      out.detail = "deadline exceeded during the call (connection cut)";
+      return out;
+    }
+    clock_.Advance(cost_);
+    for (std::deque<AttemptOutcome>* script : {&by_address_[backend.address], &in_order_}) {
+      if (script->empty()) continue;
+      AttemptOutcome out = std::move(script->front());
+      script->pop_front();
+      return out;
+    }
+    return Answered();
+  }
+
+  std::vector<std::string> visited;
+
+ private:
+  FakeClock& clock_;
+  const Duration cost_;
+  std::map<std::string, std::deque<AttemptOutcome>> by_address_;
+  std::deque<AttemptOutcome> in_order_;
+};
+
+// Whether the addresses are all different.
+bool Distinct(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return std::adjacent_find(v.begin(), v.end()) == v.end();
+}
+
+Endpoint At(uint16_t port) {
+  Endpoint e;
+  e.host = "10.0.0.1";
+  e.port = port;
+  return e;
+}
+
+class AttemptLoopTest : public ::testing::Test {
+ public:
+  AttemptLoopTest()
+      : budget_(std::make_unique<RetryBudget>(RetryBudgetOptions{}, clock_)), events_(clock_) {
+    context_.clock = &clock_;
+    context_.random = &rng_;
+  }
+
+  // Publishes `endpoints` through a round-robin picker, as the channel would (runners call it
+  // to change the set mid-call).
+  void SetEndpoints(std::vector<Endpoint> endpoints) {
+    backends_.clear();
+    for (Endpoint& e : endpoints) backends_.push_back(MakeBackend(std::move(e)));
+    if (balancer_ == nullptr) balancer_ = CreateBalancer("round_robin", context_).value();
+    picker_.Publish(balancer_->Update(backends_));
+    events_.Resolved();
+    if (router_ != nullptr) router_->Publish(backends_);
+  }
+
+ public:  // runners in the tests below reach the fixture
+  AttemptLoop Loop() {
+    AttemptLoop::Env env;
+    env.clock = &clock_;
+    env.budget = budget_.get();
+    env.balancer_context = &context_;
+    env.service_name = "svc";
+    env.on_failure = [this](const Backend& b) { endpoint_failures_.push_back(b.address); };
+    env.sleep = [this](Duration d) {
+      slept_ += d;
+      clock_.Advance(d);
+    };
+    env.budget_exhausted = &budget_exhausted_;
+    return AttemptLoop(std::move(env));
+  }
+
+  // Runs one stateless call of `method`; returns the CallError's code (kOk if none).
+  StatusCode Call(const MethodTraits& method, ScriptedRunner& runner, CallOptions options = {}) {
+    StatelessRoute route(picker_, events_);
+    const CallPlan plan = PlanCall(method, options, channel_options_, clock_.Now());
+    try {
+      Loop().Run(plan, route, runner, record_);
+    } catch (const CallError& e) {
+      error_ = e.what();
+      failures_ = e.attempts();
+      return e.code();
+    }
+    return StatusCode::kOk;
+  }
+
+  const Backend& BackendAt(size_t i) const { return *backends_[i]; }
+
+  FakeClock clock_;
+  SeededRandom rng_{7};
+  BalancerContext context_;
+  ChannelOptions channel_options_;
+  std::unique_ptr<RetryBudget> budget_;
+  EndpointSetEvents events_;
+  std::unique_ptr<Balancer> balancer_;
+  Snapshot<Picker> picker_{EmptyPicker()};
+  std::unique_ptr<MasterRouter> router_;
+  BackendList backends_;  // the set last published
+  std::atomic<uint64_t> budget_exhausted_{0};
+  std::vector<std::string> endpoint_failures_;
+  Duration slept_{0};
+  CallRecord record_;
+  std::string error_;
+  std::vector<AttemptFailure> failures_;
+};
+
+constexpr MethodTraits kIdempotent{.name = "get", .idempotent = true};
+constexpr MethodTraits kWrite{.name = "put", .idempotent = false};
+
+TEST_F(AttemptLoopTest, AnIdempotentCallMovesToAnotherEndpointAfterABrokenConnection) {
+  SetEndpoints({At(1), At(2), At(3)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  runner.ScriptInOrder({BrokeAfterSend(), BrokeAfterSend()});
+
+  EXPECT_EQ(Call(kIdempotent, runner), StatusCode::kOk);
+  ASSERT_EQ(runner.visited.size(), 3u);
+  EXPECT_TRUE(Distinct(runner.visited));
+  EXPECT_EQ(record_.attempts, 3);
+  EXPECT_THAT(endpoint_failures_, ElementsAre(runner.visited[0], runner.visited[1]));
+  // Each endpoint's record: the failures counted, nothing left in flight.
+  for (const BackendPtr& b : backends_) {
+    EXPECT_EQ(b->stats->failures(), b->address == runner.visited[2] ? 0u : 1u);
+    EXPECT_EQ(b->stats->in_flight(), 0);
+  }
+  EXPECT_EQ(slept_, Duration(0));  // an untried endpoint was always there: no backoff
+}
+
+TEST_F(AttemptLoopTest, AWriteWhoseRequestLeftIsNotRetried) {
+  SetEndpoints({At(1), At(2)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  runner.ScriptInOrder({BrokeAfterSend()});
+
+  EXPECT_EQ(Call(kWrite, runner), StatusCode::kUnavailable);
+  ASSERT_EQ(runner.visited.size(), 1u);
+  EXPECT_THAT(error_, HasSubstr("svc.put: failed after the request was sent; not idempotent"));
+  EXPECT_THAT(error_, HasSubstr(runner.visited[0] + " (TRANSPORT: connection reset)"));
+  ASSERT_EQ(failures_.size(), 1u);
+}
+
+TEST_F(AttemptLoopTest, AWriteThatNeverLeftIsRetriedElsewhere) {
+  SetEndpoints({At(1), At(2)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  runner.ScriptInOrder({ConnectRefused()});
+
+  EXPECT_EQ(Call(kWrite, runner), StatusCode::kOk);
+  EXPECT_EQ(runner.visited.size(), 2u);
+  EXPECT_TRUE(Distinct(runner.visited));
+}
+
+TEST_F(AttemptLoopTest, OnceEveryEndpointWasTriedItBacksOffBeforeTheNextAttempt) {
+  SetEndpoints({At(1)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  runner.ScriptInOrder({BrokeAfterSend(), BrokeAfterSend()});
+
+  EXPECT_EQ(Call(kIdempotent, runner), StatusCode::kOk);
+  EXPECT_EQ(record_.attempts, 3);
+  EXPECT_GT(slept_, Duration(0));
+  // Full jitter under the default backoff: at most 2 ms, then 4 ms.
+  EXPECT_LE(slept_, std::chrono::milliseconds(6));
+}
+
+TEST_F(AttemptLoopTest, MaxAttemptsBoundsTheRetries) {
+  SetEndpoints({At(1), At(2), At(3), At(4)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  runner.ScriptInOrder({BrokeAfterSend(), BrokeAfterSend(), BrokeAfterSend()});
+  CallOptions options;
+  options.max_attempts = 2;
+
+  EXPECT_EQ(Call(kIdempotent, runner, options), StatusCode::kUnavailable);
+  EXPECT_EQ(runner.visited.size(), 2u);
+  EXPECT_THAT(error_, HasSubstr("all attempts failed after 2 attempts"));
+}
+
+TEST_F(AttemptLoopTest, TheDeadlineEndsTheCallRatherThanABackoffPastIt) {
+  SetEndpoints({At(1)});
+  // Each attempt takes 40 ms of a 100 ms budget: two fit, the third would start too late.
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(40));
+  runner.ScriptInOrder({BrokeAfterSend(), BrokeAfterSend(), BrokeAfterSend()});
+  CallOptions options;
+  options.timeout = std::chrono::milliseconds(100);
+  options.max_attempts = 10;
+  channel_options_.backoff.initial = std::chrono::milliseconds(50);
+  channel_options_.backoff.max = std::chrono::milliseconds(50);
+  const TimePoint start = clock_.Now();
+
+  EXPECT_EQ(Call(kIdempotent, runner, options), StatusCode::kDeadlineExceeded);
+  EXPECT_LE(clock_.Now() - start, std::chrono::milliseconds(100));
+  EXPECT_THAT(error_, HasSubstr("deadline exceeded"));
+}
+
+TEST_F(AttemptLoopTest, TheRetryBudgetStopsRetriesWhenSpent) {
+  SetEndpoints({At(1), At(2), At(3)});
+  // A budget that allows no retry at all.
+  budget_ = std::make_unique<RetryBudget>(RetryBudgetOptions{.ratio = 0, .min_per_second = 0},
+                                          clock_);
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  runner.ScriptInOrder({BrokeAfterSend()});
+
+  EXPECT_EQ(Call(kIdempotent, runner), StatusCode::kResourceExhausted);
+  EXPECT_EQ(runner.visited.size(), 1u);
+  EXPECT_EQ(budget_exhausted_.load(), 1u);
+  EXPECT_THAT(error_, HasSubstr("retry budget exhausted"));
+}
+
+TEST_F(AttemptLoopTest, ADeclaredExceptionReachesTheCallerAndCountsAsSuccess) {
+  SetEndpoints({At(1), At(2)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  AttemptOutcome declared = Answered();
+  declared.rethrow = std::make_exception_ptr(apache::thrift::TException("declared"));
+  runner.ScriptInOrder({declared});
+
+  EXPECT_THROW(Call(kIdempotent, runner), apache::thrift::TException);
+  EXPECT_EQ(runner.visited.size(), 1u);
+  for (const BackendPtr& b : backends_) EXPECT_EQ(b->stats->failures(), 0u);
+  EXPECT_TRUE(endpoint_failures_.empty());
+}
+
+TEST_F(AttemptLoopTest, AFailedNestedCallEndsTheCallAndFreesTheEndpoint) {
+  SetEndpoints({At(1), At(2)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  AttemptOutcome nested = Answered();
+  nested.nested = std::make_exception_ptr(CallError(StatusCode::kUnavailable, "inner", {}));
+  runner.ScriptInOrder({nested});
+
+  EXPECT_EQ(Call(kIdempotent, runner), StatusCode::kUnavailable);
+  EXPECT_EQ(error_, "inner");  // the inner call's error, unchanged
+  EXPECT_TRUE(record_.nested_failure);
+  EXPECT_EQ(runner.visited.size(), 1u);  // not retried: the inner call already was
+  for (const BackendPtr& b : backends_) {
+    EXPECT_EQ(b->stats->in_flight(), 0);
+    EXPECT_EQ(b->stats->failures(), 0u);
+  }
+}
+
+TEST_F(AttemptLoopTest, AnEndpointThatLeftMidCallIsNotAnAttempt) {
+  SetEndpoints({At(1), At(2)});
+  // The first endpoint picked leaves the set mid-call: the runner finds its pool closed, and
+  // by then the channel has published a set without it.
+  class LeavingRunner final : public AttemptRunner {
+   public:
+    explicit LeavingRunner(AttemptLoopTest& t) : t_(t) {}
+    AttemptOutcome Run(const Backend& backend, TimePoint) override {
+      visited.push_back(backend.address);
+      if (visited.size() == 1) {
+        leaving = t_.backends_[0]->address == backend.address ? t_.backends_[0] : t_.backends_[1];
+        t_.SetEndpoints({backend.endpoint.port == 1 ? At(2) : At(1)});
+        AttemptOutcome out;
+        out.code = StatusCode::kResourceExhausted;
+        out.detail = "pool shut down";
+        return out;
+      }
+      return Answered();
+    }
+    std::vector<std::string> visited;
+    BackendPtr leaving;
+
+   private:
+    AttemptLoopTest& t_;
+  } runner(*this);
+  StatelessRoute route(picker_, events_);
+  const CallPlan plan = PlanCall(kWrite, {}, channel_options_, clock_.Now());
+
+  Loop().Run(plan, route, runner, record_);
+  ASSERT_EQ(runner.visited.size(), 2u);
+  EXPECT_TRUE(Distinct(runner.visited));
+  EXPECT_EQ(record_.attempts, 1);
+  EXPECT_EQ(runner.leaving->stats->in_flight(), 0);
+  EXPECT_EQ(runner.leaving->stats->failures(), 0u);
+}
+
+TEST_F(AttemptLoopTest, NoEndpointSaysWhatDiscoveryReported) {
+  events_.DiscoveryFailed("registry 127.0.0.1:1 unreachable");
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+
+  EXPECT_EQ(Call(kIdempotent, runner), StatusCode::kUnavailable);
+  EXPECT_THAT(error_, HasSubstr("no endpoint available (discovery failed: registry"));
+  EXPECT_THAT(error_, HasSubstr("after 0 attempts; no endpoint was tried"));
+}
+
+TEST_F(AttemptLoopTest, PlanCallTakesTheEarliestDeadlineAndNeverRetriesOneway) {
+  constexpr MethodTraits kSlow{.name = "slow", .idempotent = true, .timeout_ms = 5000};
+  constexpr MethodTraits kOneway{.name = "note", .idempotent = true, .oneway = true};
+  const TimePoint now = clock_.Now();
+  EXPECT_EQ(PlanCall(kSlow, {}, channel_options_, now).deadline, now + std::chrono::seconds(5));
+  CallOptions options;
+  options.timeout = std::chrono::milliseconds(20);
+  EXPECT_EQ(PlanCall(kSlow, options, channel_options_, now).deadline,
+            now + std::chrono::milliseconds(20));
+  options.deadline = now + std::chrono::milliseconds(3);
+  EXPECT_EQ(PlanCall(kSlow, options, channel_options_, now).deadline,
+            now + std::chrono::milliseconds(3));
+  EXPECT_FALSE(PlanCall(kOneway, {}, channel_options_, now).idempotent);
+  options.idempotent = false;
+  EXPECT_FALSE(PlanCall(kSlow, options, channel_options_, now).idempotent);
+}
+
+// Master-slave routes: the same loop with MasterSlaveRoute.
+class MasterSlaveLoopTest : public AttemptLoopTest {
+ public:
+  MasterSlaveLoopTest() {
+    router_ = std::make_unique<MasterRouter>(CreateBalancer("round_robin", context_).value(),
+                                             /*read_from_slaves=*/false, picker_, events_);
+  }
+
+  static Endpoint Member(uint16_t port, InstanceRole role, int64_t epoch) {
+    Endpoint e = At(port);
+    e.group = "g";
+    e.role = role;
+    e.epoch = epoch;
+    return e;
+  }
+
+ protected:
+  StatusCode WriteCall(ScriptedRunner& runner, CallOptions options = {}) {
+    MasterSlaveRoute route(*router_, kWrite);
+    const CallPlan plan = PlanCall(kWrite, options, channel_options_, clock_.Now());
+    try {
+      Loop().Run(plan, route, runner, record_);
+    } catch (const CallError& e) {
+      error_ = e.what();
+      return e.code();
+    }
+    return StatusCode::kOk;
+  }
+};
+
+TEST_F(MasterSlaveLoopTest, AWriteGoesToTheMasterAndFollowsARedirectToANewerOne) {
+  SetEndpoints({Member(1, InstanceRole::kSlave, 3), Member(2, InstanceRole::kMaster, 3),
+                Member(3, InstanceRole::kSlave, 3)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
+  // :2 has lost its lease; :3 won epoch 4, which the watch has not delivered yet.
+  runner.Script("10.0.0.1:2", {Refused({"10.0.0.1:3", 4})});
+  CallOptions options;
+  options.max_attempts = 1;  // a refusal is not an attempt that failed
+
+  EXPECT_EQ(WriteCall(runner, options), StatusCode::kOk);
+  EXPECT_THAT(runner.visited, ElementsAre("10.0.0.1:2", "10.0.0.1:3"));
+  EXPECT_EQ(router_->redirects(), 1u);
+  EXPECT_EQ(BackendAt(1).stats->failures(), 0u);  // refusing is the endpoint working
+  EXPECT_TRUE(endpoint_failures_.empty());
+}
+
+TEST_F(MasterSlaveLoopTest, AStaleRedirectIsNotFollowed) {
+  SetEndpoints({Member(1, InstanceRole::kSlave, 5), Member(2, InstanceRole::kMaster, 5)});
+  ScriptedRunner runner(clock_, std::chrono::milliseconds(10));
+  // :2 refuses, naming :1 at an epoch older than the one the watch delivered: the call keeps
+  // waiting for a newer set instead of going there, until its deadline.
+  std::vector<AttemptOutcome> refusals;
+  for (int i = 0; i < 20; ++i) refusals.push_back(Refused({"10.0.0.1:1", 4}));
+  runner.Script("10.0.0.1:2", std::move(refusals));
+  CallOptions options;
+  options.timeout = std::chrono::milliseconds(50);
+
+  EXPECT_EQ(WriteCall(runner, options), StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(runner.visited, ::testing::Each(std::string("10.0.0.1:2")));
+  EXPECT_THAT(error_, HasSubstr("deadline exceeded waiting for a master"));
+  EXPECT_EQ(router_->redirects(), 0u);
+  EXPECT_GE(router_->waits(), 1u);
+}
+
+TEST_F(MasterSlaveLoopTest, AnUnreachableMasterMakesTheWriteWaitForTheNextOne) {
+  SetEndpoints({Member(1, InstanceRole::kSlave, 1), Member(2, InstanceRole::kMaster, 1)});
+  class FailoverRunner final : public AttemptRunner {
+   public:
+    explicit FailoverRunner(MasterSlaveLoopTest& t) : t_(t) {}
+    AttemptOutcome Run(const Backend& backend, TimePoint) override {
+      visited.push_back(backend.address);
+      if (backend.address == "10.0.0.1:2") {
+        // The master died; the registry promotes :1 (as the watch would deliver it).
+        t_.SetEndpoints({Member(1, InstanceRole::kMaster, 2), Member(2, InstanceRole::kSlave, 1)});
+        return ConnectRefused();
+      }
+      return Answered();
+    }
+    std::vector<std::string> visited;
+
+   private:
+    MasterSlaveLoopTest& t_;
+  } runner(*this);
+  MasterSlaveRoute route(*router_, kWrite);
+  CallOptions options;
+  options.max_attempts = 1;
+  const CallPlan plan = PlanCall(kWrite, options, channel_options_, clock_.Now());
+
+  Loop().Run(plan, route, runner, record_);
+  EXPECT_THAT(runner.visited, ElementsAre("10.0.0.1:2", "10.0.0.1:1"));
+}
+
+}  // namespace
+}  // namespace fulcrum::internal
