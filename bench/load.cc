@@ -65,6 +65,7 @@
 #include "support/echo_calls.h"
 #include "support/echo_handler.h"
 #include "support/subprocess.h"
+#include "transport/connection_pool.h"  // the pool-only client measures the runtime's pool
 
 DEFINE_string(servers, "1,3", "comma-separated server counts to measure");
 DEFINE_int32(threads, 8, "client threads");
@@ -247,7 +248,7 @@ Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& bala
 // Fulcrum's pooled connections to the first server, without the channel: no balancer, stats,
 // retries or deadline.
 Client PoolOnlyClient(const std::vector<uint16_t>& ports, const std::string& payload) {
-  auto pool = std::make_shared<fulcrum::ConnectionPool>(
+  auto pool = std::make_shared<fulcrum::internal::ConnectionPool>(
       fulcrum::Endpoint{.host = "127.0.0.1", .port = ports[0]}, fulcrum::PoolOptions{});
   return {"fulcrum pool, no channel", [pool, payload](int) {
             auto lease = pool->Acquire(fulcrum::Clock::Real().Now() + std::chrono::seconds(1));

@@ -17,6 +17,7 @@
 #include "call/routes.h"
 #include "fulcrum/role.h"
 #include "fulcrum/snapshot.h"
+#include "transport/connection_pool.h"
 #include "metrics/client_metrics.h"
 
 namespace fulcrum {
@@ -65,14 +66,14 @@ class PooledAttempt final : public internal::AttemptRunner {
 
   AttemptOutcome Run(const Backend& backend, TimePoint deadline) override {
     AttemptOutcome out;
-    StatusOr<ConnectionPool::Lease> lease = backend.pool->Acquire(deadline);
+    StatusOr<internal::ConnectionPool::Lease> lease = backend.pool->Acquire(deadline);
     if (!lease.ok()) {
       out.code = lease.status().code();
       out.detail = lease.status().message();
       return out;
     }
     out.connected = true;
-    Connection& conn = lease->connection();
+    internal::PooledConnection& conn = lease->connection();
     // The deadline is enforced by the watchdog thread, not a socket timeout (see
     // deadline_watchdog.h for why).
     conn.BeginCall(deadline, clock_);
@@ -384,7 +385,7 @@ void Channel::Impl::UpdateEndpoints(EndpointSet set) {
       // Joining endpoints that serve alongside others ramp up (slow start); the first set's
       // have nobody to take traffic from.
       if (!backends.empty()) b->stats->serving_since_ns.store(ToNanos(clock.Now()));
-      b->pool = std::make_shared<ConnectionPool>(e, options.pool, clock);
+      b->pool = std::make_shared<internal::ConnectionPool>(e, options.pool, clock);
       b->endpoint = std::move(e);
       backend = std::move(b);
     }

@@ -1,4 +1,4 @@
-#include "fulcrum/connection_pool.h"
+#include "transport/connection_pool.h"
 
 #include <unistd.h>
 
@@ -19,7 +19,7 @@
 #include "support/test_server.h"
 #include "testing/fake_clock.h"
 
-namespace fulcrum {
+namespace fulcrum::internal {
 namespace {
 
 using apache::thrift::transport::TTransportException;
@@ -54,7 +54,7 @@ class ConnectionPoolTest : public ::testing::Test {
 
 TEST_F(ConnectionPoolTest, ReusesAnIdleConnection) {
   ConnectionPool pool(server_->endpoint(), {}, clock_);
-  Connection* first = nullptr;
+  PooledConnection* first = nullptr;
   {
     auto lease = pool.Acquire(Later());
     ASSERT_TRUE(lease.ok()) << lease.status();
@@ -77,8 +77,8 @@ TEST_F(ConnectionPoolTest, AThreadGetsBackTheConnectionItParkedThenTheMostRecent
   auto b = pool.Acquire(Later());
   auto c = pool.Acquire(Later());
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
-  Connection* parked = &a->connection();
-  Connection* listed_last = &c->connection();
+  PooledConnection* parked = &a->connection();
+  PooledConnection* listed_last = &c->connection();
   a = ConnectionPool::Lease();  // parks in this thread's slot
   b = ConnectionPool::Lease();  // the slot is taken: to the idle list
   c = ConnectionPool::Lease();  // the idle list, most recent
@@ -124,7 +124,7 @@ TEST_F(ConnectionPoolTest, AWaiterGetsTheConnectionReleasedBeforeItsDeadline) {
   ConnectionPool pool(server_->endpoint(), options);
   auto held = pool.Acquire(Clock::Real().Now() + seconds(10));
   ASSERT_TRUE(held.ok());
-  Connection* conn = &held->connection();
+  PooledConnection* conn = &held->connection();
   auto waiter = std::async(std::launch::async, [&] {
     auto lease = pool.Acquire(Clock::Real().Now() + seconds(30));
     return lease.ok() ? &lease->connection() : nullptr;
@@ -220,7 +220,7 @@ TEST_F(ConnectionPoolTest, KeepsAtMostMaxIdle) {
 
 TEST_F(ConnectionPoolTest, HousekeepingLeavesEachThreadItsOwnConnection) {
   ConnectionPool pool(server_->endpoint(), {}, clock_);
-  Connection* mine = nullptr;
+  PooledConnection* mine = nullptr;
   {
     auto lease = pool.Acquire(Later());
     ASSERT_TRUE(lease.ok());
@@ -318,7 +318,7 @@ TEST_F(ConnectionPoolTest, WatchdogCutsACallAtItsDeadlineOnTheConnectionsClock) 
   ConnectionPool pool(Local(hang.port()), {}, clock_);
   auto lease = pool.Acquire(Later());
   ASSERT_TRUE(lease.ok());
-  Connection& conn = lease->connection();
+  PooledConnection& conn = lease->connection();
   conn.BeginCall(clock_.Now() + seconds(1), clock_);
   // Real time passes, the fake clock does not: nothing may cut the call until it moves.
   const auto start = std::chrono::steady_clock::now();
@@ -338,7 +338,7 @@ TEST_F(ConnectionPoolTest, ACallThatEndsInTimeIsNeverCut) {
   ConnectionPool pool(server_->endpoint(), {}, clock_);
   auto lease = pool.Acquire(Later());
   ASSERT_TRUE(lease.ok());
-  Connection& conn = lease->connection();
+  PooledConnection& conn = lease->connection();
   std::string out;
   conn.BeginCall(clock_.Now() + seconds(1), clock_);
   conn.As<EchoClient>().whoami(out);
@@ -450,20 +450,16 @@ TEST(ConnectionPoolPeerTest, AGarbledReplyIsAProtocolErrorAndHalfAReplyATranspor
   EXPECT_EQ(half.requests(), 2);
 }
 
-TEST(ConnectionPoolPeerTest, SetTimeoutBoundsACallToAServerThatNeverAnswers) {
+TEST(ConnectionPoolPeerTest, TheDeadlineWatchCutsACallToAServerThatNeverAnswers) {
   BadServer server(BadServer::Mode::kHang);
   ASSERT_TRUE(server.Start().ok());
   ConnectionPool pool(Local(server.port()), {});
   auto lease = pool.Acquire(Clock::Real().Now() + seconds(10));
   ASSERT_TRUE(lease.ok());
-  lease->connection().SetTimeout(50);
-  try {
-    lease->connection().As<EchoClient>().increment(1);
-    ADD_FAILURE() << "a hung server answered";
-  } catch (const TTransportException& e) {
-    EXPECT_EQ(e.getType(), TTransportException::TIMED_OUT) << e.what();
-  }
-  lease->connection().MarkBroken();
+  lease->connection().BeginCall(Clock::Real().Now() + milliseconds(50), Clock::Real());
+  EXPECT_THROW(lease->connection().As<EchoClient>().increment(1), TTransportException);
+  EXPECT_TRUE(lease->connection().EndCall());  // the watch cut it: that is why the read failed
+  EXPECT_TRUE(lease->connection().broken());
 }
 
 TEST_F(ConnectionPoolTest, ShutdownClosesIdleFailsNewCallsAndClosesReturnedLeases) {
@@ -505,4 +501,4 @@ TEST_F(ConnectionPoolTest, CompactProtocol) {
 }
 
 }  // namespace
-}  // namespace fulcrum
+}  // namespace fulcrum::internal

@@ -14,7 +14,7 @@
 #include <thrift/transport/TTransportException.h>
 
 #include "Echo.h"
-#include "fulcrum/connection_pool.h"
+#include "transport/connection_pool.h"
 #include "support/echo_client.h"
 #include "support/echo_handler.h"
 #include "support/test_server.h"
@@ -40,7 +40,7 @@ TEST(FramedTransportTest, MoreThan100MiBEachWayThroughOnePooledConnection) {
     PoolOptions options;
     options.protocol = protocol;
     options.max_connections = 1;  // every call below goes over the same connection
-    ConnectionPool pool(server.value()->endpoint(), options);
+    internal::ConnectionPool pool(server.value()->endpoint(), options);
     const std::string chunk(kChunk, 'u');
     for (int i = 0; i < kCalls; ++i) {
       auto lease = pool.Acquire(Clock::Real().Now() + seconds(30));

@@ -29,15 +29,18 @@
 
 namespace fulcrum {
 
+namespace internal {
 class ConnectionPool;
+}  // namespace internal
 
 // One endpoint as a balancer sees it: the endpoint, its address, and the statistics that
-// outlive endpoint-set updates. `pool` is the channel's, null in balancer unit tests.
+// outlive endpoint-set updates. `pool` is the channel's transport to the endpoint, opaque to
+// balancers (null in balancer unit tests).
 struct Backend {
   Endpoint endpoint;
   std::string address;
   std::shared_ptr<EndpointStats> stats;
-  std::shared_ptr<ConnectionPool> pool;
+  std::shared_ptr<internal::ConnectionPool> pool;
 };
 
 // What identifies an endpoint across endpoint-set updates; see EndpointStats::id().

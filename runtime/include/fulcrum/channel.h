@@ -54,7 +54,7 @@
 
 #include "fulcrum/balancer.h"
 #include "fulcrum/clock.h"
-#include "fulcrum/connection_pool.h"
+#include "fulcrum/connection.h"
 #include "fulcrum/hash.h"
 #include "fulcrum/outlier_detector.h"
 #include "fulcrum/resolver.h"

@@ -1,4 +1,4 @@
-#include "fulcrum/connection_pool.h"
+#include "transport/connection_pool.h"
 
 #include <poll.h>
 
@@ -10,12 +10,12 @@
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TTransportException.h>
 
-#include "deadline_watchdog.h"
+#include "transport/deadline_watchdog.h"
 #include "fulcrum/framed_transport.h"
 #include "fulcrum/thread_index.h"
 #include "thrift_logging.h"
 
-namespace fulcrum {
+namespace fulcrum::internal {
 
 using apache::thrift::protocol::TBinaryProtocolT;
 using apache::thrift::protocol::TCompactProtocolT;
@@ -48,23 +48,23 @@ int ClampMillis(Duration d) {
 
 }  // namespace
 
-Connection::Connection(std::shared_ptr<TSocket> socket, std::shared_ptr<TTransport> transport,
+PooledConnection::PooledConnection(std::shared_ptr<TSocket> socket, std::shared_ptr<TTransport> transport,
                        std::shared_ptr<TProtocol> protocol)
-    : socket_(std::move(socket)),
+    : Connection(std::move(protocol)),
+      socket_(std::move(socket)),
       transport_(std::move(transport)),
-      protocol_(std::move(protocol)),
       framed_(dynamic_cast<const ClientFramedTransport*>(transport_.get())),
       fd_(socket_->getSocketFD()) {}
 
-bool Connection::AwaitingReply() const {
+bool PooledConnection::AwaitingReply() const {
   return framed_ != nullptr && framed_->awaiting_replies() > 0;
 }
 
-Connection::~Connection() {
+PooledConnection::~PooledConnection() {
   // Before the socket closes: the watchdog must never shut down a descriptor number that a
   // new socket may already reuse.
-  if (clock_ != nullptr) internal::DeadlineWatchdog::Instance().Remove(this);
-  client_.reset();
+  if (clock_ != nullptr) DeadlineWatchdog::Instance().Remove(this);
+  DropClient();
   // Close the socket, not the framed transport: its close() would first flush whatever a
   // failed call left in the write buffer.
   try {
@@ -74,15 +74,8 @@ Connection::~Connection() {
   }
 }
 
-void Connection::SetTimeout(int ms) {
-  if (ms == timeout_ms_) return;
-  socket_->setSendTimeout(ms);
-  socket_->setRecvTimeout(ms);
-  timeout_ms_ = ms;
-}
-
-void Connection::BeginCall(TimePoint deadline, const Clock& clock) {
-  auto& watchdog = internal::DeadlineWatchdog::Instance();
+void PooledConnection::BeginCall(TimePoint deadline, const Clock& clock) {
+  auto& watchdog = DeadlineWatchdog::Instance();
   if (clock_ == nullptr) {
     clock_ = &clock;
     watchdog.Add(this);
@@ -92,13 +85,13 @@ void Connection::BeginCall(TimePoint deadline, const Clock& clock) {
   watchdog.OnCallStart();
 }
 
-bool Connection::EndCall() {
+bool PooledConnection::EndCall() {
   if (deadline_.exchange(0, std::memory_order_acq_rel) != kCut) return false;
   broken_ = true;
   return true;
 }
 
-bool Connection::PeerClosed() const {
+bool PooledConnection::PeerClosed() const {
   if (!socket_->isOpen()) return true;
   pollfd pfd{};
   pfd.fd = socket_->getSocketFD();
@@ -127,7 +120,7 @@ ConnectionPool::ConnectionPool(Endpoint endpoint, PoolOptions options, const Clo
 }
 
 ConnectionPool::~ConnectionPool() {
-  std::vector<std::unique_ptr<Connection>> parked;
+  std::vector<std::unique_ptr<PooledConnection>> parked;
   DrainSlots(&parked);
   std::lock_guard<std::mutex> lock(mu_);
   const int leased = open_ - static_cast<int>(idle_.size() + parked.size());
@@ -148,15 +141,15 @@ auto* HomeSlot(Slots& slots) {
 
 }  // namespace
 
-std::unique_ptr<Connection> ConnectionPool::TakeFromSlot() {
+std::unique_ptr<PooledConnection> ConnectionPool::TakeFromSlot() {
   Slot* slot = HomeSlot(slots_);
   if (slot == nullptr || slot->conn.load(std::memory_order_relaxed) == nullptr) return nullptr;
-  return std::unique_ptr<Connection>(slot->conn.exchange(nullptr, std::memory_order_acq_rel));
+  return std::unique_ptr<PooledConnection>(slot->conn.exchange(nullptr, std::memory_order_acq_rel));
 }
 
-std::unique_ptr<Connection> ConnectionPool::ParkInSlot(std::unique_ptr<Connection> conn) {
+std::unique_ptr<PooledConnection> ConnectionPool::ParkInSlot(std::unique_ptr<PooledConnection> conn) {
   Slot* slot = HomeSlot(slots_);
-  Connection* expected = nullptr;
+  PooledConnection* expected = nullptr;
   if (slot == nullptr ||
       !slot->conn.compare_exchange_strong(expected, conn.get(), std::memory_order_seq_cst)) {
     return conn;
@@ -164,14 +157,14 @@ std::unique_ptr<Connection> ConnectionPool::ParkInSlot(std::unique_ptr<Connectio
   conn.release();
   // Shutdown may have drained the slots between our check and the park: take it back.
   if (shutdown_.load(std::memory_order_acquire)) {
-    return std::unique_ptr<Connection>(slot->conn.exchange(nullptr, std::memory_order_acq_rel));
+    return std::unique_ptr<PooledConnection>(slot->conn.exchange(nullptr, std::memory_order_acq_rel));
   }
   return nullptr;
 }
 
-void ConnectionPool::DrainSlots(std::vector<std::unique_ptr<Connection>>* out) {
+void ConnectionPool::DrainSlots(std::vector<std::unique_ptr<PooledConnection>>* out) {
   for (Slot& slot : slots_) {
-    if (Connection* c = slot.conn.exchange(nullptr, std::memory_order_seq_cst)) {
+    if (PooledConnection* c = slot.conn.exchange(nullptr, std::memory_order_seq_cst)) {
       out->emplace_back(c);
     }
   }
@@ -181,8 +174,8 @@ void ConnectionPool::CloseLocked(int n) { open_ -= n; }
 
 StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
   if (!shutdown_.load(std::memory_order_acquire)) {
-    if (std::unique_ptr<Connection> conn = TakeFromSlot()) {
-      if (clock_.Now() - conn->last_used <= options_.recheck_after_idle || !conn->PeerClosed()) {
+    if (std::unique_ptr<PooledConnection> conn = TakeFromSlot()) {
+      if (clock_.Now() - conn->last_used() <= options_.recheck_after_idle || !conn->PeerClosed()) {
         return Lease(this, std::move(conn));
       }
       VLOG(1) << "dropping a pooled connection to " << endpoint_.Address()
@@ -200,11 +193,11 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
     }
     // Our slot was empty a moment ago, but CloseIdle (which holds mu_ while it has the slots'
     // connections) may have put ours back since: use it rather than open a second one.
-    if (std::unique_ptr<Connection> mine = TakeFromSlot()) idle_.push_back(std::move(mine));
+    if (std::unique_ptr<PooledConnection> mine = TakeFromSlot()) idle_.push_back(std::move(mine));
     if (!idle_.empty()) {
-      std::unique_ptr<Connection> conn = std::move(idle_.back());
+      std::unique_ptr<PooledConnection> conn = std::move(idle_.back());
       idle_.pop_back();
-      if (clock_.Now() - conn->last_used <= options_.recheck_after_idle) {
+      if (clock_.Now() - conn->last_used() <= options_.recheck_after_idle) {
         return Lease(this, std::move(conn));
       }
       lock.unlock();
@@ -219,7 +212,7 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
     if (open_ < options_.max_connections) {
       ++open_;
       lock.unlock();
-      StatusOr<std::unique_ptr<Connection>> conn = Connect(deadline);
+      StatusOr<std::unique_ptr<PooledConnection>> conn = Connect(deadline);
       if (conn.ok()) return Lease(this, std::move(conn).value());
       lock.lock();
       CloseLocked(1);
@@ -231,7 +224,7 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
     // slots pairs with Return: a connection parked after our look sees the count and wakes us
     // (both sides sequentially consistent, so at least one sees the other).
     waiters_.fetch_add(1, std::memory_order_seq_cst);
-    std::vector<std::unique_ptr<Connection>> parked;
+    std::vector<std::unique_ptr<PooledConnection>> parked;
     DrainSlots(&parked);
     if (!parked.empty()) {
       waiters_.fetch_sub(1, std::memory_order_relaxed);
@@ -251,7 +244,7 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
   }
 }
 
-StatusOr<std::unique_ptr<Connection>> ConnectionPool::Connect(TimePoint deadline) {
+StatusOr<std::unique_ptr<PooledConnection>> ConnectionPool::Connect(TimePoint deadline) {
   const Duration left = deadline - clock_.Now();
   if (left <= Duration::zero()) {
     return Status::Error(StatusCode::kDeadlineExceeded,
@@ -269,15 +262,15 @@ StatusOr<std::unique_ptr<Connection>> ConnectionPool::Connect(TimePoint deadline
   }
   auto protocol = MakeClientProtocol(options_.protocol, transport, options_.max_frame_size);
   auto conn =
-      std::make_unique<Connection>(std::move(socket), std::move(transport), std::move(protocol));
-  conn->last_used = clock_.Now();
+      std::make_unique<PooledConnection>(std::move(socket), std::move(transport), std::move(protocol));
+  conn->set_last_used(clock_.Now());
   return conn;
 }
 
-void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
+void ConnectionPool::Return(std::unique_ptr<PooledConnection> conn) {
   // A reply still owed would be read by the next call as its own: such a connection is closed.
   if (!conn->broken() && !conn->AwaitingReply()) {
-    conn->last_used = clock_.Now();
+    conn->set_last_used(clock_.Now());
     if (waiters_.load(std::memory_order_relaxed) == 0 &&
         !shutdown_.load(std::memory_order_acquire)) {
       conn = ParkInSlot(std::move(conn));
@@ -311,11 +304,11 @@ void ConnectionPool::Return(std::unique_ptr<Connection> conn) {
 void ConnectionPool::CloseIdle() {
   // Every idle connection, parked in a slot (`slot` >= 0) or on the list (-1).
   struct Held {
-    std::unique_ptr<Connection> conn;
+    std::unique_ptr<PooledConnection> conn;
     int slot;
   };
   std::vector<Held> held;
-  std::vector<std::unique_ptr<Connection>> expired;
+  std::vector<std::unique_ptr<PooledConnection>> expired;
   bool put_back = false;
   {
     // The slots are emptied under mu_: a caller that finds its slot empty meanwhile takes mu_
@@ -323,8 +316,8 @@ void ConnectionPool::CloseIdle() {
     // another or waiting for one nobody will return.
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < kSlots; ++i) {
-      if (Connection* c = slots_[i].conn.exchange(nullptr, std::memory_order_seq_cst)) {
-        held.push_back({std::unique_ptr<Connection>(c), static_cast<int>(i)});
+      if (PooledConnection* c = slots_[i].conn.exchange(nullptr, std::memory_order_seq_cst)) {
+        held.push_back({std::unique_ptr<PooledConnection>(c), static_cast<int>(i)});
       }
     }
     const TimePoint now = clock_.Now();
@@ -332,12 +325,12 @@ void ConnectionPool::CloseIdle() {
     idle_.clear();
     // The most recently used are kept: at most max_idle, none idle for over idle_timeout.
     std::stable_sort(held.begin(), held.end(), [](const Held& a, const Held& b) {
-      return a.conn->last_used > b.conn->last_used;
+      return a.conn->last_used() > b.conn->last_used();
     });
     const size_t keep = static_cast<size_t>(std::max(0, options_.max_idle));
     size_t kept = 0;
     for (Held& h : held) {
-      if (kept >= keep || now - h.conn->last_used > options_.idle_timeout) {
+      if (kept >= keep || now - h.conn->last_used() > options_.idle_timeout) {
         expired.push_back(std::move(h.conn));
         continue;
       }
@@ -346,7 +339,7 @@ void ConnectionPool::CloseIdle() {
       // A parked connection goes back to its own slot: its thread finds it there on the next
       // call as if nothing happened. Reshuffling every thread's connection here twice a second
       // cost 5-10% of end-to-end throughput (docs/benchmarks.md).
-      Connection* expected = nullptr;
+      PooledConnection* expected = nullptr;
       if (h.slot >= 0 && !shutdown_.load(std::memory_order_acquire) &&
           slots_[static_cast<size_t>(h.slot)].conn.compare_exchange_strong(
               expected, h.conn.get(), std::memory_order_acq_rel)) {
@@ -360,7 +353,7 @@ void ConnectionPool::CloseIdle() {
   }
   // Shutdown may have drained the slots while connections were being put back: close those.
   if (shutdown_.load(std::memory_order_acquire)) {
-    std::vector<std::unique_ptr<Connection>> parked;
+    std::vector<std::unique_ptr<PooledConnection>> parked;
     DrainSlots(&parked);
     std::lock_guard<std::mutex> lock(mu_);
     CloseLocked(static_cast<int>(parked.size()));
@@ -372,7 +365,7 @@ void ConnectionPool::CloseIdle() {
 }
 
 void ConnectionPool::Shutdown() {
-  std::vector<std::unique_ptr<Connection>> idle;
+  std::vector<std::unique_ptr<PooledConnection>> idle;
   shutdown_.store(true, std::memory_order_release);
   DrainSlots(&idle);
   {
@@ -396,4 +389,4 @@ int ConnectionPool::idle_connections() const {
   return static_cast<int>(idle_.size()) + parked;
 }
 
-}  // namespace fulcrum
+}  // namespace fulcrum::internal

@@ -1,4 +1,4 @@
-#include "deadline_watchdog.h"
+#include "transport/deadline_watchdog.h"
 
 #include <sys/socket.h>
 
@@ -6,7 +6,7 @@
 
 #include <glog/logging.h>
 
-#include "fulcrum/connection_pool.h"
+#include "transport/connection_pool.h"
 
 namespace fulcrum::internal {
 
@@ -19,7 +19,7 @@ DeadlineWatchdog::DeadlineWatchdog() {
   std::thread([this] { Run(); }).detach();
 }
 
-void DeadlineWatchdog::Add(Connection* c) {
+void DeadlineWatchdog::Add(PooledConnection* c) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -30,7 +30,7 @@ void DeadlineWatchdog::Add(Connection* c) {
   if (wake) wake_.notify_one();
 }
 
-void DeadlineWatchdog::Remove(Connection* c) {
+void DeadlineWatchdog::Remove(PooledConnection* c) {
   std::lock_guard<std::mutex> lock(mu_);
   const auto i = static_cast<size_t>(c->watch_index_);
   CHECK(i < watched_.size() && watched_[i] == c) << "connection not watched";
@@ -51,7 +51,7 @@ bool DeadlineWatchdog::ScanLocked() {
   bool in_flight = false;
   const Clock* clock = nullptr;
   int64_t now = 0;
-  for (Connection* c : watched_) {
+  for (PooledConnection* c : watched_) {
     int64_t deadline = c->deadline_.load(std::memory_order_seq_cst);
     if (deadline <= 0) continue;  // idle, or already cut
     in_flight = true;
@@ -61,9 +61,9 @@ bool DeadlineWatchdog::ScanLocked() {
     }
     if (now < deadline) continue;
     // Claim the cut: if the call ends meanwhile, EndCall's exchange wins and nothing is cut.
-    if (c->deadline_.compare_exchange_strong(deadline, Connection::kCut,
+    if (c->deadline_.compare_exchange_strong(deadline, PooledConnection::kCut,
                                              std::memory_order_acq_rel)) {
-      // The socket is still open: Connection's destructor removes it from watched_ (under
+      // The socket is still open: PooledConnection's destructor removes it from watched_ (under
       // mu_, which this scan holds) before closing it, so the descriptor cannot be reused.
       ::shutdown(c->fd_, SHUT_RDWR);
     }

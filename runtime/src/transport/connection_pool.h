@@ -2,7 +2,7 @@
 //
 //   ConnectionPool pool(endpoint, options);
 //   StatusOr<ConnectionPool::Lease> lease = pool.Acquire(deadline);
-//   auto& client = lease->connection().As<CalculatorClient>();
+//   auto& client = lease->connection().As<CalculatorClient>();   // Connection (connection.h)
 //   client.add(1, 2);
 //   lease->connection().MarkBroken();   // after a transport error: closed, never reused
 //
@@ -27,62 +27,32 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <typeinfo>
 #include <vector>
 
 #include <thrift/protocol/TProtocol.h>
 #include <thrift/transport/TSocket.h>
 
 #include "fulcrum/clock.h"
+#include "fulcrum/connection.h"
 #include "fulcrum/endpoint.h"
 #include "fulcrum/protocol.h"
 #include "fulcrum/status.h"
 
 namespace fulcrum {
-
-struct PoolOptions {
-  Protocol protocol = Protocol::kBinary;
-  int max_connections = 64;  // per endpoint; a call waits (until its deadline) beyond this
-  // Idle connections kept per endpoint: the shared idle list holds at most this many at once;
-  // with the per-thread slots counted too, CloseIdle (the channel runs it every 500 ms) trims
-  // back to it.
-  int max_idle = 16;
-  Duration idle_timeout = std::chrono::seconds(30);
-  Duration connect_timeout = std::chrono::milliseconds(500);
-  // A connection idle for longer than this is checked (a non-blocking poll) before reuse, so
-  // a call is not sent on a connection the server already closed.
-  Duration recheck_after_idle = std::chrono::milliseconds(100);
-  uint32_t max_frame_size = 64u << 20;
-};
-
 class ClientFramedTransport;
-namespace internal {
+}  // namespace fulcrum::internal
+
+namespace fulcrum::internal {
+
 class DeadlineWatchdog;
-}
 
-class Connection {
+// A pooled connection: the public Connection plus what the pool and the channel need.
+class PooledConnection final : public Connection {
  public:
-  Connection(std::shared_ptr<apache::thrift::transport::TSocket> socket,
-             std::shared_ptr<apache::thrift::transport::TTransport> transport,
-             std::shared_ptr<apache::thrift::protocol::TProtocol> protocol);
-  ~Connection();
-
-  // The Thrift client of type C on this connection, made on first use and kept with it.
-  template <class C>
-  C& As() {
-    if (client_type_ != &typeid(C)) {
-      client_ = std::make_shared<C>(protocol_);
-      client_type_ = &typeid(C);
-    }
-    return *static_cast<C*>(client_.get());
-  }
-
-  const std::shared_ptr<apache::thrift::protocol::TProtocol>& protocol() const { return protocol_; }
-
-  // Sets the socket's send and receive timeouts; a system call only when the value changes.
-  // For direct users of the pool. A socket timeout bounds each read or write, not the call; the
-  // channel bounds the whole call with BeginCall/EndCall instead.
-  void SetTimeout(int ms);
+  PooledConnection(std::shared_ptr<apache::thrift::transport::TSocket> socket,
+                   std::shared_ptr<apache::thrift::transport::TTransport> transport,
+                   std::shared_ptr<apache::thrift::protocol::TProtocol> protocol);
+  ~PooledConnection();
 
   // The deadline of the call about to run on this connection, on `clock`. A process-wide
   // watchdog thread shuts the socket down once the deadline has passed (at most a few
@@ -99,21 +69,20 @@ class Connection {
   // True when the peer has closed or sent unsolicited bytes (checked without blocking).
   bool PeerClosed() const;
 
-  TimePoint last_used;
+  // When the connection last went back to the pool (or was opened).
+  TimePoint last_used() const { return last_used_; }
+  void set_last_used(TimePoint t) { last_used_ = t; }
 
  private:
   std::shared_ptr<apache::thrift::transport::TSocket> socket_;
   std::shared_ptr<apache::thrift::transport::TTransport> transport_;
-  std::shared_ptr<apache::thrift::protocol::TProtocol> protocol_;
-  std::shared_ptr<void> client_;
-  const std::type_info* client_type_ = nullptr;
   const ClientFramedTransport* framed_;  // transport_, when it counts replies owed
-  int timeout_ms_ = -1;
   bool broken_ = false;
+  TimePoint last_used_{};
 
   // Deadline watch (deadline_watchdog.h). deadline_ is 0 between calls, the call's deadline in
   // nanoseconds on clock_ during one, kCut once the watchdog shut the socket down.
-  friend class internal::DeadlineWatchdog;
+  friend class DeadlineWatchdog;
   static constexpr int64_t kCut = -1;
   const int fd_;
   std::atomic<int64_t> deadline_{0};
@@ -127,7 +96,7 @@ class ConnectionPool {
   class Lease {
    public:
     Lease() = default;
-    Lease(ConnectionPool* pool, std::unique_ptr<Connection> conn)
+    Lease(ConnectionPool* pool, std::unique_ptr<PooledConnection> conn)
         : pool_(pool), conn_(std::move(conn)) {}
     Lease(Lease&&) noexcept = default;
     Lease& operator=(Lease&& other) noexcept {
@@ -138,13 +107,13 @@ class ConnectionPool {
     }
     ~Lease() { Release(); }
 
-    Connection& connection() { return *conn_; }
+    PooledConnection& connection() { return *conn_; }
     explicit operator bool() const { return conn_ != nullptr; }
 
    private:
     void Release();
     ConnectionPool* pool_ = nullptr;
-    std::unique_ptr<Connection> conn_;
+    std::unique_ptr<PooledConnection> conn_;
   };
 
   ConnectionPool(Endpoint endpoint, PoolOptions options, const Clock& clock = Clock::Real());
@@ -167,19 +136,19 @@ class ConnectionPool {
 
  private:
   friend class Lease;
-  void Return(std::unique_ptr<Connection> conn);
-  StatusOr<std::unique_ptr<Connection>> Connect(TimePoint deadline);
+  void Return(std::unique_ptr<PooledConnection> conn);
+  StatusOr<std::unique_ptr<PooledConnection>> Connect(TimePoint deadline);
   // Takes the connection parked in this thread's slot, if any (lock-free).
-  std::unique_ptr<Connection> TakeFromSlot();
+  std::unique_ptr<PooledConnection> TakeFromSlot();
   // Parks `conn` in this thread's slot; gives it back if the slot is taken.
-  std::unique_ptr<Connection> ParkInSlot(std::unique_ptr<Connection> conn);
+  std::unique_ptr<PooledConnection> ParkInSlot(std::unique_ptr<PooledConnection> conn);
   // Empties every slot into `out` (for CloseIdle and Shutdown).
-  void DrainSlots(std::vector<std::unique_ptr<Connection>>* out);
+  void DrainSlots(std::vector<std::unique_ptr<PooledConnection>>* out);
   void CloseLocked(int n);  // accounts for n closed connections; needs mu_
 
   static constexpr size_t kSlots = 16;
   struct alignas(64) Slot {
-    std::atomic<Connection*> conn{nullptr};
+    std::atomic<PooledConnection*> conn{nullptr};
   };
 
   const Endpoint endpoint_;
@@ -190,8 +159,8 @@ class ConnectionPool {
   std::array<Slot, kSlots> slots_;
   std::atomic<bool> shutdown_{false};
   std::atomic<int> waiters_{0};  // callers blocked for a free slot: returns go to the list
-  std::vector<std::unique_ptr<Connection>> idle_;  // most recently used at the back
+  std::vector<std::unique_ptr<PooledConnection>> idle_;  // most recently used at the back
   int open_ = 0;
 };
 
-}  // namespace fulcrum
+}  // namespace fulcrum::internal

@@ -6,9 +6,9 @@
 // that is not a fixed timeout (one inherited from the caller, a retry's remaining time) would
 // cost two setsockopt() calls per call. So the channel leaves its sockets blocking with no
 // timeout and publishes each call's deadline on its connection instead
-// (Connection::BeginCall, one atomic store); this process-wide thread scans the connections
+// (PooledConnection::BeginCall, one atomic store); this process-wide thread scans the connections
 // in calls and shuts down the socket of any call past its deadline. The blocked recv() or
-// send() returns at once, and the channel reports kDeadlineExceeded (Connection::EndCall tells
+// send() returns at once, and the channel reports kDeadlineExceeded (PooledConnection::EndCall tells
 // it the watchdog cut the call). End to end this measured the same as socket timeouts
 // (docs/benchmarks.md).
 //
@@ -27,11 +27,9 @@
 
 #include "fulcrum/clock.h"
 
-namespace fulcrum {
-class Connection;
-}
-
 namespace fulcrum::internal {
+
+class PooledConnection;
 
 class DeadlineWatchdog {
  public:
@@ -41,9 +39,9 @@ class DeadlineWatchdog {
   static DeadlineWatchdog& Instance();
 
   // Starts watching `c` (its deadline_ and clock_ are set by the caller). Locks.
-  void Add(Connection* c);
+  void Add(PooledConnection* c);
   // Stops watching `c`; after it returns the watchdog never touches `c` again. Locks.
-  void Remove(Connection* c);
+  void Remove(PooledConnection* c);
   // Called after a call published its deadline: wakes the thread if it sleeps. Lock-free
   // unless the thread sleeps.
   void OnCallStart() {
@@ -59,7 +57,7 @@ class DeadlineWatchdog {
 
   std::mutex mu_;
   std::condition_variable wake_;
-  std::vector<Connection*> watched_;  // each connection's watch_index_ is its position here
+  std::vector<PooledConnection*> watched_;  // each connection's watch_index_ is its position here
   std::atomic<bool> sleeping_{false};
 };
 
