@@ -2,6 +2,7 @@
 //
 //   calculator_server --port=0 --id=replica-1    # prints "LISTENING <port>" once serving
 //   calculator_server --registry='fulcrum://127.0.0.1:7000?token_file=tok'   # and registers
+//   calculator_server --admin_port=0             # and "ADMIN <port>": its admin pages
 //
 // Stops gracefully on SIGTERM or SIGINT: when registered it deregisters first and waits until
 // clients have stopped sending (--quiet_ms), then lets in-flight calls finish.
@@ -15,6 +16,7 @@
 
 #include "calculator_fulcrum.h"
 #include "calculator_handler.h"
+#include "fulcrum/admin.h"
 #include "fulcrum/command_line.h"
 #include "fulcrum/discovery/etcd.h"
 #include "fulcrum/discovery/fulcrum.h"
@@ -32,7 +34,7 @@ DEFINE_string(zone, "", "Registered zone");
 DEFINE_int32(
     admin_port, -1,
     "Admin pages (/status, /metrics, /healthz, /readyz, /flags) on 127.0.0.1 at this port; "
-    "0: any free port (logged); -1: off");
+    "0: any free port (printed as ADMIN <port>); -1: off");
 DEFINE_int32(quiet_ms, 500,
              "Drain: clients are taken to have stopped once no call arrived for this long");
 
@@ -89,6 +91,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("LISTENING %u\n", static_cast<unsigned>(server.value()->port()));
+  if (FLAGS_admin_port >= 0 && fulcrum::Admin::Global().port() != 0) {
+    std::printf("ADMIN %d\n", fulcrum::Admin::Global().port());
+  }
   std::fflush(stdout);
 
   int signal = 0;
