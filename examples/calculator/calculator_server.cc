@@ -1,7 +1,7 @@
 // calculator_server: one replica of the calculator service.
 //
 //   calculator_server --port=0 --id=replica-1    # prints "LISTENING <port>" once serving
-//   calculator_server --registry='fulcrum://127.0.0.1:7000?token_file=tok'   # and registers
+//   calculator_server --registrar='fulcrum://127.0.0.1:7000?token_file=tok'   # and registers
 //   calculator_server --admin_port=0             # and "ADMIN <port>": its admin pages
 //
 // Stops gracefully on SIGTERM or SIGINT: when registered it deregisters first and waits until
@@ -25,9 +25,9 @@ DEFINE_string(host, "127.0.0.1", "Address to listen on");
 DEFINE_int32(port, 0, "Port to listen on; 0 lets the OS pick one (printed as LISTENING <port>)");
 DEFINE_string(id, "calculator", "This replica's id, returned by whoami()");
 DEFINE_string(protocol, "binary", "Wire protocol: binary or compact");
-DEFINE_string(registry, "",
-              "Registry to register with, e.g. fulcrum://127.0.0.1:7000?token_file=F or "
-              "etcd://127.0.0.1:2379; empty: serve without registering");
+DEFINE_string(registrar, "",
+              "Registrar URI to register through: fulcrum-registry (fulcrum://127.0.0.1:7000?"
+              "token_file=F) or etcd (etcd://127.0.0.1:2379); empty: serve without registering");
 DEFINE_string(advertise_host, "", "Host clients should call, as registered; empty: --host");
 DEFINE_int32(weight, 1, "Registered weight (relative share of traffic)");
 DEFINE_string(zone, "", "Registered zone");
@@ -40,7 +40,7 @@ DEFINE_int32(quiet_ms, 500,
 
 int main(int argc, char** argv) {
   fulcrum::ParseCommandLine(&argc, &argv,
-                            "usage: calculator_server [--port=N] [--registry=URI --token_file=F] "
+                            "usage: calculator_server [--port=N] [--registrar=URI] "
                             "[flags]\n  A Calculator replica.");
   google::InitGoogleLogging(argv[0]);
   if (FLAGS_port < 0 || FLAGS_port > 65535) {
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--weight must be >= 0\n");
     return 2;
   }
-  // Both discovery backends, so --registry may name either.
+  // Both discovery backends, so --registrar may name either.
   for (const fulcrum::Status& s :
        {fulcrum::RegisterFulcrumBackend(), fulcrum::RegisterEtcdBackend()}) {
     if (!s.ok()) {
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
   options.server.host = FLAGS_host;
   options.server.port = static_cast<uint16_t>(FLAGS_port);
   options.server.protocol = protocol.value();
-  options.registry = FLAGS_registry;
+  options.registrar = FLAGS_registrar;
   options.instance.host = FLAGS_advertise_host;
   options.instance.weight = static_cast<uint32_t>(FLAGS_weight);
   options.instance.zone = FLAGS_zone;
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
 
   int signal = 0;
   sigwait(&stop, &signal);
-  LOG(INFO) << "signal " << signal << ": " << (FLAGS_registry.empty() ? "stopping" : "draining");
+  LOG(INFO) << "signal " << signal << ": " << (FLAGS_registrar.empty() ? "stopping" : "draining");
   fulcrum::Status drained = server.value()->Drain();
   if (!drained.ok()) LOG(WARNING) << "deregistration: " << drained;
   return 0;

@@ -74,7 +74,7 @@ void ShowFulcrumctl(const std::string& registry, const std::string& args) {
 
 // Starts one calculator replica that registers itself through `registrar_uri`.
 std::unique_ptr<ChildProcess> SpawnServer(const std::string& id, const std::string& registrar_uri) {
-  auto p = ChildProcess::Spawn({FLAGS_server_binary, "--id=" + id, "--registry=" + registrar_uri,
+  auto p = ChildProcess::Spawn({FLAGS_server_binary, "--id=" + id, "--registrar=" + registrar_uri,
                                 "--admin_port=0", "--logtostderr", "--minloglevel=1"});
   if (!p.ok()) {
     std::fprintf(stderr, "cannot start %s: %s\n", id.c_str(), p.status().ToString().c_str());

@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   fulcrum::ServeOptions options;
   options.server.host = FLAGS_host;
   options.server.port = static_cast<uint16_t>(FLAGS_port);
-  options.registry = RegistryUri();
+  options.registrar = RegistryUri();
   options.instance.service = FLAGS_service;
   options.instance.group = FLAGS_group;
   options.instance.priority = FLAGS_priority;

@@ -180,7 +180,7 @@ TEST_F(EtcdBackendTest, SigkilledServerDisappearsAfterItsLeaseTtl) {
   RecordingListener listener;
   auto resolver = StartResolver(&listener);
   auto server = testing::Subprocess::Spawn({FULCRUM_REGISTERED_ECHO_SERVER, "--id=k",
-                                            "--registry=etcd://" + etcd_.address() + "?ttl_s=1"},
+                                            "--registrar=etcd://" + etcd_.address() + "?ttl_s=1"},
                                            {.stderr_path = dir_.path() + "/server.log"});
   ASSERT_TRUE(server.ok()) << server.status();
   StatusOr<std::string> port = (*server)->WaitForLine("LISTENING ", seconds(10));
@@ -321,7 +321,7 @@ TEST_F(EtcdBackendTest, ChannelBalancesEchoCallsOverServersRegisteredInEtcd) {
   std::map<std::string, std::unique_ptr<testing::Subprocess>> servers;
   for (const char* id : {"a", "b", "c"}) {
     auto s = testing::Subprocess::Spawn({FULCRUM_REGISTERED_ECHO_SERVER, std::string("--id=") + id,
-                                         "--registry=etcd://" + etcd_.address(), "--quiet_ms=100"},
+                                         "--registrar=etcd://" + etcd_.address(), "--quiet_ms=100"},
                                         {.stderr_path = dir_.path() + "/server-" + id + ".log"});
     ASSERT_TRUE(s.ok()) << s.status();
     ASSERT_TRUE((*s)->WaitForLine("LISTENING ", seconds(10)).ok())

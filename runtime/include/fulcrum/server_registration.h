@@ -45,11 +45,11 @@ struct DrainOptions {
 class ServerRegistration {
  public:
   // Registers `server` (which must be started and must outlive this object) through the
-  // registrar `registry_uri` names. `instance.port` 0 means the server's port. Errors: a bad
+  // registrar `registrar_uri` names. `instance.port` 0 means the server's port. Errors: a bad
   // URI, or the backend refusing the instance; an unreachable backend is not an error (the
   // registrar keeps trying).
   static StatusOr<std::unique_ptr<ServerRegistration>> Start(Server* server,
-                                                             std::string_view registry_uri,
+                                                             std::string_view registrar_uri,
                                                              ServiceInstance instance,
                                                              DrainOptions drain = {},
                                                              const Clock& clock = Clock::Real());
@@ -61,7 +61,7 @@ class ServerRegistration {
                                                              const Clock& clock = Clock::Real());
   // Master-slave: the same, feeding `role` (null: a stateless server).
   static StatusOr<std::unique_ptr<ServerRegistration>> Start(
-      Server* server, std::string_view registry_uri, ServiceInstance instance,
+      Server* server, std::string_view registrar_uri, ServiceInstance instance,
       std::shared_ptr<RoleState> role, DrainOptions drain = {}, const Clock& clock = Clock::Real());
   static StatusOr<std::unique_ptr<ServerRegistration>> Start(
       Server* server, std::unique_ptr<Registrar> registrar, ServiceInstance instance,

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   fulcrum::ServeOptions options;
   options.server.host = "127.0.0.1";
   options.server.port = 0;
-  options.registry = argv[1];
+  options.registrar = argv[1];
   options.instance.metadata["id"] = argv[2];
   options.drain.quiet_period = std::chrono::milliseconds(200);
   auto server = inventory::fulcrum_gen::InventoryServer::Serve(
