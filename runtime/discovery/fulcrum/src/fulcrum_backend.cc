@@ -9,7 +9,7 @@
 #include "fulcrum_resolver.h"
 #include "fulcrum_uri.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 namespace {
 
 ConnectionOptions ToConnection(const FulcrumUri& uri) {
@@ -48,7 +48,7 @@ StatusOr<std::unique_ptr<Registrar>> MakeRegistrar(std::string_view rest) {
 }
 
 }  // namespace
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client
 
 namespace fulcrum {
 
@@ -56,8 +56,8 @@ Status RegisterFulcrumBackend() {
   static std::once_flag once;
   static Status result;
   std::call_once(once, [] {
-    result = RegisterResolverScheme("fulcrum", &registry::MakeResolver);
-    if (result.ok()) result = RegisterRegistrarScheme("fulcrum", &registry::MakeRegistrar);
+    result = RegisterResolverScheme("fulcrum", &registry_client::MakeResolver);
+    if (result.ok()) result = RegisterRegistrarScheme("fulcrum", &registry_client::MakeRegistrar);
   });
   return result;
 }

@@ -23,7 +23,7 @@
 #include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/registrar.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 struct FulcrumRegistrarOptions {
   ConnectionOptions connection;
@@ -96,4 +96,4 @@ class FulcrumRegistrar final : public Registrar {
   std::thread thread_;
 };
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client
