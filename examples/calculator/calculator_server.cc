@@ -64,9 +64,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--weight must be >= 0\n");
     return 2;
   }
-  // Both discovery backends, so --registrar may name either.
+  // Both discovery libraries, so --registrar may name either.
   for (const fulcrum::Status& s :
-       {fulcrum::RegisterFulcrumBackend(), fulcrum::RegisterEtcdBackend()}) {
+       {fulcrum::RegisterFulcrumDiscovery(), fulcrum::RegisterEtcdDiscovery()}) {
     if (!s.ok()) {
       std::fprintf(stderr, "%s\n", s.ToString().c_str());
       return 1;

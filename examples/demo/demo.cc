@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
     servers.push_back(std::move(p));
   }
 
-  CHECK(fulcrum::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
   // The generated client's options (service name, the IDL's balancer), with --balancer's.
   fulcrum::ChannelOptions opts = calc::fulcrum_gen::CalculatorChannelOptions();
   opts.balancer = FLAGS_balancer;

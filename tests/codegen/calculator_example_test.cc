@@ -88,7 +88,7 @@ TEST(CalculatorExample, ServersRegisterWithTheRegistryAndDeregisterOnSigterm) {
     servers.push_back(std::move(server).value());
   }
 
-  ASSERT_TRUE(RegisterFulcrumBackend().ok());
+  ASSERT_TRUE(RegisterFulcrumDiscovery().ok());
   ChannelOptions options = calc::fulcrum_gen::CalculatorChannelOptions();
   options.balancer = "round_robin";
   calc::fulcrum_gen::CalculatorBalancedClient client(

@@ -22,7 +22,7 @@ constexpr char kService[] = "KvStore";
 
 KvCluster::KvCluster() {
   registry_test::WriteFile(TokenFile(), kToken);
-  fulcrum::RegisterFulcrumBackend();
+  fulcrum::RegisterFulcrumDiscovery();
 }
 
 KvCluster::~KvCluster() = default;  // ChildProcess SIGKILLs and reaps by PID

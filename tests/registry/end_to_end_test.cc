@@ -42,7 +42,7 @@ struct Server {
 class EndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(RegisterFulcrumBackend().ok());
+    ASSERT_TRUE(RegisterFulcrumDiscovery().ok());
     WriteFile(dir_.path() + "/token", kToken);
     StartRegistry(0);
     ASSERT_GT(registry_port_, 0);

@@ -1,4 +1,4 @@
-// fulcrum_registered_echo_server: the Echo test service registered with a discovery backend
+// fulcrum_registered_echo_server: the Echo test service registered with a discovery service
 // (fulcrum:// or etcd://) through fulcrum::ServerRegistration; SIGTERM drains it (deregister, wait
 // for clients to stop sending, finish calls in flight, exit 0).
 //
@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  CHECK(fulcrum::RegisterFulcrumBackend().ok());
-  CHECK(fulcrum::RegisterEtcdBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
+  CHECK(fulcrum::RegisterEtcdDiscovery().ok());
   auto handler = std::make_shared<fulcrum::testing::EchoHandler>(FLAGS_id);
   fulcrum::ServerOptions options;
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);

@@ -30,7 +30,7 @@ struct ServeOptions {
   ServerOptions server;
   // A registrar URI ("fulcrum://host:port?token_file=F", "etcd://host:port"); empty: serve
   // without registering. The URI's scheme must have been registered
-  // (fulcrum::RegisterFulcrumBackend()).
+  // (fulcrum::RegisterFulcrumDiscovery()).
   std::string registrar;
   // How to register. Empty service: the IDL's service name; empty host: server.host; port 0:
   // the port the server bound. A master-slave service needs `group`.

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-  if (fulcrum::Status s = fulcrum::RegisterFulcrumBackend(); !s.ok()) {
+  if (fulcrum::Status s = fulcrum::RegisterFulcrumDiscovery(); !s.ok()) {
     std::fprintf(stderr, "inventory_server: %s\n", s.ToString().c_str());
     return 1;
   }

@@ -1,5 +1,5 @@
 // FulcrumRegistrar: fulcrum::Registrar for fulcrum-registry. Created through
-// CreateRegistrar("fulcrum://host:port?token_file=...") once RegisterFulcrumBackend() ran, or
+// CreateRegistrar("fulcrum://host:port?token_file=...") once RegisterFulcrumDiscovery() ran, or
 // directly by tests.
 //
 //   FulcrumRegistrar registrar({.connection = {.host = "127.0.0.1", .port = 7000}});

@@ -52,7 +52,7 @@ StatusOr<std::unique_ptr<Registrar>> MakeRegistrar(std::string_view rest) {
 
 namespace fulcrum {
 
-Status RegisterFulcrumBackend() {
+Status RegisterFulcrumDiscovery() {
   static std::once_flag once;
   static Status result;
   std::call_once(once, [] {
