@@ -17,7 +17,7 @@
 // repeated --runs times with fresh servers and connections, and the ratio reported is the
 // median over runs. --raw_twice adds a second raw client: its ratio shows the method's noise.
 //
-// --slow_servers=K: the slow-node benchmark (issue 11). For each balancer and run, two sets of
+// --slow_servers=K: the slow-node benchmark. For each balancer and run, two sets of
 // --servers (the first count) fresh servers: all fast, and the same with K of them sleeping
 // --slow_us in every call. One channel per set takes turns in phases as above; printed: p50,
 // p99, calls/s, the share of calls the slow servers got, and per balancer the medians of
@@ -26,7 +26,7 @@
 //   fulcrum_load --slow_servers=1 --slow_us=1000 --servers=3 --payload=64 --runs=3
 //       --balancers=random,round_robin,weighted_round_robin,least_response_time,p2c_least_loaded,peak_ewma
 //
-// --separate: the method a user switching stacks would use (issue 11). Each client runs alone,
+// --separate: the method a user switching stacks would use. Each client runs alone,
 // against its own fresh servers, for --seconds; raw Thrift and each Fulcrum balancer take turns
 // run after run (the order alternating between rounds), --runs rounds; per round the Fulcrum
 // run is divided by the raw run next to it, and the median of those ratios is reported, with

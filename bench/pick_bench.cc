@@ -90,8 +90,8 @@ void BM_Update(benchmark::State& state, const std::string& name) {
   for (auto _ : state) benchmark::DoNotOptimize(balancer->Update(list));
 }
 
-// What Snapshot used to be, kept to compare: std::atomic<std::shared_ptr> (a spin lock in
-// libstdc++ 12; see snapshot.h for why Snapshot uses a mutex instead).
+// The alternative to Snapshot, to compare with it: std::atomic<std::shared_ptr> (a spin lock
+// in libstdc++ 12; snapshot.h says why Snapshot does not use it).
 void BM_AtomicReadAndPick(benchmark::State& state) {
   static auto* snapshot = new std::atomic<std::shared_ptr<const Picker>>(
       SharedPicker("p2c_least_loaded", static_cast<int>(state.range(0))));

@@ -10,7 +10,7 @@
 #   bin/      fulcrum-gen, fulcrum-registry, fulcrumctl
 #   lib/      libfulcrum_runtime.a, libfulcrum_registry_thrift.a (the registry IDL),
 #             libfulcrum_discovery_fulcrum.a, libfulcrum_discovery_etcd.a
-#   include/  fulcrum/*.h (runtime, generated-code support), fulcrum/discovery/*.h (backends),
+#   include/  fulcrum/*.h (runtime, generated-code support), fulcrum/discovery/*.h (discovery),
 #             fulcrum/idl/*.h (the registry IDL's generated headers): public headers only
 #   lib/cmake/Fulcrum/  FulcrumConfig.cmake, FulcrumConfigVersion.cmake, one targets file per
 #             component, FulcrumDeps.cmake, FulcrumThrift.cmake (fulcrum_thrift_generate)
@@ -43,14 +43,14 @@ install(DIRECTORY ${FULCRUM_REGISTRY_THRIFT_HEADERS}/
         FILES_MATCHING PATTERN "*.h" PATTERN "*.tcc")
 install(EXPORT FulcrumTargets NAMESPACE Fulcrum:: DESTINATION ${FULCRUM_CMAKE_INSTALL_DIR})
 
-# One component per discovery backend.
-foreach(backend fulcrum etcd)
-  string(SUBSTRING ${backend} 0 1 first)
+# One component per discovery library.
+foreach(library fulcrum etcd)
+  string(SUBSTRING ${library} 0 1 first)
   string(TOUPPER ${first} first)
-  string(SUBSTRING ${backend} 1 -1 rest)
-  install(TARGETS fulcrum_discovery_${backend} EXPORT Fulcrum${first}${rest}Targets
+  string(SUBSTRING ${library} 1 -1 rest)
+  install(TARGETS fulcrum_discovery_${library} EXPORT Fulcrum${first}${rest}Targets
           ${fulcrum_install_dirs})
-  install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/discovery/${backend}/include/fulcrum
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/discovery/${library}/include/fulcrum
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
   install(EXPORT Fulcrum${first}${rest}Targets NAMESPACE Fulcrum::
           DESTINATION ${FULCRUM_CMAKE_INSTALL_DIR})

@@ -5,10 +5,10 @@
 #   2. the install test (tests/install/run.sh): a Release build installed into a temporary
 #      prefix, an outside project built against that prefix alone, run against the installed
 #      fulcrum-registry and checked with the installed fulcrumctl;
-#   3. the unit tests (runtime's and the etcd backend's) again under AddressSanitizer +
+#   3. the unit tests (runtime's and the etcd discovery library's) again under AddressSanitizer +
 #      UndefinedBehaviorSanitizer;
 #   4. the concurrency stress tests, the registry's in-process tests (store, watches,
-#      registrar and resolver against an in-process daemon) and the etcd backend's tests,
+#      registrar and resolver against an in-process daemon) and the etcd discovery library's tests,
 #      under ThreadSanitizer.
 # Every build has warnings as errors (FULCRUM_WERROR=ON). Installs its own dependencies
 # (scripts/setup.sh). Exits non-zero on any failure.
@@ -53,7 +53,7 @@ step "stress tests under TSan"
 step "registry tests under TSan (in-process ones; the multi-process ones ran in step 1)"
 "$root/build-tsan/tests/registry/fulcrum_registry_tests" --gtest_brief=1 \
   --gtest_filter='-EndToEndTest.*:RegistryProcessTest.*'
-step "etcd backend tests under TSan (registrar and resolver threads against a real etcd)"
+step "etcd discovery tests under TSan (registrar and resolver threads against a real etcd)"
 "$root/build-tsan/tests/etcd/fulcrum_etcd_tests" --gtest_brief=1
 
 echo

@@ -99,7 +99,7 @@ class LedgerBalancedClient : public ::fulcrum::gen::BalancedClientBase {
 //   auto server = LedgerServer::Serve(handler, {.port = 0}).value();
 //   auto registered = LedgerServer::Serve(
 //       handler, ::fulcrum::ServeOptions{
-//                    .registry = "fulcrum://127.0.0.1:7000",
+//                    .registrar = "fulcrum://127.0.0.1:7000",
 //                    .instance = {.host = "127.0.0.1", .group = "g1"}}).value();
 class LedgerServer : public ::fulcrum::ServiceServer {
  public:
@@ -118,7 +118,7 @@ class LedgerServer : public ::fulcrum::ServiceServer {
   static ::fulcrum::StatusOr<::std::unique_ptr<LedgerServer>> Serve(
       ::std::shared_ptr<::golden::LedgerIf> handler,
       ::fulcrum::ServerOptions options = {});
-  // The same, then registers with options.registry (when set) and heartbeats.
+  // The same, then registers with options.registrar (when set) and heartbeats.
   static ::fulcrum::StatusOr<::std::unique_ptr<LedgerServer>> Serve(
       ::std::shared_ptr<::golden::LedgerIf> handler,
       ::fulcrum::ServeOptions options);
@@ -156,7 +156,7 @@ class PlainBalancedClient : public ::fulcrum::gen::BalancedClientBase {
 //   auto server = PlainServer::Serve(handler, {.port = 0}).value();
 //   auto registered = PlainServer::Serve(
 //       handler, ::fulcrum::ServeOptions{
-//                    .registry = "fulcrum://127.0.0.1:7000",
+//                    .registrar = "fulcrum://127.0.0.1:7000",
 //                    .instance = {.host = "127.0.0.1"}}).value();
 class PlainServer : public ::fulcrum::ServiceServer {
  public:
@@ -168,7 +168,7 @@ class PlainServer : public ::fulcrum::ServiceServer {
   static ::fulcrum::StatusOr<::std::unique_ptr<PlainServer>> Serve(
       ::std::shared_ptr<::golden::PlainIf> handler,
       ::fulcrum::ServerOptions options = {});
-  // The same, then registers with options.registry (when set) and heartbeats.
+  // The same, then registers with options.registrar (when set) and heartbeats.
   static ::fulcrum::StatusOr<::std::unique_ptr<PlainServer>> Serve(
       ::std::shared_ptr<::golden::PlainIf> handler,
       ::fulcrum::ServeOptions options);

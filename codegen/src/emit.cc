@@ -275,7 +275,7 @@ class Emitter {
       << "//   auto server = " << s.name << "Server::Serve(handler, {.port = 0}).value();\n"
       << "//   auto registered = " << s.name << "Server::Serve(\n"
       << "//       handler, ::fulcrum::ServeOptions{\n"
-      << "//                    .registry = \"fulcrum://127.0.0.1:7000\",\n"
+      << "//                    .registrar = \"fulcrum://127.0.0.1:7000\",\n"
       << "//                    .instance = {.host = \"127.0.0.1\""
       << (s.master_slave ? ", .group = \"g1\"" : "") << "}}).value();\n"
       << "class " << s.name << "Server : public ::fulcrum::ServiceServer {\n"
@@ -297,7 +297,7 @@ class Emitter {
     h << "  // Constructs and starts the server: the one call a service needs.\n"
       << "  " << Signature(serve, {handler, "::fulcrum::ServerOptions options = {}"}, ";", 2)
       << "\n"
-      << "  // The same, then registers with options.registry (when set) and heartbeats.\n"
+      << "  // The same, then registers with options.registrar (when set) and heartbeats.\n"
       << "  " << Signature(serve, {handler, "::fulcrum::ServeOptions options"}, ";", 2) << "\n";
     if (s.master_slave) {
       h << "\n"

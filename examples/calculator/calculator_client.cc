@@ -24,9 +24,9 @@ int main(int argc, char** argv) {
                             "usage: calculator_client [--target=URI] [--calls=N]\n  Calls add() "
                             "through a balanced client.");
   google::InitGoogleLogging(argv[0]);
-  // Both discovery backends, so --target may name either.
+  // Both discovery libraries, so --target may name either.
   for (const fulcrum::Status& s :
-       {fulcrum::RegisterFulcrumBackend(), fulcrum::RegisterEtcdBackend()}) {
+       {fulcrum::RegisterFulcrumDiscovery(), fulcrum::RegisterEtcdDiscovery()}) {
     if (!s.ok()) {
       std::fprintf(stderr, "calculator_client: %s\n", s.ToString().c_str());
       return 1;

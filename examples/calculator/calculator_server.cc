@@ -1,7 +1,8 @@
 // calculator_server: one replica of the calculator service.
 //
 //   calculator_server --port=0 --id=replica-1    # prints "LISTENING <port>" once serving
-//   calculator_server --registry='fulcrum://127.0.0.1:7000?token_file=tok'   # and registers
+//   calculator_server --registrar='fulcrum://127.0.0.1:7000?token_file=tok'   # and registers
+//   calculator_server --admin_port=0             # and "ADMIN <port>": its admin pages
 //
 // Stops gracefully on SIGTERM or SIGINT: when registered it deregisters first and waits until
 // clients have stopped sending (--quiet_ms), then lets in-flight calls finish.
@@ -15,6 +16,7 @@
 
 #include "calculator_fulcrum.h"
 #include "calculator_handler.h"
+#include "fulcrum/admin.h"
 #include "fulcrum/command_line.h"
 #include "fulcrum/discovery/etcd.h"
 #include "fulcrum/discovery/fulcrum.h"
@@ -23,22 +25,22 @@ DEFINE_string(host, "127.0.0.1", "Address to listen on");
 DEFINE_int32(port, 0, "Port to listen on; 0 lets the OS pick one (printed as LISTENING <port>)");
 DEFINE_string(id, "calculator", "This replica's id, returned by whoami()");
 DEFINE_string(protocol, "binary", "Wire protocol: binary or compact");
-DEFINE_string(registry, "",
-              "Registry to register with, e.g. fulcrum://127.0.0.1:7000?token_file=F or "
-              "etcd://127.0.0.1:2379; empty: serve without registering");
+DEFINE_string(registrar, "",
+              "Registrar URI to register through: fulcrum-registry (fulcrum://127.0.0.1:7000?"
+              "token_file=F) or etcd (etcd://127.0.0.1:2379); empty: serve without registering");
 DEFINE_string(advertise_host, "", "Host clients should call, as registered; empty: --host");
 DEFINE_int32(weight, 1, "Registered weight (relative share of traffic)");
 DEFINE_string(zone, "", "Registered zone");
 DEFINE_int32(
     admin_port, -1,
     "Admin pages (/status, /metrics, /healthz, /readyz, /flags) on 127.0.0.1 at this port; "
-    "0: any free port (logged); -1: off");
+    "0: any free port (printed as ADMIN <port>); -1: off");
 DEFINE_int32(quiet_ms, 500,
              "Drain: clients are taken to have stopped once no call arrived for this long");
 
 int main(int argc, char** argv) {
   fulcrum::ParseCommandLine(&argc, &argv,
-                            "usage: calculator_server [--port=N] [--registry=URI --token_file=F] "
+                            "usage: calculator_server [--port=N] [--registrar=URI] "
                             "[flags]\n  A Calculator replica.");
   google::InitGoogleLogging(argv[0]);
   if (FLAGS_port < 0 || FLAGS_port > 65535) {
@@ -62,9 +64,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--weight must be >= 0\n");
     return 2;
   }
-  // Both discovery backends, so --registry may name either.
+  // Both discovery libraries, so --registrar may name either.
   for (const fulcrum::Status& s :
-       {fulcrum::RegisterFulcrumBackend(), fulcrum::RegisterEtcdBackend()}) {
+       {fulcrum::RegisterFulcrumDiscovery(), fulcrum::RegisterEtcdDiscovery()}) {
     if (!s.ok()) {
       std::fprintf(stderr, "%s\n", s.ToString().c_str());
       return 1;
@@ -75,7 +77,7 @@ int main(int argc, char** argv) {
   options.server.host = FLAGS_host;
   options.server.port = static_cast<uint16_t>(FLAGS_port);
   options.server.protocol = protocol.value();
-  options.registry = FLAGS_registry;
+  options.registrar = FLAGS_registrar;
   options.instance.host = FLAGS_advertise_host;
   options.instance.weight = static_cast<uint32_t>(FLAGS_weight);
   options.instance.zone = FLAGS_zone;
@@ -89,11 +91,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("LISTENING %u\n", static_cast<unsigned>(server.value()->port()));
+  if (FLAGS_admin_port >= 0 && fulcrum::Admin::Global().port() != 0) {
+    std::printf("ADMIN %d\n", fulcrum::Admin::Global().port());
+  }
   std::fflush(stdout);
 
   int signal = 0;
   sigwait(&stop, &signal);
-  LOG(INFO) << "signal " << signal << ": " << (FLAGS_registry.empty() ? "stopping" : "draining");
+  LOG(INFO) << "signal " << signal << ": " << (FLAGS_registrar.empty() ? "stopping" : "draining");
   fulcrum::Status drained = server.value()->Drain();
   if (!drained.ok()) LOG(WARNING) << "deregistration: " << drained;
   return 0;

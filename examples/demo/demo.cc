@@ -1,13 +1,17 @@
-// The demo: starts fulcrum-registry, then echo servers that register themselves with it (all on
-// 127.0.0.1, ports picked by the OS), shows fulcrumctl's view, drives a balanced client that
-// finds the servers through the registry, SIGKILLs one server part-way and starts a new one
-// later, and prints what happened: calls per second, per-endpoint call counts and latency
-// percentiles, ejections, the error count, and fulcrumctl's view at the end. Every process
-// serves its admin pages on loopback (fulcrum/admin.h): the demo prints their /status URLs and
-// a few lines of the client's and the registry's /metrics; --linger_s keeps everything up
-// that long afterwards, to look at the pages in a browser.
+// The demo: starts fulcrum-registry, then calculator_server replicas (examples/calculator)
+// that register themselves with it (all on 127.0.0.1, ports picked by the OS), shows
+// fulcrumctl's view, drives the generated balanced client, which finds the replicas through
+// the registry, SIGKILLs one replica part-way and starts a new one later, and prints what
+// happened: calls per second, per-endpoint call counts and latency percentiles, ejections, the
+// error count, and fulcrumctl's view at the end. Every process serves its admin pages on
+// loopback (fulcrum/admin.h): the demo prints their /status URLs and a few lines of the
+// client's and the registry's /metrics; --linger_s keeps everything up that long afterwards,
+// to look at the pages in a browser.
 //
 //   fulcrum_demo --servers=3 --threads=4 --seconds=6 --balancer=p2c_least_loaded
+//
+// It links what an application links: the runtime, the fulcrum:// discovery library and the
+// code generated from calculator.thrift.
 #include <csignal>
 
 #include <unistd.h>
@@ -24,21 +28,23 @@
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 
+#include "calculator_fulcrum.h"
+#include "child_process.h"
 #include "fulcrum/admin.h"
 #include "fulcrum/command_line.h"
 #include "fulcrum/discovery/fulcrum.h"
-#include "support/echo_calls.h"
-#include "support/http_client.h"
-#include "support/subprocess.h"
 
-DEFINE_int32(servers, 3, "echo servers to start");
+DEFINE_int32(servers, 3, "calculator servers to start");
 DEFINE_int32(threads, 4, "client threads");
 DEFINE_double(seconds, 6, "how long to drive load");
 DEFINE_double(kill_at, 0.4, "when to SIGKILL a server, as a share of --seconds (<0: never)");
 DEFINE_string(balancer, "p2c_least_loaded", "the balancer to use");
 DEFINE_double(add_at, 0.6, "when to start one more server, as a share of --seconds (<0: never)");
-DEFINE_string(server_binary, FULCRUM_REGISTERED_ECHO_SERVER, "the server to start");
+DEFINE_string(server_binary, FULCRUM_CALCULATOR_SERVER, "the server to start");
 DEFINE_string(registry_binary, FULCRUM_REGISTRY, "fulcrum-registry");
 DEFINE_string(ctl_binary, FULCRUM_CTL, "fulcrumctl");
 DEFINE_double(linger_s, 0,
@@ -53,7 +59,7 @@ struct PerServer {
   std::vector<uint32_t> latency_ns;
 };
 
-using fulcrum::testing::Subprocess;
+using fulcrum_demo::ChildProcess;
 
 // Runs fulcrumctl and prints its output, indented.
 void ShowFulcrumctl(const std::string& registry, const std::string& args) {
@@ -66,11 +72,10 @@ void ShowFulcrumctl(const std::string& registry, const std::string& args) {
   pclose(out);
 }
 
-// Starts one registered echo server. From the thread that will own it: a child process gets
-// SIGKILL when the thread that spawned it exits (tests/support/subprocess.h).
-std::unique_ptr<Subprocess> SpawnServer(const std::string& id, const std::string& registry_uri) {
-  auto p = Subprocess::Spawn({FLAGS_server_binary, "--id=" + id, "--registry=" + registry_uri,
-                              "--service=echo", "--minloglevel=1", "--admin_port=0"});
+// Starts one calculator replica that registers itself through `registrar_uri`.
+std::unique_ptr<ChildProcess> SpawnServer(const std::string& id, const std::string& registrar_uri) {
+  auto p = ChildProcess::Spawn({FLAGS_server_binary, "--id=" + id, "--registrar=" + registrar_uri,
+                                "--admin_port=0", "--logtostderr", "--minloglevel=1"});
   if (!p.ok()) {
     std::fprintf(stderr, "cannot start %s: %s\n", id.c_str(), p.status().ToString().c_str());
     return nullptr;
@@ -79,7 +84,7 @@ std::unique_ptr<Subprocess> SpawnServer(const std::string& id, const std::string
 }
 
 // Waits until `server` listens (it has registered by then) and fills `address`.
-bool AwaitServer(Subprocess& server, const std::string& id, std::string* address) {
+bool AwaitServer(ChildProcess& server, const std::string& id, std::string* address) {
   auto port = server.WaitForLine("LISTENING ", std::chrono::seconds(20));
   if (!port.ok()) {
     std::fprintf(stderr, "%s did not start: %s\n", id.c_str(), port.status().ToString().c_str());
@@ -88,25 +93,45 @@ bool AwaitServer(Subprocess& server, const std::string& id, std::string* address
   *address = "127.0.0.1:" + *port;
   auto admin = server.WaitForLine("ADMIN ", std::chrono::seconds(20));
   std::printf(
-      "   %s  pid %d  listening on %s, registered as service 'echo', status at "
+      "   %s  pid %d  listening on %s, registered as service 'Calculator', status at "
       "http://127.0.0.1:%s/status\n",
       id.c_str(), server.pid(), address->c_str(), admin.ok() ? admin->c_str() : "?");
   return true;
 }
 
-// Both of the above, for a server the calling thread owns.
-std::unique_ptr<Subprocess> StartServer(const std::string& id, const std::string& registry_uri,
-                                        std::string* address) {
-  std::unique_ptr<Subprocess> p = SpawnServer(id, registry_uri);
+// Both of the above.
+std::unique_ptr<ChildProcess> StartServer(const std::string& id, const std::string& registrar_uri,
+                                          std::string* address) {
+  std::unique_ptr<ChildProcess> p = SpawnServer(id, registrar_uri);
   return p != nullptr && AwaitServer(*p, id, address) ? std::move(p) : nullptr;
+}
+
+// GET http://127.0.0.1:port/path: the reply, or an empty one with a result of 0 if there is
+// none. Synchronous Boost.Beast: one request, on this thread.
+boost::beast::http::response<boost::beast::http::string_body> HttpGet(int port,
+                                                                      const std::string& path) {
+  namespace http = boost::beast::http;
+  using boost::asio::ip::tcp;
+  http::response<http::string_body> reply;
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  boost::system::error_code error;
+  socket.connect({boost::asio::ip::address_v4::loopback(), static_cast<uint16_t>(port)}, error);
+  http::request<http::empty_body> request(http::verb::get, path, 11);
+  request.set(http::field::host, "127.0.0.1");
+  if (!error) http::write(socket, request, error);
+  boost::beast::flat_buffer buffer;
+  if (!error) http::read(socket, buffer, reply, error);
+  if (error) reply = {};
+  return reply;
 }
 
 // Prints the lines of http://127.0.0.1:port/metrics that start with one of `prefixes`.
 void ShowMetrics(int port, const std::vector<std::string>& prefixes) {
-  const fulcrum::testing::HttpReply reply = fulcrum::testing::HttpGet(port, "/metrics");
+  const auto reply = HttpGet(port, "/metrics");
   std::printf("   $ curl http://127.0.0.1:%d/metrics   (HTTP %d; %zu bytes; a few lines)\n", port,
-              reply.status, reply.body.size());
-  std::istringstream in(reply.body);
+              reply.result_int(), reply.body().size());
+  std::istringstream in(reply.body());
   std::string line;
   while (std::getline(in, line)) {
     for (const std::string& p : prefixes) {
@@ -158,8 +183,8 @@ int main(int argc, char** argv) {
   }
   std::printf("== starting fulcrum-registry on 127.0.0.1\n");
   auto registry =
-      Subprocess::Spawn({FLAGS_registry_binary, "--port=0", "--data_dir=" + std::string(scratch),
-                         "--token_file=" + token_file, "--minloglevel=2", "--admin_port=0"});
+      ChildProcess::Spawn({FLAGS_registry_binary, "--port=0", "--data_dir=" + std::string(scratch),
+                           "--token_file=" + token_file, "--minloglevel=2", "--admin_port=0"});
   if (!registry.ok()) {
     std::fprintf(stderr, "cannot start the registry: %s\n", registry.status().ToString().c_str());
     return 1;
@@ -183,8 +208,9 @@ int main(int argc, char** argv) {
       "   fulcrum-registry  pid %d  listening on %s, status at http://127.0.0.1:%d/status\n",
       (*registry)->pid(), registry_address.c_str(), registry_admin_port);
 
-  std::printf("== starting %d echo servers; each registers itself and heartbeats\n", FLAGS_servers);
-  std::vector<std::unique_ptr<Subprocess>> servers;
+  std::printf("== starting %d calculator servers; each registers itself and heartbeats\n",
+              FLAGS_servers);
+  std::vector<std::unique_ptr<ChildProcess>> servers;
   std::map<std::string, std::string> address_of;  // server id -> host:port
   for (int i = 0; i < FLAGS_servers; ++i) {
     const std::string id = "server-" + std::to_string(i + 1);
@@ -193,24 +219,26 @@ int main(int argc, char** argv) {
     servers.push_back(std::move(p));
   }
 
-  CHECK(fulcrum::RegisterFulcrumBackend().ok());
-  fulcrum::ChannelOptions opts;
-  opts.service_name = "echo";
+  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
+  // The generated client's options (service name, the IDL's balancer), with --balancer's.
+  fulcrum::ChannelOptions opts = calc::fulcrum_gen::CalculatorChannelOptions();
   opts.balancer = FLAGS_balancer;
-  auto channel = fulcrum::Channel::Create("fulcrum://" + registry_address + "/echo", opts);
+  const std::string target = "fulcrum://" + registry_address + "/" + opts.service_name;
+  auto channel = fulcrum::Channel::Create(target, opts);
   if (!channel.ok()) {
     std::fprintf(stderr, "cannot create the channel: %s\n", channel.status().ToString().c_str());
     return 1;
   }
+  calc::fulcrum_gen::CalculatorBalancedClient client(*channel);
   fulcrum::Channel& ch = **channel;
   const auto found_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (ch.Endpoints().size() < static_cast<size_t>(FLAGS_servers) &&
          std::chrono::steady_clock::now() < found_by) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  std::printf("== the client found %zu endpoint(s) through the registry (fulcrum://%s/echo)\n",
-              ch.Endpoints().size(), registry_address.c_str());
-  ShowFulcrumctl(registry_address, "show echo");
+  std::printf("== the client found %zu endpoint(s) through the registry (%s)\n",
+              ch.Endpoints().size(), target.c_str());
+  ShowFulcrumctl(registry_address, "show " + opts.service_name);
   if (fulcrum::Status s = fulcrum::Admin::Global().Start(); !s.ok()) {
     std::fprintf(stderr, "cannot serve the client's admin pages: %s\n", s.ToString().c_str());
     return 1;
@@ -237,7 +265,8 @@ int main(int argc, char** argv) {
       while (!stop.load(std::memory_order_relaxed)) {
         const auto t0 = steady_clock::now();
         try {
-          const std::string who = fulcrum::testing::Whoami(ch);
+          std::string who;
+          client.whoami(who);
           mine[who].latency_ns.push_back(static_cast<uint32_t>((steady_clock::now() - t0).count()));
           calls.fetch_add(1, std::memory_order_relaxed);
         } catch (const std::exception& e) {
@@ -261,11 +290,10 @@ int main(int argc, char** argv) {
   bool added = false;
   int64_t last_calls = 0;
   double last_at = 0;
-  // The added server is spawned by this thread (which owns it) and awaited on another:
-  // waiting for it to come up must not stall the progress lines (on two busy cores that takes
-  // a second or more).
+  // The added server is spawned by this thread and awaited on another: waiting for it to come
+  // up must not stall the progress lines (on two busy cores that takes a second or more).
   std::thread adder;
-  std::unique_ptr<Subprocess> added_server;
+  std::unique_ptr<ChildProcess> added_server;
   bool added_up = false;
   std::string added_id;
   std::string added_address;
@@ -339,7 +367,7 @@ int main(int argc, char** argv) {
   for (const std::string& e : error_samples) std::printf("   error: %s\n", e.c_str());
 
   std::printf("\n== the registry's view (server-2 stopped heartbeating: DOWN)\n");
-  ShowFulcrumctl(registry_address, "show echo");
+  ShowFulcrumctl(registry_address, "show " + opts.service_name);
 
   std::printf("\n== the client's metrics (Prometheus text; docs/observability.md lists them)\n");
   ShowMetrics(client_admin_port, {"fulcrum_client_calls_total", "fulcrum_client_retries_total",

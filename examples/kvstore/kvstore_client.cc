@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || (FLAGS_registry.empty() == FLAGS_address.empty())) return Usage();
-  CHECK(fulcrum::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
   const std::string target = FLAGS_address.empty()
                                  ? "fulcrum://" + FLAGS_registry + "/" + FLAGS_service
                                  : "static://" + FLAGS_address;

@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: kvstore_load --registry=H:P [--threads=N --seconds=S]\n");
     return 2;
   }
-  CHECK(fulcrum::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
   kvstore::rpc::fulcrum_gen::KvStoreBalancedClient client(
       "fulcrum://" + FLAGS_registry + "/" + FLAGS_service,
       kvstore::rpc::fulcrum_gen::KvStoreChannelOptions());

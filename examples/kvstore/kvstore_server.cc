@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  CHECK(fulcrum::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
 
   // The registry's heartbeat replies drive `role` (through the generated server's
   // registration); the generated processor admits writes only on a writable master.
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   fulcrum::ServeOptions options;
   options.server.host = FLAGS_host;
   options.server.port = static_cast<uint16_t>(FLAGS_port);
-  options.registry = RegistryUri();
+  options.registrar = RegistryUri();
   options.instance.service = FLAGS_service;
   options.instance.group = FLAGS_group;
   options.instance.priority = FLAGS_priority;

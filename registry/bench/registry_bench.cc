@@ -58,15 +58,16 @@ int port = 0;
 std::atomic<int> heartbeat_port{0};  // from the leases; 0: none
 std::atomic<bool> stop{false};
 
-std::unique_ptr<reg::RegistryConnection> Connect(int recv_timeout_ms = 10000, int to_port = 0) {
-  reg::ConnectionOptions c;
+std::unique_ptr<fulcrum::registry_client::RegistryConnection> Connect(int recv_timeout_ms = 10000,
+                                                                      int to_port = 0) {
+  fulcrum::registry_client::ConnectionOptions c;
   c.port = to_port != 0 ? to_port : port;
   c.recv_timeout_ms = recv_timeout_ms;
   c.connect_timeout_ms = 5000;
   fulcrum::Status last;
   for (int attempt = 0; attempt < 50; ++attempt) {
     if (stop.load()) return nullptr;  // the registry is being stopped
-    auto conn = reg::RegistryConnection::Open(c);
+    auto conn = fulcrum::registry_client::RegistryConnection::Open(c);
     if (conn.ok()) return std::move(conn).value();
     last = conn.status();
     std::this_thread::sleep_for(milliseconds(20));

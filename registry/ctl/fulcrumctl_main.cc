@@ -92,7 +92,7 @@ int Run(const std::vector<std::string>& args) {
   std::string token;
   const bool mutating = cmd != "list" && cmd != "show";
   if (mutating && !FLAGS_token_file.empty()) {
-    fulcrum::StatusOr<std::string> t = reg::ReadTokenFile(FLAGS_token_file);
+    fulcrum::StatusOr<std::string> t = fulcrum::registry_client::ReadTokenFile(FLAGS_token_file);
     if (!t.ok()) {
       std::cerr << "fulcrumctl: " << t.status().message() << "\n";
       return kUsage;
@@ -100,15 +100,16 @@ int Run(const std::vector<std::string>& args) {
     token = t.value();
   }
 
-  reg::ConnectionOptions options;
-  fulcrum::Status parsed = reg::ParseRegistryAddress(FLAGS_registry, &options.host, &options.port);
+  fulcrum::registry_client::ConnectionOptions options;
+  fulcrum::Status parsed =
+      fulcrum::registry_client::ParseRegistryAddress(FLAGS_registry, &options.host, &options.port);
   if (!parsed.ok()) return Usage(parsed.message() + " (--registry)");
   options.connect_timeout_ms = FLAGS_timeout_ms;
   // promote waits for the switchover (up to the registry's switchover timeout).
   options.recv_timeout_ms = cmd == "promote" ? FLAGS_promote_timeout_ms : FLAGS_timeout_ms;
   options.send_timeout_ms = FLAGS_timeout_ms;
   options.tls_ca_file = FLAGS_tls_ca_file;
-  auto conn = reg::RegistryConnection::Open(options);
+  auto conn = fulcrum::registry_client::RegistryConnection::Open(options);
   if (!conn.ok()) {
     std::cerr << "fulcrumctl: " << conn.status().message()
               << "\n  is fulcrum-registry running there? (set --registry=host:port)\n";

@@ -22,7 +22,7 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 
 StatusOr<TokenAuth> TokenAuth::FromFile(const std::string& path) {
   if (path.empty()) return TokenAuth();
-  StatusOr<std::string> token = ReadTokenFile(path);
+  StatusOr<std::string> token = registry_client::ReadTokenFile(path);
   if (!token.ok()) return token.status();
   return TokenAuth(std::move(token).value());
 }

@@ -143,7 +143,7 @@ Status RegistryDaemon::Start() {
   store_options.version_base = std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count();
-  metrics_ = std::make_unique<RegistryMetrics>(Metrics::Global().registry());
+  metrics_ = std::make_unique<RegistryMetrics>(Metrics::Global().prometheus_registry());
   store_options.observer = metrics_.get();
   store_ = std::make_unique<Store>(clock_, store_options, std::move(admin), persister_.get());
   store_gauges_ = RegistryMetrics::StoreGauges(store_.get());

@@ -3,7 +3,7 @@
 // calls, DOWN detections, elections and switchovers, change-to-delivery time), and gauges read
 // from the store at scrape time (instances by service and health, watchers, groups).
 //
-//   RegistryMetrics metrics(fulcrum::Metrics::Global().registry());
+//   RegistryMetrics metrics(fulcrum::Metrics::Global().prometheus_registry());
 //   store_options.observer = &metrics;                 // DOWN, promotions, watch deliveries
 //   handler_options.metrics = &metrics;                // heartbeats, registrations, refusals
 //   auto gauges = metrics.StoreGauges(store);          // keep it alive while the store lives

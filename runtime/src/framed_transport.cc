@@ -12,7 +12,7 @@ using apache::thrift::transport::TTransport;
 
 uint32_t FramedTransport::readEnd() {
   uint32_t bytes = TFramedTransport::readEnd();
-  // The fix: each message gets the whole max-message-size budget again (see the header).
+  // Each message gets the whole max-message-size budget again (see the header).
   resetConsumedMessageSize();
   return bytes;
 }

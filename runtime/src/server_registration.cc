@@ -25,9 +25,9 @@ ServerRegistration::~ServerRegistration() {
 }
 
 StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
-    Server* server, std::string_view registry_uri, ServiceInstance instance, DrainOptions drain,
+    Server* server, std::string_view registrar_uri, ServiceInstance instance, DrainOptions drain,
     const Clock& clock) {
-  return Start(server, registry_uri, std::move(instance), nullptr, drain, clock);
+  return Start(server, registrar_uri, std::move(instance), nullptr, drain, clock);
 }
 
 StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
@@ -37,9 +37,9 @@ StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
 }
 
 StatusOr<std::unique_ptr<ServerRegistration>> ServerRegistration::Start(
-    Server* server, std::string_view registry_uri, ServiceInstance instance,
+    Server* server, std::string_view registrar_uri, ServiceInstance instance,
     std::shared_ptr<RoleState> role, DrainOptions drain, const Clock& clock) {
-  StatusOr<std::unique_ptr<Registrar>> registrar = CreateRegistrar(registry_uri);
+  StatusOr<std::unique_ptr<Registrar>> registrar = CreateRegistrar(registrar_uri);
   if (!registrar.ok()) return registrar.status();
   return Start(server, std::move(registrar).value(), std::move(instance), std::move(role), drain,
                clock);

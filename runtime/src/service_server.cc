@@ -17,7 +17,7 @@ ServiceServer::~ServiceServer() {
 
 Status ServiceServer::StartAndRegister(std::string_view service_name, const ServeOptions& options) {
   ServiceInstance instance = options.instance;
-  if (!options.registry.empty()) {
+  if (!options.registrar.empty()) {
     if (instance.service.empty()) instance.service = std::string(service_name);
     if (instance.host.empty()) instance.host = options.server.host;
     // Checked before serving: a master-slave instance without a group would be registered as
@@ -38,9 +38,9 @@ Status ServiceServer::StartAndRegister(std::string_view service_name, const Serv
       LOG(ERROR) << "admin pages not started: " << s;
     }
   }
-  if (options.registry.empty()) return Status::Ok();
+  if (options.registrar.empty()) return Status::Ok();
   StatusOr<std::unique_ptr<ServerRegistration>> registration =
-      ServerRegistration::Start(this, options.registry, std::move(instance), role_, options.drain);
+      ServerRegistration::Start(this, options.registrar, std::move(instance), role_, options.drain);
   if (!registration.ok()) {
     Stop();
     return registration.status();

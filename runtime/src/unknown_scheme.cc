@@ -11,9 +11,9 @@ struct ShippedScheme {
 };
 
 constexpr ShippedScheme kShipped[] = {
-    {"fulcrum", "Fulcrum::fulcrum", "fulcrum::RegisterFulcrumBackend()",
+    {"fulcrum", "Fulcrum::fulcrum", "fulcrum::RegisterFulcrumDiscovery()",
      "fulcrum/discovery/fulcrum.h"},
-    {"etcd", "Fulcrum::etcd", "fulcrum::RegisterEtcdBackend()", "fulcrum/discovery/etcd.h"},
+    {"etcd", "Fulcrum::etcd", "fulcrum::RegisterEtcdDiscovery()", "fulcrum/discovery/etcd.h"},
 };
 
 }  // namespace

@@ -5,7 +5,7 @@
 //
 //   return UnknownSchemeError("resolver", scheme, uri, {"static"});
 //   // unknown resolver scheme 'etcd' in 'etcd://10.0.0.1:2379/calc' (known: static): link
-//   // Fulcrum::etcd and call fulcrum::RegisterEtcdBackend() once at startup
+//   // Fulcrum::etcd and call fulcrum::RegisterEtcdDiscovery() once at startup
 //   // (fulcrum/discovery/etcd.h)
 //
 // Thread-safe (no state).

@@ -1,6 +1,6 @@
 // The calculator example as a user runs it: two calculator_server processes, the generated
 // balanced client, and a graceful stop on SIGTERM; then the same through fulcrum-registry
-// (--registry: the servers register, the client finds them, SIGTERM deregisters).
+// (--registrar: the servers register, the client finds them, SIGTERM deregisters).
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -82,13 +82,13 @@ TEST(CalculatorExample, ServersRegisterWithTheRegistryAndDeregisterOnSigterm) {
   for (const char* id : {"--id=one", "--id=two"}) {
     auto server = Subprocess::Spawn(
         {FULCRUM_CALCULATOR_SERVER, "--port=0", id, "--quiet_ms=100",
-         "--registry=fulcrum://" + registry_address + "?token_file=" + token_file});
+         "--registrar=fulcrum://" + registry_address + "?token_file=" + token_file});
     ASSERT_TRUE(server.ok()) << server.status();
     ASSERT_TRUE(server.value()->WaitForLine("LISTENING ", std::chrono::seconds(30)).ok());
     servers.push_back(std::move(server).value());
   }
 
-  ASSERT_TRUE(RegisterFulcrumBackend().ok());
+  ASSERT_TRUE(RegisterFulcrumDiscovery().ok());
   ChannelOptions options = calc::fulcrum_gen::CalculatorChannelOptions();
   options.balancer = "round_robin";
   calc::fulcrum_gen::CalculatorBalancedClient client(

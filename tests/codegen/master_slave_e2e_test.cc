@@ -234,13 +234,13 @@ TEST(MasterSlaveCodegen, ServeRegistersHeartbeatsDriveTheRoleAndDrainDeregisters
 
   // A master-slave instance without a group is refused before it serves.
   auto no_group = StoreServer::Serve(
-      handler, ServeOptions{.registry = "fake-ms://x", .instance = {.host = "127.0.0.1"}});
+      handler, ServeOptions{.registrar = "fake-ms://x", .instance = {.host = "127.0.0.1"}});
   ASSERT_FALSE(no_group.ok());
   EXPECT_EQ(no_group.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(no_group.status().message().find("group"), std::string::npos);
 
   auto server = StoreServer::Serve(
-      handler, ServeOptions{.registry = "fake-ms://x",
+      handler, ServeOptions{.registrar = "fake-ms://x",
                             .instance = {.host = "127.0.0.1", .group = "g1", .priority = 2},
                             .drain = {.quiet_period = std::chrono::milliseconds(0)}});
   ASSERT_TRUE(server.ok()) << server.status();

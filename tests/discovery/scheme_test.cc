@@ -22,7 +22,7 @@ TEST(DiscoverySchemeTest, EtcdResolverAndRegistrarNameLibraryAndCallUntilRegiste
   EXPECT_NE(m.find("unknown resolver scheme 'etcd' in 'etcd://127.0.0.1:2379/calc'"),
             std::string::npos)
       << m;
-  EXPECT_NE(m.find(": link Fulcrum::etcd and call fulcrum::RegisterEtcdBackend() once at "
+  EXPECT_NE(m.find(": link Fulcrum::etcd and call fulcrum::RegisterEtcdDiscovery() once at "
                    "startup (fulcrum/discovery/etcd.h)"),
             std::string::npos)
       << m;
@@ -34,12 +34,12 @@ TEST(DiscoverySchemeTest, EtcdResolverAndRegistrarNameLibraryAndCallUntilRegiste
             std::string::npos)
       << registrar.status();
   EXPECT_NE(registrar.status().message().find(
-                "link Fulcrum::etcd and call fulcrum::RegisterEtcdBackend()"),
+                "link Fulcrum::etcd and call fulcrum::RegisterEtcdDiscovery()"),
             std::string::npos)
       << registrar.status();
 
   // What the message says is enough. Creating either contacts no etcd yet.
-  ASSERT_TRUE(RegisterEtcdBackend().ok());
+  ASSERT_TRUE(RegisterEtcdDiscovery().ok());
   EXPECT_TRUE(CreateResolver("etcd://127.0.0.1:2379/calc").ok());
   EXPECT_TRUE(CreateRegistrar("etcd://127.0.0.1:2379?ttl_s=3").ok());
 }
@@ -52,7 +52,7 @@ TEST(DiscoverySchemeTest, FulcrumResolverAndRegistrarNameLibraryAndCallUntilRegi
             std::string::npos)
       << resolver.status();
   EXPECT_NE(resolver.status().message().find(
-                ": link Fulcrum::fulcrum and call fulcrum::RegisterFulcrumBackend() once at "
+                ": link Fulcrum::fulcrum and call fulcrum::RegisterFulcrumDiscovery() once at "
                 "startup (fulcrum/discovery/fulcrum.h)"),
             std::string::npos)
       << resolver.status();
@@ -64,11 +64,11 @@ TEST(DiscoverySchemeTest, FulcrumResolverAndRegistrarNameLibraryAndCallUntilRegi
             std::string::npos)
       << registrar.status();
   EXPECT_NE(registrar.status().message().find(
-                "link Fulcrum::fulcrum and call fulcrum::RegisterFulcrumBackend()"),
+                "link Fulcrum::fulcrum and call fulcrum::RegisterFulcrumDiscovery()"),
             std::string::npos)
       << registrar.status();
 
-  ASSERT_TRUE(RegisterFulcrumBackend().ok());
+  ASSERT_TRUE(RegisterFulcrumDiscovery().ok());
   EXPECT_TRUE(CreateResolver("fulcrum://127.0.0.1:7000/calc").ok());
   EXPECT_TRUE(CreateRegistrar("fulcrum://127.0.0.1:7000").ok());
 }

@@ -1,5 +1,5 @@
 // The calculator example as a user runs it over etcd: two calculator_server processes register
-// with --registry=etcd://..., calculator_client finds them with --target=etcd://.../Calculator,
+// with --registrar=etcd://..., calculator_client finds them with --target=etcd://.../Calculator,
 // and SIGTERM drains each server (deregistered, then exit 0).
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -34,7 +34,7 @@ TEST(CalculatorOverEtcd, ServersRegisterInEtcdAndTheClientFindsThem) {
     const std::string log = dir.path() + "/calculator-" + id + ".log";
     auto server = testing::Subprocess::Spawn(
         {FULCRUM_CALCULATOR_SERVER, "--port=0", std::string("--id=") + id, "--quiet_ms=100",
-         "--registry=etcd://" + etcd.address()},
+         "--registrar=etcd://" + etcd.address()},
         {.stderr_path = log});
     ASSERT_TRUE(server.ok()) << server.status();
     ASSERT_TRUE((*server)->WaitForLine("LISTENING ", seconds(10)).ok())

@@ -1,5 +1,5 @@
-// The etcd backend's wire formats without an etcd: base64, key layout, the instance value's
-// round trip, and parsing of range, watch and lease answers, garbage included.
+// The etcd discovery library's wire formats without an etcd: base64, key layout, the instance
+// value's round trip, and parsing of range, watch and lease answers, garbage included.
 #include <gtest/gtest.h>
 
 #include "etcd_codec.h"

@@ -83,9 +83,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadUri{"127.0.0.1:2379?ttl_s=5s", EtcdUriKind::kRegistrar, "ttl_s"},
         BadUri{"127.0.0.1:2379/calc", EtcdUriKind::kRegistrar, "names no service"}));
 
-TEST(EtcdBackendTest, SchemeCreatesResolversAndRegistrarsAndRefusesBadUris) {
-  ASSERT_TRUE(RegisterEtcdBackend().ok());
-  ASSERT_TRUE(RegisterEtcdBackend().ok());  // idempotent
+TEST(EtcdDiscoveryTest, SchemeCreatesResolversAndRegistrarsAndRefusesBadUris) {
+  ASSERT_TRUE(RegisterEtcdDiscovery().ok());
+  ASSERT_TRUE(RegisterEtcdDiscovery().ok());  // idempotent
   EXPECT_TRUE(CreateResolver("etcd://127.0.0.1:1/calc").ok());
   EXPECT_TRUE(CreateRegistrar("etcd://127.0.0.1:1?ttl_s=5").ok());
   auto bad = CreateResolver("etcd://127.0.0.1:1");

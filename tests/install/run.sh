@@ -10,7 +10,7 @@
 #     benchmarks or examples (in DIR/fulcrum, reused between runs), and installs it into a fresh
 #     temporary prefix;
 #  2. checks the prefix: fulcrum-gen, fulcrum-registry, fulcrumctl, the runtime, both discovery
-#     backends, the registry IDL library, the package config and its version file, every public
+#     libraries, the registry IDL library, the package config and its version file, every public
 #     header, and no other header (nothing from src/ or the daemon);
 #  3. copies tests/install/project/ out of the tree and builds it with -DCMAKE_PREFIX_PATH=<prefix>
 #     alone (find_package(Fulcrum 0.1 COMPONENTS fulcrum etcd registry)), then checks that

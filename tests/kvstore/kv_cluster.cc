@@ -22,7 +22,7 @@ constexpr char kService[] = "KvStore";
 
 KvCluster::KvCluster() {
   registry_test::WriteFile(TokenFile(), kToken);
-  fulcrum::RegisterFulcrumBackend();
+  fulcrum::RegisterFulcrumDiscovery();
 }
 
 KvCluster::~KvCluster() = default;  // ChildProcess SIGKILLs and reaps by PID
@@ -86,11 +86,11 @@ void KvCluster::Kill(int i) {
 }
 
 std::optional<GroupView> KvCluster::Lookup() const {
-  fulcrum::registry::ConnectionOptions o;
+  fulcrum::registry_client::ConnectionOptions o;
   o.port = registry_port_.load();
   o.connect_timeout_ms = 200;
   o.recv_timeout_ms = 2000;
-  auto conn = fulcrum::registry::RegistryConnection::Open(o);
+  auto conn = fulcrum::registry_client::RegistryConnection::Open(o);
   if (!conn.ok()) return std::nullopt;
   try {
     fulcrum::registry::thrift::ServiceSnapshot snap;

@@ -103,7 +103,7 @@ TEST(ChromiumTest, RegistryStatusPageShowsInstancesAndTheDownOne) {
     servers.push_back(
         SpawnChild({FULCRUM_REGISTERED_ECHO_SERVER, "--id=s" + std::to_string(i),
                     "--weight=" + std::to_string(i + 1),
-                    "--registry=fulcrum://127.0.0.1:" + std::to_string(registry.port)},
+                    "--registrar=fulcrum://127.0.0.1:" + std::to_string(registry.port)},
                    dir + "/server" + std::to_string(i) + ".log", false));
     ASSERT_GT(servers.back().port, 0);
   }
@@ -135,7 +135,7 @@ TEST(ChromiumTest, RegistryStatusPageShowsInstancesAndTheDownOne) {
   for (int i = 0; i < 2; ++i) {
     group.push_back(SpawnChild(
         {FULCRUM_REGISTERED_ECHO_SERVER, "--id=kv" + std::to_string(i), "--service=kvstore",
-         "--group=g1", "--registry=fulcrum://127.0.0.1:" + std::to_string(registry.port)},
+         "--group=g1", "--registrar=fulcrum://127.0.0.1:" + std::to_string(registry.port)},
         dir + "/kv" + std::to_string(i) + ".log", false));
     ASSERT_GT(group.back().port, 0);
   }

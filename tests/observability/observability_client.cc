@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   for (int s : {SIGTERM, SIGINT, SIGUSR1}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  CHECK(fulcrum::RegisterFulcrumBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
 
   fulcrum::Status admin = fulcrum::Admin::Global().Start({.port = FLAGS_admin_port});
   if (!admin.ok()) {

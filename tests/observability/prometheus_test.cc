@@ -80,7 +80,7 @@ TEST(PrometheusTest, CountsCallsFailuresEjectionAndDown) {
   for (int i = 0; i < 3; ++i) {
     servers.push_back(
         SpawnChild({FULCRUM_REGISTERED_ECHO_SERVER, "--id=s" + std::to_string(i), "--admin_port=0",
-                    "--registry=fulcrum://127.0.0.1:" + std::to_string(registry.port)},
+                    "--registrar=fulcrum://127.0.0.1:" + std::to_string(registry.port)},
                    dir + "/server" + std::to_string(i) + ".log", true, true));
     ASSERT_GT(servers.back().admin, 0);
   }

@@ -13,6 +13,14 @@
 #include "server/daemon.h"
 
 namespace fulcrum::registry {
+
+using registry_client::ConnectionOptions;
+using registry_client::FulcrumRegistrar;
+using registry_client::FulcrumRegistrarOptions;
+using registry_client::FulcrumResolver;
+using registry_client::FulcrumResolverOptions;
+using registry_client::RegistryConnection;
+
 namespace {
 
 using std::chrono::milliseconds;

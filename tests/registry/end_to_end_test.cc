@@ -42,7 +42,7 @@ struct Server {
 class EndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(RegisterFulcrumBackend().ok());
+    ASSERT_TRUE(RegisterFulcrumDiscovery().ok());
     WriteFile(dir_.path() + "/token", kToken);
     StartRegistry(0);
     ASSERT_GT(registry_port_, 0);
@@ -77,7 +77,7 @@ class EndToEndTest : public ::testing::Test {
     s.id = id;
     s.process =
         ChildProcess::Spawn({FULCRUM_REGISTERED_ECHO_SERVER, "--id=" + id,
-                             "--registry=fulcrum://127.0.0.1:" + std::to_string(registry_port_) +
+                             "--registrar=fulcrum://127.0.0.1:" + std::to_string(registry_port_) +
                                  "?token_file=" + dir_.path() + "/token"},
                             dir_.path() + "/server-" + id + ".log");
     const std::string line = s.process->WaitForLine("LISTENING", seconds(20));

@@ -7,6 +7,11 @@
 #include "fulcrum_uri.h"
 
 namespace fulcrum::registry {
+
+using registry_client::FulcrumUri;
+using registry_client::ParseFulcrumUri;
+using registry_client::ToEndpointSet;
+
 namespace {
 
 thrift::ServiceSnapshot Snapshot() {

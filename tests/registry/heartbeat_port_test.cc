@@ -22,6 +22,12 @@
 #include "testing/fake_clock.h"
 
 namespace fulcrum::registry {
+
+using registry_client::ConnectionOptions;
+using registry_client::FulcrumRegistrar;
+using registry_client::FulcrumRegistrarOptions;
+using registry_client::RegistryConnection;
+
 namespace {
 
 using registry_test::ChildProcess;

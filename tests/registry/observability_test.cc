@@ -15,6 +15,11 @@
 #include "support/metrics_query.h"
 
 namespace fulcrum::registry {
+
+using registry_client::FulcrumRegistrar;
+using registry_client::FulcrumRegistrarOptions;
+using registry_client::RegistryConnection;
+
 namespace {
 
 using std::chrono::milliseconds;

@@ -23,6 +23,14 @@
 #include "raw_socket.h"
 
 namespace fulcrum::registry {
+
+using registry_client::ConnectionOptions;
+using registry_client::FulcrumRegistrar;
+using registry_client::FulcrumRegistrarOptions;
+using registry_client::FulcrumResolver;
+using registry_client::FulcrumResolverOptions;
+using registry_client::RegistryConnection;
+
 namespace {
 
 using registry_test::ChildProcess;

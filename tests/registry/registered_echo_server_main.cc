@@ -1,9 +1,9 @@
-// fulcrum_registered_echo_server: the Echo test service registered with a discovery backend
+// fulcrum_registered_echo_server: the Echo test service registered with a discovery service
 // (fulcrum:// or etcd://) through fulcrum::ServerRegistration; SIGTERM drains it (deregister, wait
 // for clients to stop sending, finish calls in flight, exit 0).
 //
-//   fulcrum_registered_echo_server --id=a --registry='fulcrum://127.0.0.1:7000?token_file=tok'
-//   fulcrum_registered_echo_server --id=b --registry='etcd://127.0.0.1:2379?ttl_s=2'
+//   fulcrum_registered_echo_server --id=a --registrar='fulcrum://127.0.0.1:7000?token_file=tok'
+//   fulcrum_registered_echo_server --id=b --registrar='etcd://127.0.0.1:2379?ttl_s=2'
 //   LISTENING 40123
 //   ADMIN 40124              <- with --admin_port: the admin pages' port (fulcrum/admin.h)
 #include <signal.h>
@@ -22,7 +22,7 @@
 #include "fulcrum/server_registration.h"
 #include "support/echo_handler.h"
 
-DEFINE_string(registry, "",
+DEFINE_string(registrar, "",
               "registrar URI, e.g. fulcrum://127.0.0.1:7000?token_file=F or etcd://127.0.0.1:2379");
 DEFINE_string(service, "echo", "service name to register under");
 DEFINE_string(id, "", "server id returned by whoami()");
@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  CHECK(fulcrum::RegisterFulcrumBackend().ok());
-  CHECK(fulcrum::RegisterEtcdBackend().ok());
+  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
+  CHECK(fulcrum::RegisterEtcdDiscovery().ok());
   auto handler = std::make_shared<fulcrum::testing::EchoHandler>(FLAGS_id);
   fulcrum::ServerOptions options;
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   fulcrum::DrainOptions drain;
   drain.quiet_period = std::chrono::milliseconds(FLAGS_quiet_ms);
   drain.max_wait = std::chrono::seconds(20);
-  auto registration = fulcrum::ServerRegistration::Start(&server, FLAGS_registry, instance, drain);
+  auto registration = fulcrum::ServerRegistration::Start(&server, FLAGS_registrar, instance, drain);
   if (!registration.ok()) {
     std::fprintf(stderr, "cannot register: %s\n", registration.status().ToString().c_str());
     return 1;

@@ -1,6 +1,6 @@
 // Hand-written balanced calls to the Echo test service: what fulcrum-gen generates for an IDL,
-// written out for the runtime's own tests, benchmarks and demo (which must not depend on the
-// code generator).
+// written out for the runtime's own tests and benchmarks (which must not depend on the code
+// generator).
 //
 //   std::string who = fulcrum::testing::Whoami(*channel);
 //

@@ -204,9 +204,9 @@ TEST(MetricsTest, TextFormatMergesTheApplicationsMetrics) {
   auto& family = prometheus::BuildCounter()
                      .Name("app_test_orders_total")
                      .Help("Orders")
-                     .Register(Metrics::Global().registry());
+                     .Register(Metrics::Global().prometheus_registry());
   prometheus::Counter& orders = family.Add({{"shop", "a"}});
-  orders.Increment(3);  // the registry is the process's: --gtest_repeat adds up
+  orders.Increment(3);  // the Prometheus registry is the process's: --gtest_repeat adds up
   auto server = TestServer::Start({.id = "m3"});
   ASSERT_TRUE(server.ok()) << server.status();
   ChannelOptions opts;

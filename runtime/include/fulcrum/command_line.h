@@ -3,7 +3,7 @@
 // gflags prints by default (--helpfull still shows everything).
 //
 //   int main(int argc, char** argv) {
-//     fulcrum::ParseCommandLine(&argc, &argv, "usage: my_server --port=N [--registry=URI]");
+//     fulcrum::ParseCommandLine(&argc, &argv, "usage: my_server --port=N [--registrar=URI]");
 //     google::InitGoogleLogging(argv[0]);
 //     ...
 //   }

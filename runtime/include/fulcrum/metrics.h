@@ -2,7 +2,7 @@
 //
 //   // An application's own metric, next to Fulcrum's:
 //   auto& family = prometheus::BuildCounter().Name("app_orders_total").Help("Orders taken")
-//                      .Register(fulcrum::Metrics::Global().registry());
+//                      .Register(fulcrum::Metrics::Global().prometheus_registry());
 //   prometheus::Counter& orders = family.Add({});
 //   orders.Increment();
 //
@@ -37,22 +37,22 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // A prometheus-cpp registry for metrics updated as things happen (the application's, and
-  // the registry daemon's).
-  prometheus::Registry& registry() { return *registry_; }
+  // prometheus-cpp's registry for metrics updated as things happen (the application's, and
+  // fulcrum-registry's).
+  prometheus::Registry& prometheus_registry() { return *prometheus_registry_; }
 
   // Adds a source read at every scrape, for as long as it lives (gauges computed from live
   // objects). Expired sources are dropped.
   void AddCollectable(std::weak_ptr<prometheus::Collectable> source);
 
-  // Every family: the registry's, the sources', Fulcrum's channels' and servers', merged by
-  // name and sorted by name.
+  // Every family: prometheus_registry()'s, the sources', Fulcrum's channels' and servers', merged
+  // by name and sorted by name.
   std::vector<prometheus::MetricFamily> Collect() const;
   // The same in Prometheus' text exposition format (prometheus-cpp's serializer).
   std::string TextFormat() const;
 
  private:
-  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Registry> prometheus_registry_;
   mutable std::mutex mu_;
   mutable std::vector<std::weak_ptr<prometheus::Collectable>> sources_;  // guarded by mu_
 };

@@ -1,8 +1,8 @@
-// Registrar: how a server announces itself to a discovery backend and keeps its entry alive.
-// The backend is chosen by URI scheme, so nothing outside the backend's own code knows which
-// one is in use (fulcrum:// is fulcrum-registry; etcd:// comes next).
+// Registrar: how a server announces itself to a discovery service and keeps its entry alive.
+// The service is chosen by URI scheme (fulcrum:// is fulcrum-registry, etcd:// is etcd), so
+// nothing outside its discovery library knows which one is in use.
 //
-//   fulcrum::RegisterFulcrumBackend();   // once, at startup (fulcrum/discovery/fulcrum.h)
+//   fulcrum::RegisterFulcrumDiscovery();   // once, at startup (fulcrum/discovery/fulcrum.h)
 //   auto registrar = fulcrum::CreateRegistrar("fulcrum://127.0.0.1:7000?token_file=/etc/tok");
 //   fulcrum::ServiceInstance self{.service = "calc", .host = "127.0.0.1", .port = 9090};
 //   CHECK((*registrar)->Register(self, {.load = [&] { return LoadReport{...}; }}).ok());
@@ -52,7 +52,7 @@ struct LoadReport {
   int64_t commit_position = 0;
 };
 
-// What the backend tells a registered server after each heartbeat.
+// What the discovery service tells a registered server after each heartbeat.
 struct RegistrarDirectives {
   bool drained = false;
   // Master-slave: role, the group's epoch and its master ("host:port").
@@ -70,7 +70,7 @@ struct RegistrarDirectives {
 struct RegistrationOptions {
   // Called before every heartbeat; empty: report zeros.
   std::function<LoadReport()> load;
-  // Called after every heartbeat the backend answered.
+  // Called after every heartbeat the discovery service answered.
   std::function<void(const RegistrarDirectives&)> on_directives;
 };
 
@@ -79,18 +79,18 @@ class Registrar {
   virtual ~Registrar() = default;
 
   // Registers and keeps the registration alive from a background thread until Deregister:
-  // heartbeats with the load report, registers again when the backend has forgotten the
-  // instance (it restarted), and rides out the backend being down (logging it). Returns OK
-  // once registered or when the backend is unreachable (it keeps trying); an error when the
-  // backend refuses (invalid instance, bad credentials), and then nothing runs.
+  // heartbeats with the load report, registers again when the discovery service has forgotten
+  // the instance (it restarted), and rides out the service being down (logging it). Returns OK
+  // once registered or when the service is unreachable (it keeps trying); an error when the
+  // service refuses (invalid instance, bad credentials), and then nothing runs.
   virtual Status Register(const ServiceInstance& instance, RegistrationOptions options) = 0;
 
-  // Stops heartbeating and removes the instance from the backend at once, so clients stop
-  // choosing it. OK if there was nothing to remove; kUnavailable if the backend could not be
-  // told (the entry then expires by itself after the heartbeat timeout).
+  // Stops heartbeating and removes the instance from the discovery service at once, so
+  // clients stop choosing it. OK if there was nothing to remove; kUnavailable if the service
+  // could not be told (the entry then expires by itself after the heartbeat timeout).
   virtual Status Deregister() = 0;
 
-  // True while the backend holds a live registration for this instance.
+  // True while the discovery service holds a live registration for this instance.
   virtual bool registered() const = 0;
 };
 

@@ -3,9 +3,10 @@
 //
 //   auto resolver = fulcrum::CreateResolver("static://127.0.0.1:9001,127.0.0.1:9002;weight=3");
 //
-// URIs: static://host:port[;weight=N][;zone=Z],...   (fulcrum:// and etcd:// come with the
-// registry). A watch-based resolver calls OnUpdate from its own thread whenever the set
-// changes, and OnError when it cannot reach its source; the channel keeps the last set it had.
+// URIs: static://host:port[;weight=N][;zone=Z],...   (fulcrum:// and etcd:// come with their
+// discovery libraries, fulcrum/discovery/*.h). A watch-based resolver calls OnUpdate from its own
+// thread whenever the set changes, and OnError when it cannot reach its source; the channel keeps
+// the last set it had.
 //
 // Thread-safety: Start and Stop may be called from any thread, once each. Listener callbacks
 // are serialized (never two at once for one resolver).
@@ -58,8 +59,9 @@ StatusOr<EndpointSet> ParseStaticEndpoints(std::string_view list);
 // Parses "host:port" or "[v6]:port".
 StatusOr<Endpoint> ParseHostPort(std::string_view host_port);
 
-// The part of a registry URI after "scheme://", "authority[/service][?key=value&...]", split
-// for the backends' own parsers (fulcrum://, etcd://), which check what each part holds.
+// The part of a discovery URI after "scheme://", "authority[/service][?key=value&...]", split
+// for the discovery libraries' own parsers (fulcrum://, etcd://), which check what each part
+// holds.
 struct DiscoveryUri {
   std::string authority;                                    // may be empty
   std::string service;                                      // empty when there is none

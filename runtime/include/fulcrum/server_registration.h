@@ -1,4 +1,4 @@
-// ServerRegistration: keeps a running fulcrum::Server registered with a discovery backend
+// ServerRegistration: keeps a running fulcrum::Server registered with a discovery service
 // (whichever the URI names) while it serves, reports its load with each heartbeat, and drains
 // it on shutdown: deregister first, wait until clients have stopped sending new calls, then
 // stop the server (which finishes the calls in flight).
@@ -45,15 +45,15 @@ struct DrainOptions {
 class ServerRegistration {
  public:
   // Registers `server` (which must be started and must outlive this object) through the
-  // registrar `registry_uri` names. `instance.port` 0 means the server's port. Errors: a bad
-  // URI, or the backend refusing the instance; an unreachable backend is not an error (the
-  // registrar keeps trying).
+  // registrar `registrar_uri` names. `instance.port` 0 means the server's port. Errors: a bad
+  // URI, or the discovery service refusing the instance; an unreachable one is not an error
+  // (the registrar keeps trying).
   static StatusOr<std::unique_ptr<ServerRegistration>> Start(Server* server,
-                                                             std::string_view registry_uri,
+                                                             std::string_view registrar_uri,
                                                              ServiceInstance instance,
                                                              DrainOptions drain = {},
                                                              const Clock& clock = Clock::Real());
-  // The same with a registrar the caller made (tests, or a backend not registered by scheme).
+  // The same with a registrar the caller made (tests, or one not created by scheme).
   static StatusOr<std::unique_ptr<ServerRegistration>> Start(Server* server,
                                                              std::unique_ptr<Registrar> registrar,
                                                              ServiceInstance instance,
@@ -61,7 +61,7 @@ class ServerRegistration {
                                                              const Clock& clock = Clock::Real());
   // Master-slave: the same, feeding `role` (null: a stateless server).
   static StatusOr<std::unique_ptr<ServerRegistration>> Start(
-      Server* server, std::string_view registry_uri, ServiceInstance instance,
+      Server* server, std::string_view registrar_uri, ServiceInstance instance,
       std::shared_ptr<RoleState> role, DrainOptions drain = {}, const Clock& clock = Clock::Real());
   static StatusOr<std::unique_ptr<ServerRegistration>> Start(
       Server* server, std::unique_ptr<Registrar> registrar, ServiceInstance instance,
@@ -73,7 +73,7 @@ class ServerRegistration {
   // server is stopped either way).
   Status Drain();
 
-  // True once the backend said an administrator drained this instance.
+  // True once the discovery service said an administrator drained this instance.
   bool drained_by_admin() const { return drained_by_admin_.load(); }
   Registrar& registrar() { return *registrar_; }
 

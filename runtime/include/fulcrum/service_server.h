@@ -1,10 +1,10 @@
 // ServiceServer: the base of every server fulcrum-gen writes (SServer): a fulcrum::Server that
-// can also register itself with a registry, heartbeat, and drain. The generated code only
-// picks the processor; everything else is here.
+// can also register itself (with fulcrum-registry or etcd), heartbeat, and drain. The generated
+// code only picks the processor; everything else is here.
 //
 //   auto server = calc::fulcrum_gen::CalculatorServer::Serve(
 //       handler, fulcrum::ServeOptions{.server = {.port = 0},
-//                                      .registry = "fulcrum://127.0.0.1:7000",
+//                                      .registrar = "fulcrum://127.0.0.1:7000",
 //                                      .instance = {.host = "127.0.0.1"}}).value();
 //   ...on SIGTERM:
 //   server->Drain();   // stop writes (master-slave), deregister, wait for quiet, stop
@@ -28,9 +28,10 @@ namespace fulcrum {
 
 struct ServeOptions {
   ServerOptions server;
-  // A registrar URI ("fulcrum://host:port?token_file=F"); empty: serve without registering.
-  // The URI's scheme must have been registered (fulcrum::RegisterFulcrumBackend()).
-  std::string registry;
+  // A registrar URI ("fulcrum://host:port?token_file=F", "etcd://host:port"); empty: serve
+  // without registering. The URI's scheme must have been registered
+  // (fulcrum::RegisterFulcrumDiscovery()).
+  std::string registrar;
   // How to register. Empty service: the IDL's service name; empty host: server.host; port 0:
   // the port the server bound. A master-slave service needs `group`.
   ServiceInstance instance;
@@ -50,7 +51,7 @@ class ServiceServer : public Server {
   ~ServiceServer() override;  // stops heartbeating (without deregistering), then stops the server
 
   // Starts serving (and the admin pages when options.admin_port >= 0), then registers as
-  // `service_name` when options.registry is set. A registration error stops the server again
+  // `service_name` when options.registrar is set. A registration error stops the server again
   // and is returned; an admin listener that cannot start is logged, not an error.
   Status StartAndRegister(std::string_view service_name, const ServeOptions& options);
 

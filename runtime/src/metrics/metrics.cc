@@ -54,7 +54,7 @@ Metrics& Metrics::Global() {
   return *metrics;
 }
 
-Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {}
+Metrics::Metrics() : prometheus_registry_(std::make_shared<prometheus::Registry>()) {}
 
 void Metrics::AddCollectable(std::weak_ptr<prometheus::Collectable> source) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -66,7 +66,7 @@ std::vector<prometheus::MetricFamily> Metrics::Collect() const {
   internal::CollectClientMetrics(builtin);
   internal::CollectServerMetrics(builtin);
   std::vector<prometheus::MetricFamily> all = builtin.Take();
-  std::vector<prometheus::MetricFamily> more = registry_->Collect();
+  std::vector<prometheus::MetricFamily> more = prometheus_registry_->Collect();
   {
     std::lock_guard<std::mutex> lock(mu_);
     std::erase_if(sources_, [](const auto& s) { return s.expired(); });

@@ -79,7 +79,7 @@ void CollectServerMetrics(FamilySet& out) {
   LiveRegistrations().ForEach([&out](const RegistrationMetrics& r) {
     Labels labels = {{"service", r.service}, {"instance", r.address}};
     out.Gauge("fulcrum_server_registered",
-              "1 while the discovery backend holds this instance's registration", labels,
+              "1 while the discovery service holds this instance's registration", labels,
               r.registrar != nullptr && r.registrar->registered() ? 1 : 0);
     out.Gauge("fulcrum_server_draining", "1 once the instance is draining (deregistered)", labels,
               r.draining.load() ? 1 : 0);

@@ -3,8 +3,8 @@
 // every answer, the declared exception and that more than one replica answered when asked to.
 // Prints "inventory_client OK ..." and exits 0 only if all was right.
 //
-// It also registers the etcd:// backend and creates an etcd:// resolver (which contacts no
-// etcd until started): the installed Fulcrum::etcd links and its scheme works.
+// It also registers the etcd:// discovery library and creates an etcd:// resolver (which
+// contacts no etcd until started): the installed Fulcrum::etcd links and its scheme works.
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -32,11 +32,11 @@ int main(int argc, char** argv) {
   const int calls = std::atoi(argv[2]);
   const size_t replicas = static_cast<size_t>(std::atoi(argv[3]));
   for (const fulcrum::Status& s :
-       {fulcrum::RegisterFulcrumBackend(), fulcrum::RegisterEtcdBackend()}) {
+       {fulcrum::RegisterFulcrumDiscovery(), fulcrum::RegisterEtcdDiscovery()}) {
     if (!s.ok()) return Fail(s.ToString());
   }
   if (auto etcd = fulcrum::CreateResolver("etcd://127.0.0.1:2379/Inventory"); !etcd.ok()) {
-    return Fail("etcd:// after RegisterEtcdBackend(): " + etcd.status().ToString());
+    return Fail("etcd:// after RegisterEtcdDiscovery(): " + etcd.status().ToString());
   }
 
   try {

@@ -43,14 +43,14 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-  if (fulcrum::Status s = fulcrum::RegisterFulcrumBackend(); !s.ok()) {
+  if (fulcrum::Status s = fulcrum::RegisterFulcrumDiscovery(); !s.ok()) {
     std::fprintf(stderr, "inventory_server: %s\n", s.ToString().c_str());
     return 1;
   }
   fulcrum::ServeOptions options;
   options.server.host = "127.0.0.1";
   options.server.port = 0;
-  options.registry = argv[1];
+  options.registrar = argv[1];
   options.instance.metadata["id"] = argv[2];
   options.drain.quiet_period = std::chrono::milliseconds(200);
   auto server = inventory::fulcrum_gen::InventoryServer::Serve(

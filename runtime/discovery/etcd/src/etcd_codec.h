@@ -1,6 +1,6 @@
-// The etcd backend's wire formats: how an instance is stored (key layout and JSON value), and
-// the parsing of etcd v3 JSON gateway answers (range, watch, lease). Pure functions, no I/O,
-// so the unit tests cover every branch without an etcd.
+// The etcd discovery library's wire formats: how an instance is stored (key layout and JSON value),
+// and the parsing of etcd v3 JSON gateway answers (range, watch, lease). Pure functions, no I/O, so
+// the unit tests cover every branch without an etcd.
 //
 //   key:   <prefix>/services/<service>/<host:port>
 //   value: {"host":"10.0.0.7","port":9090,"weight":1,"zone":"a","metadata":{"id":"x"}}

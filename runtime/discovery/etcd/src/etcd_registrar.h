@@ -1,5 +1,5 @@
 // EtcdRegistrar: fulcrum::Registrar for etcd. Created through
-// CreateRegistrar("etcd://h1:p1,h2:p2?prefix=/fulcrum&ttl_s=3") once RegisterEtcdBackend()
+// CreateRegistrar("etcd://h1:p1,h2:p2?prefix=/fulcrum&ttl_s=3") once RegisterEtcdDiscovery()
 // ran, or directly by tests.
 //
 //   EtcdRegistrar registrar({.endpoints = {{"127.0.0.1", 2379}}});

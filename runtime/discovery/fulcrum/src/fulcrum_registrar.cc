@@ -7,7 +7,7 @@
 #include "fulcrum/random.h"
 #include "fulcrum_resolver.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 namespace {
 
 Status FromRegistryError(const thrift::RegistryError& e) {
@@ -297,4 +297,4 @@ Status FulcrumRegistrar::Deregister() {
   return s;
 }
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

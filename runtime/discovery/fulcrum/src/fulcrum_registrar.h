@@ -1,5 +1,5 @@
 // FulcrumRegistrar: fulcrum::Registrar for fulcrum-registry. Created through
-// CreateRegistrar("fulcrum://host:port?token_file=...") once RegisterFulcrumBackend() ran, or
+// CreateRegistrar("fulcrum://host:port?token_file=...") once RegisterFulcrumDiscovery() ran, or
 // directly by tests.
 //
 //   FulcrumRegistrar registrar({.connection = {.host = "127.0.0.1", .port = 7000}});
@@ -23,7 +23,7 @@
 #include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/registrar.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 struct FulcrumRegistrarOptions {
   ConnectionOptions connection;
@@ -96,4 +96,4 @@ class FulcrumRegistrar final : public Registrar {
   std::thread thread_;
 };
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

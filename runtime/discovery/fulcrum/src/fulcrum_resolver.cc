@@ -2,7 +2,7 @@
 
 #include <glog/logging.h>
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 InstanceRole ToInstanceRole(thrift::Role::type r) {
   switch (r) {
@@ -141,4 +141,4 @@ void FulcrumResolver::Stop() {
   conn_.reset();
 }
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

@@ -20,7 +20,7 @@
 #include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/resolver.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 struct FulcrumResolverOptions {
   ConnectionOptions connection;
@@ -61,4 +61,4 @@ class FulcrumResolver final : public Resolver {
   std::thread thread_;
 };
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

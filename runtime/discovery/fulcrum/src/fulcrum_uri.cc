@@ -3,7 +3,7 @@
 #include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/resolver.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 StatusOr<FulcrumUri> ParseFulcrumUri(std::string_view rest) {
   auto bad = [&](const std::string& why) {
@@ -29,4 +29,4 @@ StatusOr<FulcrumUri> ParseFulcrumUri(std::string_view rest) {
   return uri;
 }
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

@@ -13,7 +13,7 @@
 
 #include "fulcrum/status.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 struct FulcrumUri {
   std::string host;
@@ -26,4 +26,4 @@ struct FulcrumUri {
 // kInvalidArgument naming what is wrong.
 StatusOr<FulcrumUri> ParseFulcrumUri(std::string_view rest_of_uri);
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

@@ -13,7 +13,7 @@
 #include <map>
 #include <mutex>
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 using apache::thrift::transport::TSocket;
 using apache::thrift::transport::TSSLSocketFactory;
@@ -134,4 +134,4 @@ std::string RegistryConnection::address() const {
   return options_.host + ":" + std::to_string(options_.port);
 }
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <fstream>
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 StatusOr<std::string> ReadTokenFile(const std::string& path) {
   std::ifstream in(path);
@@ -23,4 +23,4 @@ StatusOr<std::string> ReadTokenFile(const std::string& path) {
   return line.substr(begin, end - begin + 1);
 }
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

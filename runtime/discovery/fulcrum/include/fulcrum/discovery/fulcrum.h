@@ -1,11 +1,11 @@
-// The fulcrum:// discovery backend (library Fulcrum::fulcrum): resolvers and registrars that
-// talk to fulcrum-registry. Call RegisterFulcrumBackend() once at startup; afterwards only URIs
-// say which backend is in use:
+// The fulcrum:// discovery library (Fulcrum::fulcrum): resolvers and registrars that talk to
+// fulcrum-registry. Call RegisterFulcrumDiscovery() once at startup; afterwards only URIs say
+// which discovery service is in use:
 //
 //   fulcrum://host:port/<service>[?tls_ca_file=F]                    resolver (Channel::Create)
 //   fulcrum://host:port[?token_file=F&tls_ca_file=F]                 registrar (ServeOptions)
 //
-//   CHECK(fulcrum::RegisterFulcrumBackend().ok());
+//   CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
 //   auto resolver = fulcrum::CreateResolver("fulcrum://127.0.0.1:7000/calc");
 //
 // Registration is an explicit call, not a static initialiser, so that linking the library
@@ -19,6 +19,6 @@
 
 namespace fulcrum {
 
-Status RegisterFulcrumBackend();
+Status RegisterFulcrumDiscovery();
 
 }  // namespace fulcrum

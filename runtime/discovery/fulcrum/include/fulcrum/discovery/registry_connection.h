@@ -20,7 +20,10 @@
 #include "fulcrum/idl/Registry.h"
 #include "fulcrum/status.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
+
+// The registry's API (idl/registry.thrift), as its clients name it.
+namespace thrift = ::fulcrum::registry::thrift;
 
 struct ConnectionOptions {
   std::string host = "127.0.0.1";
@@ -75,4 +78,4 @@ class RegistryConnection {
   std::atomic<int> fd_{-1};
 };
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

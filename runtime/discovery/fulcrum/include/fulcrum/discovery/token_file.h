@@ -3,7 +3,7 @@
 // (registry/server/auth.h), so both sides agree on what a token file holds. A token is never
 // taken from the command line, where `ps` shows it.
 //
-//   StatusOr<std::string> token = fulcrum::registry::ReadTokenFile("/etc/fulcrum/token");
+//   StatusOr<std::string> token = fulcrum::registry_client::ReadTokenFile("/etc/fulcrum/token");
 //
 // Thread-safe (no state).
 #pragma once
@@ -12,10 +12,10 @@
 
 #include "fulcrum/status.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 
 // The first line of the file, surrounding whitespace trimmed. A missing, unreadable or empty
 // file is kInvalidArgument naming the path (never silently "no token").
 StatusOr<std::string> ReadTokenFile(const std::string& path);
 
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client

@@ -10,7 +10,7 @@
 namespace fulcrum {
 namespace {
 
-TEST(BalancerRegistryTest, BuiltinsAreRegisteredAndSorted) {
+TEST(BalancerTableTest, BuiltinsAreRegisteredAndSorted) {
   const std::vector<std::string> names = BalancerNames();
   for (const char* builtin :
        {"random", "weighted_random", "round_robin", "weighted_round_robin", "least_response_time",
@@ -21,7 +21,7 @@ TEST(BalancerRegistryTest, BuiltinsAreRegisteredAndSorted) {
   EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
 }
 
-TEST(BalancerRegistryTest, UnknownNameIsNotFoundAndListsTheRegisteredOnes) {
+TEST(BalancerTableTest, UnknownNameIsNotFoundAndListsTheRegisteredOnes) {
   auto created = CreateBalancer("round_robbin");
   ASSERT_FALSE(created.ok());
   EXPECT_EQ(created.status().code(), StatusCode::kNotFound);
@@ -31,11 +31,11 @@ TEST(BalancerRegistryTest, UnknownNameIsNotFoundAndListsTheRegisteredOnes) {
   }
 }
 
-TEST(BalancerRegistryTest, EmptyOrTakenNamesAreRejected) {
+TEST(BalancerTableTest, EmptyOrTakenNamesAreRejected) {
   auto factory = [](const BalancerContext& ctx) { return CreateBalancer("random", ctx).value(); };
   EXPECT_EQ(RegisterBalancer("", factory).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(RegisterBalancer("round_robin", factory).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(RegisterBalancer("registry_test_null", nullptr).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(RegisterBalancer("table_test_null", nullptr).code(), StatusCode::kInvalidArgument);
 }
 
 // Always picks the last backend: simple enough to recognise.
@@ -63,8 +63,8 @@ std::string FreshName(const std::string& base) {
   return base + "_" + std::to_string(runs++);
 }
 
-TEST(BalancerRegistryTest, UserBalancerIsCreatableByName) {
-  const std::string name = FreshName("registry_test_last");
+TEST(BalancerTableTest, UserBalancerIsCreatableByName) {
+  const std::string name = FreshName("table_test_last");
   ASSERT_TRUE(RegisterBalancer(name, [](const BalancerContext&) {
                 return std::make_unique<LastBalancer>();
               }).ok());
@@ -84,15 +84,15 @@ TEST(BalancerRegistryTest, UserBalancerIsCreatableByName) {
   EXPECT_EQ(created.value()->Update(list)->Pick({}).backend, list[1].get());
 }
 
-TEST(BalancerRegistryTest, FactoryReturningNullIsAnError) {
-  const std::string name = FreshName("registry_test_null_factory");
+TEST(BalancerTableTest, FactoryReturningNullIsAnError) {
+  const std::string name = FreshName("table_test_null_factory");
   ASSERT_TRUE(RegisterBalancer(name, [](const BalancerContext&) {
                 return std::unique_ptr<Balancer>();
               }).ok());
   EXPECT_EQ(CreateBalancer(name).status().code(), StatusCode::kInternal);
 }
 
-TEST(BalancerRegistryTest, MakeBackendFillsAddressAndFreshStats) {
+TEST(BalancerTableTest, MakeBackendFillsAddressAndFreshStats) {
   BackendPtr b = MakeBackend({"::1", 9090, 3, "z1", {}});
   EXPECT_EQ(b->address, "[::1]:9090");
   EXPECT_EQ(b->endpoint.weight, 3u);
@@ -103,7 +103,7 @@ TEST(BalancerRegistryTest, MakeBackendFillsAddressAndFreshStats) {
   EXPECT_NE(MakeBackend({"::1", 9090, 3, "z1", {}})->stats, b->stats);
 }
 
-TEST(BalancerRegistryTest, EmptyPickerPicksNothing) {
+TEST(BalancerTableTest, EmptyPickerPicksNothing) {
   PickArgs args;
   args.has_hash = true;
   EXPECT_EQ(EmptyPicker()->Pick(args).backend, nullptr);

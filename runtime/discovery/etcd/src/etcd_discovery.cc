@@ -36,7 +36,7 @@ StatusOr<std::unique_ptr<Registrar>> MakeRegistrar(std::string_view rest) {
 
 namespace fulcrum {
 
-Status RegisterEtcdBackend() {
+Status RegisterEtcdDiscovery() {
   static std::once_flag once;
   static Status result;
   std::call_once(once, [] {

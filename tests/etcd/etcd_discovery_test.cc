@@ -1,7 +1,7 @@
-// The etcd:// backend against a real etcd (started by PID on loopback, ports from the OS):
-// registration and watch, Deregister, lease expiry of a SIGKILLed server, an etcd restart,
-// a resolver started while etcd is down, garbage values, prompt Stop/Deregister with etcd
-// hung, and a Channel balancing real Echo calls over servers registered through etcd.
+// The etcd:// discovery library against a real etcd (started by PID on loopback, ports from the
+// OS): registration and watch, Deregister, lease expiry of a SIGKILLed server, an etcd restart, a
+// resolver started while etcd is down, garbage values, prompt Stop/Deregister with etcd hung, and a
+// Channel balancing real Echo calls over servers registered through etcd.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -86,10 +86,10 @@ class RecordingListener : public ResolverListener {
   std::vector<Status> errors_;
 };
 
-class EtcdBackendTest : public ::testing::Test {
+class EtcdDiscoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(RegisterEtcdBackend().ok());
+    ASSERT_TRUE(RegisterEtcdDiscovery().ok());
     Status started = etcd_.Start();
     ASSERT_TRUE(started.ok()) << started << "\n" << registry_test::ReadFile(etcd_.log_path());
   }
@@ -122,7 +122,7 @@ class EtcdBackendTest : public ::testing::Test {
   EtcdProcess etcd_{dir_.path()};
 };
 
-TEST_F(EtcdBackendTest, RegisteredInstanceAppearsInAResolverWithItsAttributes) {
+TEST_F(EtcdDiscoveryTest, RegisteredInstanceAppearsInAResolverWithItsAttributes) {
   std::atomic<int> directives{0};
   auto registrar = MakeRegistrar();
   ASSERT_TRUE(registrar
@@ -158,7 +158,7 @@ TEST_F(EtcdBackendTest, RegisteredInstanceAppearsInAResolverWithItsAttributes) {
   EXPECT_TRUE(listener.errors().empty());
 }
 
-TEST_F(EtcdBackendTest, TwoInstancesThenDeregisterRemovesOneAtOnce) {
+TEST_F(EtcdDiscoveryTest, TwoInstancesThenDeregisterRemovesOneAtOnce) {
   RecordingListener listener;
   auto resolver = StartResolver(&listener);
   ASSERT_TRUE(listener.WaitForPorts({}, seconds(5)));
@@ -176,11 +176,11 @@ TEST_F(EtcdBackendTest, TwoInstancesThenDeregisterRemovesOneAtOnce) {
   EXPECT_TRUE(a->Deregister().ok());  // nothing left to remove
 }
 
-TEST_F(EtcdBackendTest, SigkilledServerDisappearsAfterItsLeaseTtl) {
+TEST_F(EtcdDiscoveryTest, SigkilledServerDisappearsAfterItsLeaseTtl) {
   RecordingListener listener;
   auto resolver = StartResolver(&listener);
   auto server = testing::Subprocess::Spawn({FULCRUM_REGISTERED_ECHO_SERVER, "--id=k",
-                                            "--registry=etcd://" + etcd_.address() + "?ttl_s=1"},
+                                            "--registrar=etcd://" + etcd_.address() + "?ttl_s=1"},
                                            {.stderr_path = dir_.path() + "/server.log"});
   ASSERT_TRUE(server.ok()) << server.status();
   StatusOr<std::string> port = (*server)->WaitForLine("LISTENING ", seconds(10));
@@ -197,7 +197,7 @@ TEST_F(EtcdBackendTest, SigkilledServerDisappearsAfterItsLeaseTtl) {
   EXPECT_GT(SteadyClock::now() - killed, milliseconds(500));  // by expiry, not by a goodbye
 }
 
-TEST_F(EtcdBackendTest, EtcdRestartReportsErrorKeepsTheSetAndCatchesUp) {
+TEST_F(EtcdDiscoveryTest, EtcdRestartReportsErrorKeepsTheSetAndCatchesUp) {
   auto a = MakeRegistrar();
   ASSERT_TRUE(a->Register(Instance(9301), {}).ok());
   RecordingListener listener;
@@ -224,7 +224,7 @@ TEST_F(EtcdBackendTest, EtcdRestartReportsErrorKeepsTheSetAndCatchesUp) {
   EXPECT_EQ(listener.errors().size(), 1u) << "one OnError per outage";
 }
 
-TEST_F(EtcdBackendTest, ResolverAndRegistrarStartedWhileEtcdIsDownWorkOnceItIsUp) {
+TEST_F(EtcdDiscoveryTest, ResolverAndRegistrarStartedWhileEtcdIsDownWorkOnceItIsUp) {
   etcd_.Kill();
   RecordingListener listener;
   auto resolver = StartResolver(&listener);
@@ -246,7 +246,7 @@ TEST_F(EtcdBackendTest, ResolverAndRegistrarStartedWhileEtcdIsDownWorkOnceItIsUp
   EXPECT_TRUE(registrar->registered());
 }
 
-TEST_F(EtcdBackendTest, GarbageValuesUnderThePrefixAreSkipped) {
+TEST_F(EtcdDiscoveryTest, GarbageValuesUnderThePrefixAreSkipped) {
   const std::string prefix = ServicePrefix("/fulcrum", "echo");
   ASSERT_TRUE(etcd_.PutRaw(prefix + "junk1", "not json at all").ok());
   ASSERT_TRUE(etcd_.PutRaw(prefix + "junk2", R"({"host":"h"})").ok());
@@ -263,7 +263,7 @@ TEST_F(EtcdBackendTest, GarbageValuesUnderThePrefixAreSkipped) {
   EXPECT_TRUE(listener.errors().empty());
 }
 
-TEST_F(EtcdBackendTest, StopIsPromptDuringABlockedWatchAndNothingIsDeliveredAfter) {
+TEST_F(EtcdDiscoveryTest, StopIsPromptDuringABlockedWatchAndNothingIsDeliveredAfter) {
   RecordingListener listener;
   auto resolver = StartResolver(&listener);
   ASSERT_TRUE(listener.WaitForPorts({}, seconds(5)));
@@ -278,7 +278,7 @@ TEST_F(EtcdBackendTest, StopIsPromptDuringABlockedWatchAndNothingIsDeliveredAfte
   EXPECT_EQ(listener.updates(), updates);
 }
 
-TEST_F(EtcdBackendTest, DeregisterAndStopAreBoundedWhileEtcdIsHung) {
+TEST_F(EtcdDiscoveryTest, DeregisterAndStopAreBoundedWhileEtcdIsHung) {
   auto registrar = MakeRegistrar();
   ASSERT_TRUE(registrar->Register(Instance(9701), {}).ok());
   RecordingListener listener;
@@ -317,11 +317,11 @@ bool WaitUntilSeen(Channel& channel, const std::set<std::string>& want) {
   return seen == want;
 }
 
-TEST_F(EtcdBackendTest, ChannelBalancesEchoCallsOverServersRegisteredInEtcd) {
+TEST_F(EtcdDiscoveryTest, ChannelBalancesEchoCallsOverServersRegisteredInEtcd) {
   std::map<std::string, std::unique_ptr<testing::Subprocess>> servers;
   for (const char* id : {"a", "b", "c"}) {
     auto s = testing::Subprocess::Spawn({FULCRUM_REGISTERED_ECHO_SERVER, std::string("--id=") + id,
-                                         "--registry=etcd://" + etcd_.address(), "--quiet_ms=100"},
+                                         "--registrar=etcd://" + etcd_.address(), "--quiet_ms=100"},
                                         {.stderr_path = dir_.path() + "/server-" + id + ".log"});
     ASSERT_TRUE(s.ok()) << s.status();
     ASSERT_TRUE((*s)->WaitForLine("LISTENING ", seconds(10)).ok())

@@ -9,7 +9,7 @@
 #include "fulcrum_resolver.h"
 #include "fulcrum_uri.h"
 
-namespace fulcrum::registry {
+namespace fulcrum::registry_client {
 namespace {
 
 ConnectionOptions ToConnection(const FulcrumUri& uri) {
@@ -48,16 +48,16 @@ StatusOr<std::unique_ptr<Registrar>> MakeRegistrar(std::string_view rest) {
 }
 
 }  // namespace
-}  // namespace fulcrum::registry
+}  // namespace fulcrum::registry_client
 
 namespace fulcrum {
 
-Status RegisterFulcrumBackend() {
+Status RegisterFulcrumDiscovery() {
   static std::once_flag once;
   static Status result;
   std::call_once(once, [] {
-    result = RegisterResolverScheme("fulcrum", &registry::MakeResolver);
-    if (result.ok()) result = RegisterRegistrarScheme("fulcrum", &registry::MakeRegistrar);
+    result = RegisterResolverScheme("fulcrum", &registry_client::MakeResolver);
+    if (result.ok()) result = RegisterRegistrarScheme("fulcrum", &registry_client::MakeRegistrar);
   });
   return result;
 }
