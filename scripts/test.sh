@@ -41,7 +41,7 @@ step "unit tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   "$root/build-asan/tests/fulcrum_unit_tests" --gtest_brief=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  "$root/build-asan/tests/etcd/fulcrum_etcd_unit_tests" --gtest_brief=1
+  "$root/build-asan/tests/discovery/etcd/fulcrum_etcd_unit_tests" --gtest_brief=1
 
 step "build (thread)"
 "$root/scripts/setup.sh" --werror --build-dir "$root/build-tsan" --sanitize thread \
@@ -54,7 +54,7 @@ step "registry tests under TSan (in-process ones; the multi-process ones ran in 
 "$root/build-tsan/tests/registry/fulcrum_registry_tests" --gtest_brief=1 \
   --gtest_filter='-EndToEndTest.*:RegistryProcessTest.*'
 step "etcd discovery tests under TSan (registrar and resolver threads against a real etcd)"
-"$root/build-tsan/tests/etcd/fulcrum_etcd_tests" --gtest_brief=1
+"$root/build-tsan/tests/discovery/etcd/fulcrum_etcd_tests" --gtest_brief=1
 
 echo
 echo "all test stages passed"

@@ -2,7 +2,7 @@
 //
 // A socket timeout (SO_RCVTIMEO) bounds each read, not the call: a server that trickles its
 // reply a byte at a time keeps every read short and the call running long past its deadline
-// (tests/unit/channel_test.cc, DeadlineHoldsWhenTheServerTricklesItsReply). And a deadline
+// (tests/runtime/channel_test.cc, DeadlineHoldsWhenTheServerTricklesItsReply). And a deadline
 // that is not a fixed timeout (one inherited from the caller, a retry's remaining time) would
 // cost two setsockopt() calls per call. So the channel leaves its sockets blocking with no
 // timeout and publishes each call's deadline on its connection instead
