@@ -42,10 +42,17 @@ inline bool ClosedByPeer(int fd, std::chrono::milliseconds timeout) {
 
 // Sends each kind of junk on its own connection and expects the registry to close it:
 // a plausible frame length followed by bytes that are not Thrift; a header announcing 2 GiB;
-// HTTP (read as a ~1.2 GB frame length). The connections stay open for the caller's checks.
+// HTTP (read as a ~1.2 GB frame length); a well-formed `lookup` call in the old binary
+// encoding without a version header, which only a server reading non-strictly would answer
+// (every Fulcrum port reads strictly: fulcrum/server_transport.h). The connections stay open
+// for the caller's checks.
 inline void ExpectJunkConnectionsClosed(int port) {
-  const std::string junks[] = {std::string("\x00\x00\x00\x10", 4) + "this is not thrift",
-                               "\x7f\xff\xff\xff", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"};
+  const std::string junks[] = {
+      std::string("\x00\x00\x00\x10", 4) + "this is not thrift",
+      "\x7f\xff\xff\xff",
+      "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+      // frame length 16; name length 6, "lookup", CALL, seqid 1; empty arguments (stop)
+      std::string("\x00\x00\x00\x10\x00\x00\x00\x06lookup\x01\x00\x00\x00\x01\x00", 20)};
   for (const std::string& junk : junks) {
     const int fd = RawConnect(port);
     ASSERT_GE(fd, 0);
