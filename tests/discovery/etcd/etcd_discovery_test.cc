@@ -1,7 +1,8 @@
 // The etcd:// discovery library against a real etcd (started by PID on loopback, ports from the
 // OS): registration and watch, Deregister, lease expiry of a SIGKILLed server, an etcd restart, a
-// resolver started while etcd is down, garbage values, prompt Stop/Deregister with etcd hung, and a
-// Channel balancing real Echo calls over servers registered through etcd.
+// resolver started while etcd is down, garbage values, prompt Stop/Deregister with etcd hung, a
+// Channel balancing real Echo calls over servers registered through etcd, and a three-member
+// cluster whose leader is SIGKILLed.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -86,6 +87,15 @@ class RecordingListener : public ResolverListener {
   std::vector<Status> errors_;
 };
 
+ServiceInstance EchoInstance(int port, const std::string& service = "echo") {
+  return ServiceInstance{.service = service,
+                         .host = "127.0.0.1",
+                         .port = static_cast<uint16_t>(port),
+                         .weight = 2,
+                         .zone = "z1",
+                         .metadata = {{"id", std::to_string(port)}}};
+}
+
 class EtcdDiscoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -110,12 +120,7 @@ class EtcdDiscoveryTest : public ::testing::Test {
   }
 
   static ServiceInstance Instance(int port, const std::string& service = "echo") {
-    return ServiceInstance{.service = service,
-                           .host = "127.0.0.1",
-                           .port = static_cast<uint16_t>(port),
-                           .weight = 2,
-                           .zone = "z1",
-                           .metadata = {{"id", std::to_string(port)}}};
+    return EchoInstance(port, service);
   }
 
   TempDir dir_;
@@ -356,6 +361,65 @@ TEST_F(EtcdDiscoveryTest, ChannelBalancesEchoCallsOverServersRegisteredInEtcd) {
   EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0)
       << testing::DescribeWaitStatus(*exited);
   (*channel)->Shutdown();
+}
+
+// A three-member etcd cluster. The registrars and the resolver are given every member, the
+// leader first, and the leader is SIGKILLed while they talk to it. The instance registered
+// before the kill stays (its lease kept alive through another member), one registered after it
+// reaches the resolver within 10 s (the time it took is printed), and another member leads.
+class EtcdClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(RegisterEtcdDiscovery().ok());
+    Status started = cluster_.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << cluster_.Logs();
+  }
+
+  // Every member's address, `first` in front.
+  std::vector<EtcdAddress> MembersFrom(int first) {
+    std::vector<EtcdAddress> out;
+    for (int k = 0; k < cluster_.size(); ++k) {
+      const int i = (first + k) % cluster_.size();
+      out.push_back({"127.0.0.1", static_cast<uint16_t>(cluster_.member(i).client_port())});
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  etcd_test::EtcdCluster cluster_{dir_.path()};
+};
+
+TEST_F(EtcdClusterTest, RegistrarsAndAResolverRideOutTheLeadersSigkill) {
+  StatusOr<int> leader = cluster_.Leader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const std::vector<EtcdAddress> members = MembersFrom(*leader);
+  EtcdRegistrar before_kill(EtcdRegistrarOptions{.endpoints = members, .ttl_s = 3});
+  ASSERT_TRUE(before_kill.Register(EchoInstance(9801), {}).ok());
+  RecordingListener listener;
+  EtcdResolver resolver(EtcdResolverOptions{.endpoints = members, .service = "echo"});
+  ASSERT_TRUE(resolver.Start(&listener).ok());
+  ASSERT_TRUE(listener.WaitForPorts({9801}, seconds(5)));
+
+  const auto killed = SteadyClock::now();
+  cluster_.member(*leader).Kill();
+  EtcdRegistrar after_kill(EtcdRegistrarOptions{.endpoints = members, .ttl_s = 3});
+  ASSERT_TRUE(after_kill.Register(EchoInstance(9802), {}).ok());
+  ASSERT_TRUE(listener.WaitForPorts({9801, 9802}, seconds(10))) << cluster_.Logs();
+  const auto seen_ms =
+      std::chrono::duration_cast<milliseconds>(SteadyClock::now() - killed).count();
+  std::printf("leader SIGKILLed: an instance registered after it reached the resolver in %lld ms\n",
+              static_cast<long long>(seen_ms));
+  RecordProperty("new_instance_seen_after_kill_ms", std::to_string(seen_ms));
+
+  // Two lease TTLs later both are there: their keepalives reach a live member.
+  std::this_thread::sleep_for(seconds(6));
+  EXPECT_EQ(listener.Ports(), std::set<int>({9801, 9802}));
+  EXPECT_TRUE(before_kill.registered());
+  EXPECT_TRUE(after_kill.registered());
+  StatusOr<int> next = cluster_.Leader();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_NE(*next, *leader);
+  resolver.Stop();
 }
 
 }  // namespace

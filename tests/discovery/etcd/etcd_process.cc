@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -43,6 +44,15 @@ std::vector<int> PickFreePorts(int n) {
 
 EtcdProcess::EtcdProcess(std::string dir) : dir_(std::move(dir)) {}
 
+EtcdProcess::EtcdProcess(std::string dir, std::string name, int client_port, int peer_port,
+                         std::string initial_cluster)
+    : dir_(std::move(dir)),
+      name_(std::move(name)),
+      initial_cluster_(std::move(initial_cluster)),
+      started_once_(true),  // the ports are the cluster's: never picked again
+      client_port_(client_port),
+      peer_port_(peer_port) {}
+
 EtcdProcess::~EtcdProcess() {
   if (process_ && !process_->reaped()) {
     process_->Signal(SIGCONT);
@@ -62,17 +72,12 @@ Status EtcdProcess::PickPorts() {
 }
 
 Status EtcdProcess::Start() {
-  const std::string bin = EtcdBinary();
-  if (access(bin.c_str(), X_OK) != 0) {
-    return Status::Error(StatusCode::kNotFound,
-                         "etcd not installed: run scripts/setup.sh (no " + bin + ")");
-  }
   // A port picked a moment ago can be taken before etcd binds it (another test's etcd, an
   // outgoing connection): on a first start, pick new ports and try again.
   for (int attempt = 1;; ++attempt) {
     if (Status s = PickPorts(); !s.ok()) return s;
     const size_t log_offset = registry_test::ReadFile(log_path()).size();
-    Status s = StartOnce(bin);
+    Status s = StartOnce();
     if (s.ok()) {
       started_once_ = true;
       return s;
@@ -85,26 +90,49 @@ Status EtcdProcess::Start() {
   }
 }
 
-Status EtcdProcess::StartOnce(const std::string& bin) {
+Status EtcdProcess::StartOnce() {
+  if (Status s = Spawn(); !s.ok()) return s;
+  return WaitReady(std::chrono::steady_clock::now() + std::chrono::seconds(15));
+}
+
+Status EtcdProcess::Spawn() {
+  const std::string bin = EtcdBinary();
+  if (access(bin.c_str(), X_OK) != 0) {
+    return Status::Error(StatusCode::kNotFound,
+                         "etcd not installed: run scripts/setup.sh (no " + bin + ")");
+  }
+  if (Status s = PickPorts(); !s.ok()) return s;
   const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
-  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  const std::string peer = peer_url();
+  const std::string cluster = initial_cluster_.empty() ? name_ + "=" + peer : initial_cluster_;
   auto spawned = testing::Subprocess::Spawn(
-      {bin, "--name=test", "--data-dir=" + dir_ + "/etcd-data", "--listen-client-urls=" + client,
-       "--advertise-client-urls=" + client, "--listen-peer-urls=" + peer,
-       "--initial-advertise-peer-urls=" + peer, "--initial-cluster=test=" + peer,
-       "--initial-cluster-state=new", "--log-level=warn"},
+      {bin, "--name=" + name_, "--data-dir=" + dir_ + "/etcd-data",
+       "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+       "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
+       "--initial-cluster=" + cluster, "--initial-cluster-state=new", "--log-level=warn"},
       {.stderr_path = log_path()});
   if (!spawned.ok()) return spawned.status();
   process_ = std::move(spawned).value();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  return Status::Ok();
+}
+
+Status EtcdProcess::WaitReady(std::chrono::steady_clock::time_point deadline) {
+  const std::string peer = peer_url();
   Status last;
   while (std::chrono::steady_clock::now() < deadline) {
-    // Ready when the etcd answering on the client port is this one: its member list names
-    // this peer URL (another test's etcd could hold the port if ours failed to bind it).
+    // Ready when the etcd answering on the client port is this one (its member list names
+    // this peer URL: another test's etcd could hold the port if ours failed to bind it) and a
+    // linearizable read succeeds (a quorum is up).
     StatusOr<std::string> r = Post("/v3/cluster/member/list", "{}");
-    if (r.ok() && r->find("\"" + peer + "\"") != std::string::npos) return Status::Ok();
-    last = r.ok() ? Status::Error(StatusCode::kUnavailable, "another etcd answers: " + *r)
-                  : r.status();
+    if (r.ok() && r->find("\"" + peer + "\"") != std::string::npos) {
+      StatusOr<std::string> read = Post("/v3/kv/range", R"({"key":"cmVhZHk="})");  // "ready"
+      if (read.ok() && read->find("\"header\"") != std::string::npos) return Status::Ok();
+      last = read.ok() ? Status::Error(StatusCode::kUnavailable, "range: " + *read)
+                       : read.status();
+    } else {
+      last = r.ok() ? Status::Error(StatusCode::kUnavailable, "another etcd answers: " + *r)
+                    : r.status();
+    }
     StatusOr<int> exited = process_->Wait(std::chrono::milliseconds(50));
     if (exited.ok()) {
       return Status::Error(
@@ -112,9 +140,12 @@ Status EtcdProcess::StartOnce(const std::string& bin) {
           "etcd exited: " + testing::DescribeWaitStatus(*exited) + "; see " + log_path());
     }
   }
-  return Status::Error(StatusCode::kDeadlineExceeded, "etcd did not serve within 15 s (" +
-                                                          last.message() + "); see " + log_path());
+  return Status::Error(StatusCode::kDeadlineExceeded,
+                       "etcd " + name_ + " did not serve in time (" + last.message() + "); see " +
+                           log_path());
 }
+
+bool EtcdProcess::running() const { return process_ && !process_->reaped(); }
 
 void EtcdProcess::Kill() {
   if (!process_ || process_->reaped()) return;
@@ -141,6 +172,69 @@ Status EtcdProcess::PutRaw(const std::string& key, const std::string& value) {
                               {"value", etcd::Base64Encode(value)}};
   StatusOr<std::string> r = Post("/v3/kv/put", put.dump());
   return r.ok() ? Status::Ok() : r.status();
+}
+
+EtcdCluster::EtcdCluster(std::string dir, int members) : dir_(std::move(dir)) {
+  const std::vector<int> ports = PickFreePorts(2 * members);
+  std::string cluster;
+  for (int i = 0; i < members && !ports.empty(); ++i) {
+    if (!cluster.empty()) cluster += ",";
+    cluster += "m" + std::to_string(i) + "=http://127.0.0.1:" + std::to_string(ports[2 * i + 1]);
+  }
+  for (int i = 0; i < members && !ports.empty(); ++i) {
+    const std::string member_dir = dir_ + "/m" + std::to_string(i);
+    std::filesystem::create_directories(member_dir);
+    members_.push_back(std::make_unique<EtcdProcess>(member_dir, "m" + std::to_string(i),
+                                                     ports[2 * i], ports[2 * i + 1], cluster));
+  }
+}
+
+Status EtcdCluster::Start() {
+  if (members_.empty()) {
+    return Status::Error(StatusCode::kUnavailable, "could not bind ports on 127.0.0.1");
+  }
+  for (auto& m : members_) {
+    if (Status s = m->Spawn(); !s.ok()) return s;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (auto& m : members_) {
+    if (Status s = m->WaitReady(deadline); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> EtcdCluster::addresses() const {
+  std::vector<std::string> out;
+  for (const auto& m : members_) out.push_back(m->address());
+  return out;
+}
+
+StatusOr<int> EtcdCluster::Leader() {
+  // Each live member says who it is and whom it follows; the leader is the one naming itself.
+  Status last = Status::Error(StatusCode::kUnavailable, "no member running");
+  for (int i = 0; i < size(); ++i) {
+    if (!members_[i]->running()) continue;
+    StatusOr<std::string> r = members_[i]->Post("/v3/maintenance/status", "{}");
+    if (!r.ok()) {
+      last = r.status();
+      continue;
+    }
+    const nlohmann::json status = nlohmann::json::parse(*r, nullptr, false);
+    if (status.is_discarded() || !status.contains("header") || !status.contains("leader")) {
+      last = Status::Error(StatusCode::kInternal, "unexpected status: " + *r);
+      continue;
+    }
+    if (status["header"].value("member_id", "") == status.value("leader", "-")) return i;
+  }
+  return last;
+}
+
+std::string EtcdCluster::Logs() const {
+  std::string out;
+  for (const auto& m : members_) {
+    out += "---- " + m->log_path() + "\n" + registry_test::ReadFile(m->log_path());
+  }
+  return out;
 }
 
 }  // namespace fulcrum::etcd_test
