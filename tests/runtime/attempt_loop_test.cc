@@ -462,5 +462,65 @@ TEST_F(MasterSlaveLoopTest, AnUnreachableMasterMakesTheWriteWaitForTheNextOne) {
   EXPECT_THAT(runner.visited, ElementsAre("10.0.0.1:2", "10.0.0.1:1"));
 }
 
+// A clock that moves 1 ms every time it is read.
+class TickingClock final : public Clock {
+ public:
+  TimePoint Now() const override {
+    return FromNanos(now_ns_.fetch_add(1'000'000, std::memory_order_relaxed));
+  }
+
+ private:
+  mutable std::atomic<int64_t> now_ns_{1'000'000'000};
+};
+
+// Whatever instant the deadline falls at, a write whose only master is unreachable says it ran
+// out of time waiting for a reachable master, also when the deadline passes between the wait
+// and the next attempt.
+TEST(MasterSlaveLoopDeadlineTest, AnUnreachableMasterIsNamedWheneverTheDeadlinePasses) {
+  TickingClock clock;
+  SeededRandom rng(3);
+  BalancerContext context;
+  context.clock = &clock;
+  context.random = &rng;
+  RetryBudget budget(RetryBudgetOptions{}, clock);
+  EndpointSetEvents events(clock);
+  Snapshot<Picker> everyone(EmptyPicker());
+  MasterRouter router(CreateBalancer("round_robin", context).value(), false, everyone, events);
+  Endpoint master = At(1);
+  master.group = "g";
+  master.role = InstanceRole::kMaster;
+  master.epoch = 1;
+  const BackendList backends = {MakeBackend(master)};
+  everyone.Publish(CreateBalancer("round_robin", context).value()->Update(backends));
+  router.Publish(backends);
+  AttemptLoop::Env env;
+  env.clock = &clock;
+  env.budget = &budget;
+  env.balancer_context = &context;
+  env.service_name = "svc";
+  const AttemptLoop loop(env);
+  class Unreachable final : public AttemptRunner {
+   public:
+    AttemptOutcome Run(const Backend&, TimePoint) override { return ConnectRefused(); }
+  } runner;
+
+  for (int timeout_ms = 2; timeout_ms <= 30; ++timeout_ms) {
+    SCOPED_TRACE("timeout " + std::to_string(timeout_ms) + " ms");
+    CallOptions options;
+    options.timeout = std::chrono::milliseconds(timeout_ms);
+    const CallPlan plan = PlanCall(kWrite, options, ChannelOptions{}, clock.Now());
+    MasterSlaveRoute route(router, kWrite);
+    CallRecord record;
+    try {
+      loop.Run(plan, route, runner, record);
+      ADD_FAILURE() << "an unreachable master answered";
+    } catch (const CallError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded);
+      EXPECT_THAT(e.what(), HasSubstr("deadline exceeded waiting for a reachable master"));
+      EXPECT_THAT(e.what(), HasSubstr("10.0.0.1:1 (TRANSPORT: connection refused)"));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fulcrum::internal

@@ -145,6 +145,9 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
   std::vector<AttemptFailure> failures;  // allocated only when something fails
   bool first_pick = true;
   PickArgs args = plan.args;
+  // What a deadline that passes before the next attempt is reported as: plain, or the wait
+  // for a master that used the time up.
+  const char* expired = "deadline exceeded";
 
   for (int attempt = 1;; ++attempt) {
     args.excluded = std::span<const EndpointId>(tried.data(), n_tried);
@@ -166,15 +169,13 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
       // Nothing untried is left: back off before hitting the same endpoint again.
       const Duration pause = Backoff(env_.backoff, attempt - 1, env_.balancer_context->rng());
       if (now + pause >= plan.deadline) {
-        Fail(plan, StatusCode::kDeadlineExceeded, "deadline exceeded", std::move(failures),
-             attempt - 1);
+        Fail(plan, StatusCode::kDeadlineExceeded, expired, std::move(failures), attempt - 1);
       }
       Sleep(pause);
       now = clock.Now();
     }
     if (now >= plan.deadline) {
-      Fail(plan, StatusCode::kDeadlineExceeded, "deadline exceeded", std::move(failures),
-           attempt - 1);
+      Fail(plan, StatusCode::kDeadlineExceeded, expired, std::move(failures), attempt - 1);
     }
 
     backend.stats->OnStart();
@@ -235,6 +236,7 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
           if (step.picker == nullptr) {
             Fail(plan, step.code, step.why, std::move(failures), attempt);
           }
+          if (step.deadline_message != nullptr) expired = step.deadline_message;
           picker = std::move(step.picker);
           continue;
         }
@@ -262,11 +264,13 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
         NoteFailure(failures, backend, code, std::move(out.detail), /*collapse_repeats=*/true);
         RouteStep step = route.AfterMasterLost(plan.deadline);
         if (step.picker == nullptr) Fail(plan, step.code, step.why, std::move(failures), attempt);
+        expired = step.deadline_message;
         picker = std::move(step.picker);
         continue;
       }
     }
     NoteFailure(failures, backend, code, std::move(out.detail), false);
+    expired = "deadline exceeded";
     if (n_tried < kMaxTracked && !args.IsExcluded(&backend)) tried[n_tried++] = IdOf(backend);
 
     if (clock.Now() >= plan.deadline) {

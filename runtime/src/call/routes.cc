@@ -20,6 +20,10 @@ constexpr Duration kRouteRetry = std::chrono::milliseconds(5);
 // split) would otherwise bounce a call until its deadline.
 constexpr int kMaxRedirects = 16;
 
+constexpr const char* kWaitingForAMaster = "deadline exceeded waiting for a master";
+constexpr const char* kWaitingForAReachableMaster =
+    "deadline exceeded waiting for a reachable master";
+
 // The next attempt of a redirected call: the named master, whatever the balancer would say.
 class FixedPicker final : public Picker {
  public:
@@ -160,9 +164,10 @@ RouteStep MasterSlaveRoute::OnRefusal(const Backend& from, const NotMaster& redi
       return RouteStep::Fail(StatusCode::kUnavailable,
                              "channel shut down while waiting for a master");
     }
-    return RouteStep::Fail(StatusCode::kDeadlineExceeded, "deadline exceeded waiting for a master");
+    return RouteStep::Fail(StatusCode::kDeadlineExceeded, kWaitingForAMaster);
   }
-  return {router_.PickerAfterWait(to_master_, told_master_, told_epoch_)};
+  return {router_.PickerAfterWait(to_master_, told_master_, told_epoch_), StatusCode::kOk, {},
+          kWaitingForAMaster};
 }
 
 bool MasterSlaveRoute::WaitsForNewMaster(const Backend& backend, StatusCode code) const {
@@ -172,10 +177,9 @@ bool MasterSlaveRoute::WaitsForNewMaster(const Backend& backend, StatusCode code
 
 RouteStep MasterSlaveRoute::AfterMasterLost(TimePoint deadline) {
   if (!router_.WaitForRoute(deadline)) {
-    return RouteStep::Fail(StatusCode::kDeadlineExceeded,
-                           "deadline exceeded waiting for a reachable master");
+    return RouteStep::Fail(StatusCode::kDeadlineExceeded, kWaitingForAReachableMaster);
   }
-  return {Current()};
+  return {Current(), StatusCode::kOk, {}, kWaitingForAReachableMaster};
 }
 
 }  // namespace fulcrum::internal

@@ -33,8 +33,13 @@ struct RouteStep {
   std::shared_ptr<const Picker> picker;
   StatusCode code = StatusCode::kOk;
   std::string why;
+  // Set when the call waited for a route: what to say if the deadline passes before the next
+  // attempt starts (the wait is why the time ran out).
+  const char* deadline_message = nullptr;
 
-  static RouteStep Fail(StatusCode code, std::string why) { return {nullptr, code, std::move(why)}; }
+  static RouteStep Fail(StatusCode code, std::string why) {
+    return {nullptr, code, std::move(why), nullptr};
+  }
 };
 
 class StatelessRoute {
