@@ -17,8 +17,8 @@
 #include "call/routes.h"
 #include "fulcrum/role.h"
 #include "fulcrum/snapshot.h"
-#include "transport/connection_pool.h"
 #include "metrics/client_metrics.h"
+#include "transport/connection_pool.h"
 
 namespace fulcrum {
 
@@ -154,8 +154,7 @@ struct Channel::Impl {
   void CheckOutliers();
   void Tick();
   void HousekeepingLoop();
-  void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
-              void* closure);
+  void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn, void* closure);
   void RunAttempts(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
                    void* closure, TimePoint start, internal::CallRecord& record);
 
@@ -250,8 +249,8 @@ StatusOr<std::shared_ptr<Channel>> Channel::Create(std::unique_ptr<Resolver> res
     master_balancer = std::move(b).value();
   }
   std::shared_ptr<Channel> channel(new Channel(nullptr));
-  channel->impl_ = std::make_unique<Impl>(*channel, std::move(options),
-                                          std::move(balancer).value(), std::move(master_balancer));
+  channel->impl_ = std::make_unique<Impl>(*channel, std::move(options), std::move(balancer).value(),
+                                          std::move(master_balancer));
   Status s = channel->impl_->Init(std::move(resolver));
   if (!s.ok()) return s;
   return channel;
@@ -351,7 +350,9 @@ void Channel::Impl::Shutdown() {
   }
 }
 
-void Channel::UpdateEndpoints(EndpointSet endpoints) { impl_->UpdateEndpoints(std::move(endpoints)); }
+void Channel::UpdateEndpoints(EndpointSet endpoints) {
+  impl_->UpdateEndpoints(std::move(endpoints));
+}
 
 void Channel::Impl::UpdateEndpoints(EndpointSet set) {
   std::lock_guard<std::mutex> lock(mu);

@@ -45,8 +45,8 @@ CallPlan PlanCall(const MethodTraits& method, const CallOptions& options,
 void AttemptLoop::Fail(const CallPlan& plan, StatusCode code, std::string_view what,
                        std::vector<AttemptFailure> failures, int attempts) const {
   std::ostringstream msg;
-  msg << "fulcrum: " << env_.service_name << "." << plan.method->name << ": " << what
-      << " after " << attempts << (attempts == 1 ? " attempt" : " attempts") << "; "
+  msg << "fulcrum: " << env_.service_name << "." << plan.method->name << ": " << what << " after "
+      << attempts << (attempts == 1 ? " attempt" : " attempts") << "; "
       << DescribeFailures(failures);
   throw CallError(code, msg.str(), std::move(failures));
 }

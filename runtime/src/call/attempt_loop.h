@@ -83,7 +83,7 @@ struct CallRecord {
   ClientMethodStats* stats = nullptr;  // null: metrics off
   int attempts = 0;                    // attempts made on an endpoint
   bool nested_failure = false;         // a Fulcrum call made inside the attempt failed
-  TimePoint end{};  // when the successful attempt ended (the epoch if none did)
+  TimePoint end{};                     // when the successful attempt ended (the epoch if none did)
 };
 
 class AttemptLoop {
@@ -122,8 +122,7 @@ class AttemptLoop {
 
 // How metrics name a failed attempt. `connected`: a connection was leased (the request may
 // have left).
-ClientMethodStats::AttemptFailure AttemptFailureKind(StatusCode code, bool connected,
-                                                     bool refused);
+ClientMethodStats::AttemptFailure AttemptFailureKind(StatusCode code, bool connected, bool refused);
 
 // Records one failed attempt for the error message; a refusal repeated by the same instance
 // while the call waits is listed once.

@@ -44,7 +44,7 @@ RouteStep StatelessRoute::OnNoEndpoint(int attempt, TimePoint deadline) {
 
 struct MasterRouter::View {
   std::shared_ptr<const Picker> picker;  // over the masters of each group's newest epoch
-  BackendList backends;                           // every endpoint, to find a redirect's target
+  BackendList backends;                  // every endpoint, to find a redirect's target
   std::unordered_map<std::string, int64_t> newest_epoch;  // by group
 
   BackendPtr Find(std::string_view address) const {
@@ -118,9 +118,8 @@ BackendPtr MasterRouter::RedirectTarget(const Backend& from, const NotMaster& re
   return view->Find(redirect.master_address);
 }
 
-std::shared_ptr<const Picker> MasterRouter::PickerAfterWait(bool to_master,
-                                                                     const BackendPtr& told,
-                                                                     int64_t told_epoch) const {
+std::shared_ptr<const Picker> MasterRouter::PickerAfterWait(bool to_master, const BackendPtr& told,
+                                                            int64_t told_epoch) const {
   std::shared_ptr<const View> view = view_.Read();
   if (told != nullptr && view->NewestEpoch(told->endpoint.group) < told_epoch) {
     // A redirect named a newer master than the watch has delivered: that one, again.
@@ -144,7 +143,7 @@ RouteStep MasterSlaveRoute::OnNoEndpoint(int, TimePoint deadline) {
   return RouteStep::Fail(StatusCode::kUnavailable,
                          router_.shut_down() ? "channel shut down while waiting for a master"
                          : to_master_        ? "no master known (waited until the deadline)"
-                                      : "no endpoint available (waited until the deadline)");
+                                             : "no endpoint available (waited until the deadline)");
 }
 
 RouteStep MasterSlaveRoute::OnRefusal(const Backend& from, const NotMaster& redirect,
@@ -166,7 +165,9 @@ RouteStep MasterSlaveRoute::OnRefusal(const Backend& from, const NotMaster& redi
     }
     return RouteStep::Fail(StatusCode::kDeadlineExceeded, kWaitingForAMaster);
   }
-  return {router_.PickerAfterWait(to_master_, told_master_, told_epoch_), StatusCode::kOk, {},
+  return {router_.PickerAfterWait(to_master_, told_master_, told_epoch_),
+          StatusCode::kOk,
+          {},
           kWaitingForAMaster};
 }
 

@@ -85,7 +85,7 @@ class MasterRouter {
   // named, of `told_epoch`) while the endpoint set has not caught up with it, else
   // PickerFor(to_master).
   std::shared_ptr<const Picker> PickerAfterWait(bool to_master, const BackendPtr& told,
-                                                         int64_t told_epoch) const;
+                                                int64_t told_epoch) const;
   // Waits until a newer endpoint set is published, a few milliseconds, or the deadline,
   // whichever comes first. False when the deadline has passed or the channel is shut down.
   bool WaitForRoute(TimePoint deadline);

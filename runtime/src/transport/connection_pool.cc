@@ -10,10 +10,10 @@
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TTransportException.h>
 
-#include "transport/deadline_watchdog.h"
 #include "fulcrum/framed_transport.h"
 #include "fulcrum/thread_index.h"
 #include "thrift_logging.h"
+#include "transport/deadline_watchdog.h"
 
 namespace fulcrum::internal {
 
@@ -48,8 +48,9 @@ int ClampMillis(Duration d) {
 
 }  // namespace
 
-PooledConnection::PooledConnection(std::shared_ptr<TSocket> socket, std::shared_ptr<TTransport> transport,
-                       std::shared_ptr<TProtocol> protocol)
+PooledConnection::PooledConnection(std::shared_ptr<TSocket> socket,
+                                   std::shared_ptr<TTransport> transport,
+                                   std::shared_ptr<TProtocol> protocol)
     : Connection(std::move(protocol)),
       socket_(std::move(socket)),
       transport_(std::move(transport)),
@@ -147,7 +148,8 @@ std::unique_ptr<PooledConnection> ConnectionPool::TakeFromSlot() {
   return std::unique_ptr<PooledConnection>(slot->conn.exchange(nullptr, std::memory_order_acq_rel));
 }
 
-std::unique_ptr<PooledConnection> ConnectionPool::ParkInSlot(std::unique_ptr<PooledConnection> conn) {
+std::unique_ptr<PooledConnection> ConnectionPool::ParkInSlot(
+    std::unique_ptr<PooledConnection> conn) {
   Slot* slot = HomeSlot(slots_);
   PooledConnection* expected = nullptr;
   if (slot == nullptr ||
@@ -157,7 +159,8 @@ std::unique_ptr<PooledConnection> ConnectionPool::ParkInSlot(std::unique_ptr<Poo
   conn.release();
   // Shutdown may have drained the slots between our check and the park: take it back.
   if (shutdown_.load(std::memory_order_acquire)) {
-    return std::unique_ptr<PooledConnection>(slot->conn.exchange(nullptr, std::memory_order_acq_rel));
+    return std::unique_ptr<PooledConnection>(
+        slot->conn.exchange(nullptr, std::memory_order_acq_rel));
   }
   return nullptr;
 }
@@ -261,8 +264,8 @@ StatusOr<std::unique_ptr<PooledConnection>> ConnectionPool::Connect(TimePoint de
                          "connect to " + endpoint_.Address() + " failed: " + e.what());
   }
   auto protocol = MakeClientProtocol(options_.protocol, transport, options_.max_frame_size);
-  auto conn =
-      std::make_unique<PooledConnection>(std::move(socket), std::move(transport), std::move(protocol));
+  auto conn = std::make_unique<PooledConnection>(std::move(socket), std::move(transport),
+                                                 std::move(protocol));
   conn->set_last_used(clock_.Now());
   return conn;
 }

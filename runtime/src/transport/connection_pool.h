@@ -40,7 +40,7 @@
 
 namespace fulcrum {
 class ClientFramedTransport;
-}  // namespace fulcrum::internal
+}  // namespace fulcrum
 
 namespace fulcrum::internal {
 

@@ -8,8 +8,8 @@
 // timeout and publishes each call's deadline on its connection instead
 // (PooledConnection::BeginCall, one atomic store); this process-wide thread scans the connections
 // in calls and shuts down the socket of any call past its deadline. The blocked recv() or
-// send() returns at once, and the channel reports kDeadlineExceeded (PooledConnection::EndCall tells
-// it the watchdog cut the call). End to end this measured the same as socket timeouts
+// send() returns at once, and the channel reports kDeadlineExceeded (PooledConnection::EndCall
+// tells it the watchdog cut the call). End to end this measured the same as socket timeouts
 // (docs/benchmarks.md).
 //
 // Lateness: at most kTick after the deadline, plus scheduling delay. The thread sleeps on a
