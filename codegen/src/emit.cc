@@ -220,6 +220,7 @@ class Emitter {
       if (f.oneway) init += ", .oneway = true";
       if (f.timeout_ms > 0) init += ", .timeout_ms = " + std::to_string(f.timeout_ms);
       if (f.read) init += ", .read = true";
+      if (f.hedge_ms > 0) init += ", .hedge_ms = " + std::to_string(f.hedge_ms);
       bool fits = head.size() + init.size() + 2 <= kLineLimit;
       h << head << (fits ? "" : "\n      ") << init << "};\n";
     }

@@ -366,7 +366,7 @@ void Idl::ParseAnnotations(const Program& program, Service& service, const json&
       }
       service.balancer = value;
     } else if (key == "fulcrum.idempotent" || key == "fulcrum.timeout_ms" ||
-               key == "fulcrum.hash_key" || key == "fulcrum.read") {
+               key == "fulcrum.hash_key" || key == "fulcrum.read" || key == "fulcrum.hedge_ms") {
       throw GenError(where + ": applies to functions, not services");
     } else {
       throw GenError(where +
@@ -374,6 +374,22 @@ void Idl::ParseAnnotations(const Program& program, Service& service, const json&
     }
   }
 }
+
+namespace {
+
+// A fulcrum.*_ms annotation's value: a positive whole number of milliseconds.
+int32_t ParseMillis(const std::string& value, const std::string& where) {
+  bool digits =
+      !value.empty() && value.size() <= 10 &&
+      std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+  long long ms = digits ? std::stoll(value) : 0;
+  if (!digits || ms <= 0 || ms > INT32_MAX) {
+    throw GenError(where + ": expected a positive whole number of milliseconds");
+  }
+  return static_cast<int32_t>(ms);
+}
+
+}  // namespace
 
 void Idl::ParseAnnotations(const Program& program, const std::string& service, Function& function,
                            const json& annotations) {
@@ -393,14 +409,9 @@ void Idl::ParseAnnotations(const Program& program, const std::string& service, F
         throw GenError(with_value + ": expected \"true\" or \"false\"");
       }
     } else if (key == "fulcrum.timeout_ms") {
-      bool digits =
-          !value.empty() && value.size() <= 10 &&
-          std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
-      long long ms = digits ? std::stoll(value) : 0;
-      if (!digits || ms <= 0 || ms > INT32_MAX) {
-        throw GenError(with_value + ": expected a positive whole number of milliseconds");
-      }
-      function.timeout_ms = static_cast<int32_t>(ms);
+      function.timeout_ms = ParseMillis(value, with_value);
+    } else if (key == "fulcrum.hedge_ms") {
+      function.hedge_ms = ParseMillis(value, with_value);
     } else if (key == "fulcrum.hash_key") {
       ResolveHashKey(program, service, function, value);
     } else if (key == "fulcrum.mode" || key == "fulcrum.balancer") {
@@ -408,7 +419,21 @@ void Idl::ParseAnnotations(const Program& program, const std::string& service, F
     } else {
       throw GenError(where +
                      ": unknown fulcrum annotation (functions take fulcrum.idempotent, "
-                     "fulcrum.timeout_ms, fulcrum.hash_key, fulcrum.read)");
+                     "fulcrum.timeout_ms, fulcrum.hedge_ms, fulcrum.hash_key, fulcrum.read)");
+    }
+  }
+  if (function.hedge_ms > 0) {
+    // A hedge sends the request a second time while the first may still run.
+    std::string where = program.idl_path + ": service " + service + ", function " + function.name +
+                        ": annotation fulcrum.hedge_ms";
+    if (function.oneway) throw GenError(where + ": a oneway function has no reply to wait for");
+    if (!function.idempotent) {
+      throw GenError(where + ": needs fulcrum.idempotent (a hedge runs the call twice)");
+    }
+    if (function.timeout_ms > 0 && function.hedge_ms >= function.timeout_ms) {
+      throw GenError(where + " = \"" + std::to_string(function.hedge_ms) +
+                     "\": not shorter than fulcrum.timeout_ms (" +
+                     std::to_string(function.timeout_ms) + "), so no hedge would ever start");
     }
   }
 }

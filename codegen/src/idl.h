@@ -82,6 +82,7 @@ struct Function {
   bool idempotent = false;
   bool read = false;
   int32_t timeout_ms = 0;
+  int32_t hedge_ms = 0;
   std::vector<std::string> hash_path;  // argument, then fields; empty: no hash key
   Type hash_type;                      // the type at the end of hash_path
 };

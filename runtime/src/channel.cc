@@ -14,6 +14,7 @@
 
 #include "call/attempt_loop.h"
 #include "call/endpoint_set_events.h"
+#include "call/pooled_attempt.h"
 #include "call/routes.h"
 #include "fulcrum/role.h"
 #include "fulcrum/snapshot.h"
@@ -55,79 +56,6 @@ ClientMethodStats::CallError CallErrorKind(StatusCode code) {
       return ClientMethodStats::kErrOther;
   }
 }
-
-// The channel's AttemptRunner: one attempt on a pooled Thrift connection, its exceptions
-// sorted into an AttemptOutcome.
-class PooledAttempt final : public internal::AttemptRunner {
- public:
-  using Fn = void (*)(void* closure, Connection& conn, CallPhase& phase);
-  PooledAttempt(Fn fn, void* closure, const Clock& clock, bool master_slave)
-      : fn_(fn), closure_(closure), clock_(clock), master_slave_(master_slave) {}
-
-  AttemptOutcome Run(const Backend& backend, TimePoint deadline) override {
-    AttemptOutcome out;
-    StatusOr<internal::ConnectionPool::Lease> lease = backend.pool->Acquire(deadline);
-    if (!lease.ok()) {
-      out.code = lease.status().code();
-      out.detail = lease.status().message();
-      return out;
-    }
-    out.connected = true;
-    internal::PooledConnection& conn = lease->connection();
-    // The deadline is enforced by the watchdog thread, not a socket timeout (see
-    // deadline_watchdog.h for why).
-    conn.BeginCall(deadline, clock_);
-    CallPhase phase;
-    try {
-      fn_(closure_, conn, phase);
-    } catch (const CallError&) {
-      // A Fulcrum call made inside this attempt failed. This attempt's own request may be on
-      // the wire with its reply unread, so the connection is not reused (the pool would also
-      // refuse it: it counts replies owed).
-      conn.MarkBroken();
-      conn.EndCall();
-      out.nested = std::current_exception();
-      return out;
-    } catch (const TTransportException& e) {
-      conn.MarkBroken();
-      out.code = e.getType() == TTransportException::TIMED_OUT ? StatusCode::kDeadlineExceeded
-                                                               : StatusCode::kTransport;
-      out.detail = e.what();
-    } catch (const TProtocolException& e) {
-      conn.MarkBroken();
-      out.code = StatusCode::kProtocol;
-      out.detail = e.what();
-    } catch (const TApplicationException& e) {
-      // The server answered, but with a framework error (unknown method, handler crash), or
-      // (master-slave) a NotMaster refusal.
-      out.code = StatusCode::kApplication;
-      out.detail = e.what();
-      if (master_slave_ && e.getType() == kNotMasterExceptionType) {
-        out.refusal = ParseNotMaster(out.detail);
-      }
-      if (!out.refusal) out.rethrow = std::current_exception();
-    } catch (const TException&) {
-      out.rethrow = std::current_exception();  // declared in the IDL: the endpoint did its job
-    } catch (...) {
-      conn.MarkBroken();  // the caller's own code threw mid-call; the wire state is unknown
-      out.rethrow = std::current_exception();
-    }
-    if (conn.EndCall() &&
-        (out.code == StatusCode::kTransport || out.code == StatusCode::kProtocol)) {
-      // The watchdog shut the socket down at the deadline: that is why the read failed.
-      out.code = StatusCode::kDeadlineExceeded;
-      out.detail = "deadline exceeded during the call (connection cut)";
-    }
-    out.sent = phase.sent();
-    return out;
-  }
-
- private:
-  const Fn fn_;
-  void* const closure_;
-  const Clock& clock_;
-  const bool master_slave_;
-};
 
 }  // namespace
 
@@ -596,7 +524,7 @@ void Channel::Impl::RunAttempts(const MethodTraits& method, const CallOptions& c
                                 AttemptFn fn, void* closure, TimePoint start,
                                 internal::CallRecord& record) {
   const internal::CallPlan plan = internal::PlanCall(method, call_options, options, start);
-  PooledAttempt runner(fn, closure, clock, router != nullptr);
+  internal::PooledAttempt runner(fn, closure, clock, router != nullptr);
   if (router == nullptr) {
     internal::StatelessRoute route(picker, events);
     loop.Run(plan, route, runner, record);

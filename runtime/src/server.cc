@@ -186,9 +186,17 @@ class Server::CountingProcessor : public TProcessor {
     try {
       keep_open = inner_->process(in, out, ctx);
     } catch (const TException& e) {
-      // Thrift would close the connection too; say which one and why.
+      // Thrift would close the connection too; say which one and why. A client that closed
+      // its connection before reading the reply is routine (its deadline cut the call, or a
+      // hedge elsewhere answered first): not worth a warning.
       const int fd = ctx ? static_cast<ConnectionContext*>(ctx)->fd : -1;
-      LOG(WARNING) << "closing connection from " << PeerOf(fd) << ": " << e.what();
+      const bool client_left = std::strstr(e.what(), "Broken pipe") != nullptr ||
+                               std::strstr(e.what(), "Connection reset by peer") != nullptr;
+      if (client_left) {
+        VLOG(1) << "closing connection from " << PeerOf(fd) << ": " << e.what();
+      } else {
+        LOG(WARNING) << "closing connection from " << PeerOf(fd) << ": " << e.what();
+      }
       // The nonblocking server would keep reading after junk: end the connection for it.
       if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
       keep_open = false;

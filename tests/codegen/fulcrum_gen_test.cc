@@ -77,11 +77,15 @@ TEST_F(FulcrumGenTest, EmitsTraitsForEveryAnnotation) {
     service S {
       i64 get(1: Req req) (fulcrum.idempotent = "true", fulcrum.timeout_ms = "200",
                            fulcrum.hash_key = "req.user_id", fulcrum.read = "true")
+      i64 look(1: i64 k) (fulcrum.idempotent = "true", fulcrum.hedge_ms = "15")
       oneway void fire(1: i32 x)
     } (fulcrum.balancer = "round_robin", fulcrum.mode = "master_slave"))");
   EXPECT_THAT(out.header, HasSubstr("static constexpr ::fulcrum::MethodTraits get{\n      "
                                     ".name = \"get\", .idempotent = true, .timeout_ms = 200, "
                                     ".read = true};"));
+  EXPECT_THAT(out.header,
+              HasSubstr("static constexpr ::fulcrum::MethodTraits look{.name = \"look\", "
+                        ".idempotent = true, .hedge_ms = 15};"));
   EXPECT_THAT(out.header,
               HasSubstr("static constexpr ::fulcrum::MethodTraits fire{.name = \"fire\", "
                         ".oneway = true};"));
@@ -165,6 +169,21 @@ TEST_F(FulcrumGenTest, BadValuesAreErrors) {
               HasSubstr("positive"));
   EXPECT_THAT(ErrorOf("service C { void f() (fulcrum.timeout_ms = \"99999999999\") }"),
               HasSubstr("positive"));
+  EXPECT_THAT(ErrorOf("service C { i32 f() (fulcrum.idempotent = \"true\", "
+                      "fulcrum.hedge_ms = \"soon\") }"),
+              AllOf(HasSubstr("function f"), HasSubstr("fulcrum.hedge_ms"), HasSubstr("positive")));
+  // A hedge runs the call twice: only an idempotent two-way function may have one, and only
+  // one shorter than its timeout.
+  EXPECT_THAT(ErrorOf("service C { i32 f() (fulcrum.hedge_ms = \"10\") }"),
+              AllOf(HasSubstr("fulcrum.hedge_ms"), HasSubstr("needs fulcrum.idempotent")));
+  EXPECT_THAT(ErrorOf("service C { oneway void f() (fulcrum.idempotent = \"true\", "
+                      "fulcrum.hedge_ms = \"10\") }"),
+              AllOf(HasSubstr("fulcrum.hedge_ms"), HasSubstr("oneway")));
+  EXPECT_THAT(ErrorOf("service C { i32 f() (fulcrum.idempotent = \"true\", "
+                      "fulcrum.timeout_ms = \"50\", fulcrum.hedge_ms = \"50\") }"),
+              AllOf(HasSubstr("fulcrum.hedge_ms = \"50\""), HasSubstr("not shorter")));
+  EXPECT_THAT(ErrorOf("service C { void f() } (fulcrum.hedge_ms = \"10\")"),
+              HasSubstr("applies to functions"));
   EXPECT_THAT(ErrorOf("service C { void f() (fulcrum.idempotent = \"yes\") }"),
               AllOf(HasSubstr("fulcrum.idempotent"), HasSubstr("\"yes\"")));
   EXPECT_THAT(ErrorOf("service C { void f() (fulcrum.read = \"maybe\") }"),

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,15 +16,15 @@
 
 #include "call/endpoint_set_events.h"
 #include "call/routes.h"
-#include "testing/fake_clock.h"
 #include "fulcrum/role.h"
+#include "testing/fake_clock.h"
 
 namespace fulcrum::internal {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::FakeClock;
+using ::testing::HasSubstr;
 
 AttemptOutcome Answered() {
   AttemptOutcome out;
@@ -147,7 +148,7 @@ class AttemptLoopTest : public ::testing::Test {
   }
 
   // Runs one stateless call of `method`; returns the CallError's code (kOk if none).
-  StatusCode Call(const MethodTraits& method, ScriptedRunner& runner, CallOptions options = {}) {
+  StatusCode Call(const MethodTraits& method, AttemptRunner& runner, CallOptions options = {}) {
     StatelessRoute route(picker_, events_);
     const CallPlan plan = PlanCall(method, options, channel_options_, clock_.Now());
     try {
@@ -267,8 +268,8 @@ TEST_F(AttemptLoopTest, TheDeadlineEndsTheCallRatherThanABackoffPastIt) {
 TEST_F(AttemptLoopTest, TheRetryBudgetStopsRetriesWhenSpent) {
   SetEndpoints({At(1), At(2), At(3)});
   // A budget that allows no retry at all.
-  budget_ = std::make_unique<RetryBudget>(RetryBudgetOptions{.ratio = 0, .min_per_second = 0},
-                                          clock_);
+  budget_ =
+      std::make_unique<RetryBudget>(RetryBudgetOptions{.ratio = 0, .min_per_second = 0}, clock_);
   ScriptedRunner runner(clock_, std::chrono::milliseconds(1));
   runner.ScriptInOrder({BrokeAfterSend()});
 
@@ -351,6 +352,165 @@ TEST_F(AttemptLoopTest, NoEndpointSaysWhatDiscoveryReported) {
   EXPECT_EQ(Call(kIdempotent, runner), StatusCode::kUnavailable);
   EXPECT_THAT(error_, HasSubstr("no endpoint available (discovery failed: registry"));
   EXPECT_THAT(error_, HasSubstr("after 0 attempts; no endpoint was tried"));
+}
+
+// A runner that races hedges as a test script says: `race(primary, offer)` returns the
+// outcome, taking the offer (or not) as it likes.
+class HedgingRunner final : public AttemptRunner {
+ public:
+  using Race = std::function<AttemptOutcome(const Backend& primary, HedgeOffer* offer)>;
+  explicit HedgingRunner(Race race) : race_(std::move(race)) {}
+
+  AttemptOutcome Run(const Backend& backend, TimePoint) override {
+    visited.push_back(backend.address);
+    return race_(backend, nullptr);
+  }
+  AttemptOutcome RunHedged(const Backend& backend, TimePoint, HedgeOffer& offer) override {
+    visited.push_back(backend.address);
+    offers.push_back(offer.at());
+    return race_(backend, &offer);
+  }
+
+  std::vector<std::string> visited;  // the first endpoint of each attempt
+  std::vector<TimePoint> offers;     // when each offered hedge was due
+
+ private:
+  Race race_;
+};
+
+constexpr MethodTraits kHedged{.name = "get", .idempotent = true, .hedge_ms = 5};
+
+TEST_F(AttemptLoopTest, AHedgeThatAnswersFirstIsTheCallsAnswer) {
+  SetEndpoints({At(1), At(2), At(3)});
+  const TimePoint start = clock_.Now();
+  const Backend* hedge = nullptr;
+  HedgingRunner runner([&](const Backend& primary, HedgeOffer* offer) {
+    EXPECT_NE(offer, nullptr);
+    if (offer == nullptr) return Answered();
+    clock_.Advance(std::chrono::milliseconds(5));
+    hedge = offer->Take();
+    EXPECT_NE(hedge, nullptr);
+    if (hedge == nullptr) return Answered();
+    EXPECT_NE(hedge, &primary);               // another endpoint
+    EXPECT_EQ(hedge->stats->in_flight(), 1);  // counted while it runs
+    EXPECT_EQ(offer->Take(), nullptr);        // once
+    clock_.Advance(std::chrono::milliseconds(1));
+    AttemptOutcome out = Answered();
+    out.hedge.backend = hedge;
+    out.hedge.start = start + std::chrono::milliseconds(5);
+    out.hedge.end = clock_.Now();
+    out.hedge.connected = true;
+    out.hedge.won = true;
+    return out;
+  });
+  const double budget_before = budget_->Available();
+
+  EXPECT_EQ(Call(kHedged, runner), StatusCode::kOk);
+  ASSERT_EQ(runner.offers.size(), 1u);
+  EXPECT_EQ(runner.offers[0], start + std::chrono::milliseconds(5));  // the method's hedge_ms
+  EXPECT_EQ(record_.attempts, 2);
+  EXPECT_EQ(record_.end, start + std::chrono::milliseconds(6));
+  // The call deposited 0.2 of a token and the hedge took one.
+  EXPECT_NEAR(budget_->Available(), budget_before + 0.2 - 1, 1e-9);
+  ASSERT_NE(hedge, nullptr);
+  for (const BackendPtr& b : backends_) {
+    EXPECT_EQ(b->stats->in_flight(), 0) << b->address;
+    EXPECT_EQ(b->stats->failures(), 0u) << b->address;
+    // The abandoned first endpoint is recorded as at least as slow as the call took.
+    const bool used = b->address == runner.visited[0] || b.get() == hedge;
+    EXPECT_EQ(b->stats->calls(), used ? 1u : 0u) << b->address;
+  }
+  EXPECT_TRUE(endpoint_failures_.empty());
+}
+
+TEST_F(AttemptLoopTest, AHedgeThatLosesIsAbandonedWithoutBlame) {
+  SetEndpoints({At(1), At(2)});
+  const Backend* hedge = nullptr;
+  HedgingRunner runner([&](const Backend&, HedgeOffer* offer) {
+    hedge = offer->Take();
+    AttemptOutcome out = Answered();
+    out.hedge.backend = hedge;
+    out.hedge.connected = true;
+    out.hedge.lost = true;
+    return out;
+  });
+
+  EXPECT_EQ(Call(kHedged, runner), StatusCode::kOk);
+  ASSERT_NE(hedge, nullptr);
+  EXPECT_EQ(record_.attempts, 2);
+  EXPECT_EQ(hedge->stats->in_flight(), 0);
+  EXPECT_EQ(hedge->stats->calls(), 0u);  // abandoned: no latency, no failure
+  EXPECT_TRUE(endpoint_failures_.empty());
+}
+
+TEST_F(AttemptLoopTest, WhenTheHedgeAndTheFirstAttemptBothFailTheRetryGoesToAThirdEndpoint) {
+  SetEndpoints({At(1), At(2), At(3)});
+  std::vector<std::string> hedged;
+  HedgingRunner runner([&](const Backend&, HedgeOffer* offer) {
+    if (offer == nullptr || !hedged.empty()) return Answered();
+    const Backend* hedge = offer->Take();
+    if (hedge == nullptr) return Answered();
+    hedged.push_back(hedge->address);
+    AttemptOutcome out = BrokeAfterSend();
+    out.hedge.backend = hedge;
+    out.hedge.connected = true;
+    out.hedge.code = StatusCode::kTransport;
+    out.hedge.detail = "hedge reset";
+    return out;
+  });
+
+  EXPECT_EQ(Call(kHedged, runner), StatusCode::kOk);
+  ASSERT_EQ(hedged.size(), 1u);
+  ASSERT_EQ(runner.visited.size(), 2u);
+  // The third endpoint: neither the first attempt's nor the hedge's.
+  EXPECT_TRUE(Distinct({runner.visited[0], runner.visited[1], hedged[0]}));
+  EXPECT_EQ(record_.attempts, 3);
+  EXPECT_THAT(endpoint_failures_, ::testing::UnorderedElementsAre(runner.visited[0], hedged[0]));
+}
+
+TEST_F(AttemptLoopTest, NoHedgeWithoutBudgetOrAnotherEndpoint) {
+  budget_ =
+      std::make_unique<RetryBudget>(RetryBudgetOptions{.ratio = 0, .min_per_second = 0}, clock_);
+  SetEndpoints({At(1), At(2)});
+  int taken = 0;
+  HedgingRunner runner([&](const Backend&, HedgeOffer* offer) {
+    if (offer != nullptr && offer->Take() != nullptr) ++taken;
+    return Answered();
+  });
+  EXPECT_EQ(Call(kHedged, runner), StatusCode::kOk);
+  EXPECT_EQ(runner.offers.size(), 1u);
+  EXPECT_EQ(taken, 0);  // the budget is empty
+
+  budget_ = std::make_unique<RetryBudget>(RetryBudgetOptions{}, clock_);
+  SetEndpoints({At(1)});
+  EXPECT_EQ(Call(kHedged, runner), StatusCode::kOk);
+  EXPECT_EQ(taken, 0);  // nowhere else to go
+  for (const BackendPtr& b : backends_) EXPECT_EQ(b->stats->in_flight(), 0);
+}
+
+TEST_F(AttemptLoopTest, PlanCallHedgesOnlyIdempotentCallsWithASecondAttempt) {
+  const TimePoint now = clock_.Now();
+  using std::chrono::milliseconds;
+  channel_options_.hedge_delay = milliseconds(20);
+  constexpr MethodTraits kPlain{.name = "get", .idempotent = true};
+  // The call's own, else the method's, else the channel's.
+  EXPECT_EQ(PlanCall(kPlain, {}, channel_options_, now).hedge_delay, milliseconds(20));
+  EXPECT_EQ(PlanCall(kHedged, {}, channel_options_, now).hedge_delay, milliseconds(5));
+  CallOptions own;
+  own.hedge_delay = milliseconds(7);
+  EXPECT_EQ(PlanCall(kHedged, own, channel_options_, now).hedge_delay, milliseconds(7));
+  own.hedge_delay = Duration::zero();  // this call: no hedge
+  EXPECT_EQ(PlanCall(kHedged, own, channel_options_, now).hedge_delay, Duration::zero());
+  // Never a write, a oneway call, a call allowed one attempt, or a hedge not before the deadline.
+  EXPECT_EQ(PlanCall(kWrite, {}, channel_options_, now).hedge_delay, Duration::zero());
+  constexpr MethodTraits kOneway{.name = "note", .idempotent = true, .oneway = true};
+  EXPECT_EQ(PlanCall(kOneway, {}, channel_options_, now).hedge_delay, Duration::zero());
+  CallOptions once;
+  once.max_attempts = 1;
+  EXPECT_EQ(PlanCall(kHedged, once, channel_options_, now).hedge_delay, Duration::zero());
+  CallOptions short_call;
+  short_call.timeout = milliseconds(20);
+  EXPECT_EQ(PlanCall(kPlain, short_call, channel_options_, now).hedge_delay, Duration::zero());
 }
 
 TEST_F(AttemptLoopTest, PlanCallTakesTheEarliestDeadlineAndNeverRetriesOneway) {

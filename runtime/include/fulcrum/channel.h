@@ -71,6 +71,10 @@ struct MethodTraits {
   bool oneway = false;      // no reply: never retried once sent
   int32_t timeout_ms = 0;   // 0: the channel's default
   bool read = false;        // a slave may serve it (master-slave mode)
+  // Idempotent two-way methods: when no reply has come this long after the request left, a
+  // second attempt (a hedge) goes to another endpoint and the first answer wins. 0: the
+  // channel's ChannelOptions::hedge_delay.
+  int32_t hedge_ms = 0;
 };
 
 // Per-call choices; all optional.
@@ -80,6 +84,8 @@ struct CallOptions {
   std::optional<uint64_t> hash_key;   // routing key for consistent_hash
   std::optional<bool> idempotent;     // overrides the method's (retry override)
   int max_attempts = 0;               // 0: the channel's
+  // Overrides the method's and the channel's hedge delay; zero: no hedge for this call.
+  std::optional<Duration> hedge_delay;
 
   static CallOptions WithHashKey(std::string_view key) {
     CallOptions o;
@@ -88,15 +94,44 @@ struct CallOptions {
   }
 };
 
+namespace internal {
+// Told when an attempt's request has left (the channel's hedging, call/pooled_attempt.h). May
+// throw to end the attempt, with an exception no attempt code catches.
+class SentHook {
+ public:
+  virtual void OnSent() = 0;
+
+ protected:
+  ~SentHook() = default;
+};
+}  // namespace internal
+
 // Handed to an attempt so it can say when its request has fully left: a failure before
-// MarkSent() is always safe to retry; after it only for idempotent methods.
+// MarkSent() is always safe to retry; after it only for idempotent methods. With hedging on,
+// MarkSent() is also where the attempt waits for the reply to come or for a hedge to win: an
+// attempt must not catch what MarkSent() throws (`catch (...)` around it breaks hedging).
 class CallPhase {
  public:
-  void MarkSent() { sent_ = true; }
+  CallPhase() = default;
+  explicit CallPhase(internal::SentHook* hook) : hook_(hook) {}
+
+  void MarkSent() {
+    sent_ = true;
+    if (hook_ != nullptr) hook_->OnSent();
+  }
   bool sent() const { return sent_; }
 
  private:
+  friend class Channel;
+  // An attempt that does not take a CallPhase is taken as sent from its start: nothing to
+  // hedge on (the request and the reply are one call).
+  void AssumeSent() {
+    sent_ = true;
+    hook_ = nullptr;
+  }
+
   bool sent_ = false;
+  internal::SentHook* hook_ = nullptr;
 };
 
 // One failed attempt, kept for the error message.
@@ -126,6 +161,12 @@ struct ChannelOptions {
   PoolOptions pool;
   Duration default_timeout = std::chrono::seconds(1);
   int max_attempts = 3;
+  // Hedged requests for idempotent two-way methods without their own (MethodTraits::hedge_ms):
+  // when no reply has come this long after the request left, a second attempt goes to another
+  // endpoint, and the first answer wins; the other attempt's connection is closed (a late
+  // reply is never read). A hedge is an attempt: it needs max_attempts >= 2 and a token from
+  // the retry budget. Stateless channels only. Zero: no hedging.
+  Duration hedge_delay = Duration::zero();
   RetryBudgetOptions retry_budget;
   BackoffOptions backoff;
   OutlierOptions outlier;
@@ -219,7 +260,7 @@ auto Channel::Call(const MethodTraits& method, const CallOptions& options, Fn&& 
   AttemptFn trampoline = [](void* c, Connection& conn, CallPhase& phase) {
     auto* self = static_cast<Closure*>(c);
     Client& client = conn.As<Client>();
-    if constexpr (!kTakesPhase) phase.MarkSent();
+    if constexpr (!kTakesPhase) phase.AssumeSent();
     auto run = [&]() -> decltype(auto) {
       if constexpr (kTakesPhase) {
         return (*self->fn)(client, phase);

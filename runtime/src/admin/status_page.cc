@@ -47,11 +47,9 @@ json ChannelStatus(const ChannelMetrics& m) {
   }
   json methods = json::array();
   m.methods().ForEach([&](std::string_view name, const ClientMethodStats& s) {
-    json j = {{"method", std::string(name)},
-              {"calls", s.calls()},
-              {"errors", s.errors()},
-              {"attempts", s.attempts()},
-              {"retries", s.retries()}};
+    json j = {{"method", std::string(name)}, {"calls", s.calls()},     {"errors", s.errors()},
+              {"attempts", s.attempts()},    {"retries", s.retries()}, {"hedges", s.hedges()},
+              {"hedges_won", s.hedges_won()}};
     j.update(Latency(s.latency()));
     methods.push_back(std::move(j));
   });

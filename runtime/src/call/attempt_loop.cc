@@ -1,5 +1,6 @@
 #include "call/attempt_loop.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace fulcrum::internal {
@@ -39,6 +40,16 @@ CallPlan PlanCall(const MethodTraits& method, const CallOptions& options,
     plan.args.has_hash = true;
     plan.args.hash = *options.hash_key;
   }
+  Duration hedge = channel.hedge_delay;
+  if (options.hedge_delay) {
+    hedge = *options.hedge_delay;
+  } else if (method.hedge_ms > 0) {
+    hedge = std::chrono::milliseconds(method.hedge_ms);
+  }
+  if (plan.idempotent && plan.max_attempts > 1 && hedge > Duration::zero() &&
+      start + hedge < plan.deadline) {
+    plan.hedge_delay = hedge;
+  }
   return plan;
 }
 
@@ -49,6 +60,45 @@ void AttemptLoop::Fail(const CallPlan& plan, StatusCode code, std::string_view w
       << attempts << (attempts == 1 ? " attempt" : " attempts") << "; "
       << DescribeFailures(failures);
   throw CallError(code, msg.str(), std::move(failures));
+}
+
+const Backend* AttemptLoop::LoopHedge::Take() {
+  if (taken_) return nullptr;
+  taken_ = true;
+  // The tried endpoints and the attempt's own are out.
+  std::array<EndpointId, 16> excluded{};
+  size_t n = std::min(args_.excluded.size(), excluded.size() - 1);
+  std::copy_n(args_.excluded.begin(), n, excluded.begin());
+  excluded[n++] = IdOf(primary_);
+  PickArgs args = args_;
+  args.excluded = std::span<const EndpointId>(excluded.data(), n);
+  const PickResult pick = picker_.Pick(args);
+  if (pick.backend == nullptr || args.IsExcluded(pick.backend)) return nullptr;
+  if (!loop_.env_.budget->TryWithdraw()) return nullptr;
+  pick.backend->stats->OnStart();
+  tracker = pick.tracker;
+  return pick.backend;
+}
+
+const Backend* AttemptLoop::SettleHedge(const HedgeOutcome& hedge, const CallTracker* tracker,
+                                        const CallRecord& record,
+                                        std::vector<AttemptFailure>& failures) const {
+  const Backend& backend = *hedge.backend;
+  if (hedge.lost || (!hedge.connected && hedge.code != StatusCode::kTransport)) {
+    // Abandoned when the first endpoint answered, or never sent for a local reason (no free
+    // connection at once, the endpoint leaving): nothing learned about the endpoint.
+    backend.stats->OnAbandon();
+    return nullptr;
+  }
+  const Duration took = hedge.end - hedge.start;
+  backend.stats->OnFinish(hedge.end, took, /*success=*/false);
+  if (hedge.connected && tracker != nullptr) tracker->OnFinish(backend, took, false);
+  if (record.stats) {
+    record.stats->OnAttemptFailure(AttemptFailureKind(hedge.code, hedge.connected, false));
+  }
+  OnEndpointFailure(backend);
+  NoteFailure(failures, backend, hedge.code, hedge.detail, false);
+  return &backend;
 }
 
 void AttemptLoop::Sleep(Duration d) const {

@@ -14,6 +14,11 @@
 //
 // The AttemptRunner is the seam between policy and transport: the channel's runs the attempt
 // on a pooled Thrift connection; tests script outcomes and drive the loop on a FakeClock.
+//
+// Hedging (CallPlan::hedge_delay): the loop offers the runner a second endpoint (HedgeOffer);
+// a runner that can race two attempts takes it once the first has been unanswered for the
+// delay, and reports which answered first (AttemptOutcome::hedge). The loop does the
+// bookkeeping: the budget token, both endpoints' stats, the failure list.
 #pragma once
 
 #include <array>
@@ -45,12 +50,32 @@ struct CallPlan {
   bool idempotent = false;
   int max_attempts = 1;
   PickArgs args;  // the hash key; `excluded` is the loop's
+  // Idempotent two-way calls: start a hedge when the request has been unanswered this long.
+  // Zero: none.
+  Duration hedge_delay = Duration::zero();
 };
 
 // The call's timeout is the call's own, else the method's, else the channel's default; an
 // absolute deadline in `options` wins when earlier. Oneway methods are never idempotent.
 CallPlan PlanCall(const MethodTraits& method, const CallOptions& options,
                   const ChannelOptions& channel, TimePoint start);
+
+// What a hedge came to (AttemptOutcome::hedge).
+struct HedgeOutcome {
+  const Backend* backend = nullptr;  // null: no hedge was started
+  TimePoint start{};
+  TimePoint end{};
+  // The hedge answered first (a result, a declared or application exception, a nested call's
+  // failure): the attempt's outcome is the hedge's, and the first endpoint's request was
+  // abandoned (its connection closed).
+  bool won = false;
+  // The first endpoint answered first: the hedge was abandoned (its connection closed).
+  bool lost = false;
+  // Otherwise the hedge failed on its own, and the first endpoint's outcome is the attempt's.
+  bool connected = false;
+  StatusCode code = StatusCode::kOk;
+  std::string detail;
+};
 
 // What one attempt on one endpoint came to.
 struct AttemptOutcome {
@@ -69,6 +94,20 @@ struct AttemptOutcome {
   std::exception_ptr rethrow;
   // A Fulcrum call made inside the attempt failed: the whole call ends with it.
   std::exception_ptr nested;
+  HedgeOutcome hedge;
+};
+
+// A second endpoint for one attempt's hedge, offered by the loop.
+class HedgeOffer {
+ public:
+  // Start the hedge if no reply has come by then.
+  virtual TimePoint at() const = 0;
+  // Another endpoint, with its in-flight count raised and a retry budget token spent; null
+  // when there is none or the budget refuses. At most once per offer.
+  virtual const Backend* Take() = 0;
+
+ protected:
+  ~HedgeOffer() = default;
 };
 
 class AttemptRunner {
@@ -76,12 +115,16 @@ class AttemptRunner {
   virtual ~AttemptRunner() = default;
   // Runs the call once on `backend`, within `deadline`.
   virtual AttemptOutcome Run(const Backend& backend, TimePoint deadline) = 0;
+  // The same with a hedge offered; a runner that cannot race two attempts runs the one.
+  virtual AttemptOutcome RunHedged(const Backend& backend, TimePoint deadline, HedgeOffer&) {
+    return Run(backend, deadline);
+  }
 };
 
 // What the loop tells its caller for the call's metrics.
 struct CallRecord {
   ClientMethodStats* stats = nullptr;  // null: metrics off
-  int attempts = 0;                    // attempts made on an endpoint
+  int attempts = 0;                    // attempts made on an endpoint, hedges included
   bool nested_failure = false;         // a Fulcrum call made inside the attempt failed
   TimePoint end{};                     // when the successful attempt ended (the epoch if none did)
 };
@@ -116,6 +159,11 @@ class AttemptLoop {
   void OnEndpointFailure(const Backend& backend) const {
     if (env_.on_failure) env_.on_failure(backend);
   }
+  class LoopHedge;
+  // Records a hedge that did not win. Returns its backend when it failed there (for the
+  // tried list), else null.
+  const Backend* SettleHedge(const HedgeOutcome& hedge, const CallTracker* tracker,
+                             const CallRecord& record, std::vector<AttemptFailure>& failures) const;
 
   const Env env_;
 };
@@ -128,6 +176,28 @@ ClientMethodStats::AttemptFailure AttemptFailureKind(StatusCode code, bool conne
 // while the call waits is listed once.
 void NoteFailure(std::vector<AttemptFailure>& failures, const Backend& backend, StatusCode code,
                  std::string detail, bool collapse_repeats);
+
+// The hedge the loop offers with an attempt: an endpoint neither tried nor the attempt's own,
+// if the budget allows.
+class AttemptLoop::LoopHedge final : public HedgeOffer {
+ public:
+  LoopHedge(const AttemptLoop& loop, const Picker& picker, const PickArgs& args,
+            const Backend& primary, TimePoint at)
+      : loop_(loop), picker_(picker), args_(args), primary_(primary), at_(at) {}
+
+  TimePoint at() const override { return at_; }
+  const Backend* Take() override;
+
+  const CallTracker* tracker = nullptr;  // the hedge's pick's
+
+ private:
+  const AttemptLoop& loop_;
+  const Picker& picker_;
+  const PickArgs& args_;
+  const Backend& primary_;
+  const TimePoint at_;
+  bool taken_ = false;
+};
 
 template <class Route>
 void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
@@ -178,7 +248,49 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
     }
 
     backend.stats->OnStart();
-    AttemptOutcome out = runner.Run(backend, plan.deadline);
+    AttemptOutcome out;
+    const CallTracker* hedge_tracker = nullptr;
+    if constexpr (!Route::kMasterSlave) {
+      if (plan.hedge_delay > Duration::zero() && attempt < plan.max_attempts) {
+        LoopHedge offer(*this, *picker, args, backend, now + plan.hedge_delay);
+        out = runner.RunHedged(backend, plan.deadline, offer);
+        hedge_tracker = offer.tracker;
+      } else {
+        out = runner.Run(backend, plan.deadline);
+      }
+    } else {
+      out = runner.Run(backend, plan.deadline);
+    }
+    const Backend* hedged = nullptr;  // a hedge that failed, for the tried list
+    if (out.hedge.backend != nullptr) {
+      ++record.attempts;  // the hedge's
+      if (record.stats) record.stats->OnHedge(out.hedge.won);
+      if (out.hedge.won) {
+        // The first endpoint was abandoned: not a failure, but it took at least this long.
+        const TimePoint end = out.hedge.end;
+        backend.stats->OnFinish(end, end - now, /*success=*/true);
+        if (pick.tracker != nullptr) pick.tracker->OnFinish(backend, end - now, true);
+        const Backend& winner = *out.hedge.backend;
+        const bool answered = !out.nested && out.code == StatusCode::kOk;
+        if (out.nested) {
+          winner.stats->OnAbandon();
+          record.nested_failure = true;
+          std::rethrow_exception(out.nested);
+        }
+        const Duration took = end - out.hedge.start;
+        winner.stats->OnFinish(end, took, answered);
+        if (hedge_tracker != nullptr) hedge_tracker->OnFinish(winner, took, answered);
+        ++record.attempts;  // the first endpoint's
+        if (!answered) {
+          if (record.stats) record.stats->OnAttemptFailure(ClientMethodStats::kApplication);
+          OnEndpointFailure(winner);
+        }
+        record.end = end;
+        if (out.rethrow) std::rethrow_exception(out.rethrow);
+        return;
+      }
+      hedged = SettleHedge(out.hedge, hedge_tracker, record, failures);
+    }
     if (out.nested) {
       // Not this endpoint's fault: its in-flight count is given back.
       backend.stats->OnAbandon();
@@ -271,6 +383,9 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
     NoteFailure(failures, backend, code, std::move(out.detail), false);
     expired = "deadline exceeded";
     if (n_tried < kMaxTracked && !args.IsExcluded(&backend)) tried[n_tried++] = IdOf(backend);
+    if (hedged != nullptr && n_tried < kMaxTracked && !args.IsExcluded(hedged)) {
+      tried[n_tried++] = IdOf(*hedged);
+    }
 
     if (clock.Now() >= plan.deadline) {
       Fail(plan, StatusCode::kDeadlineExceeded, "deadline exceeded", std::move(failures), attempt);

@@ -97,8 +97,14 @@ void CollectClientMetrics(FamilySet& out) {
                   labels, static_cast<double>(s.calls()));
       out.Counter("fulcrum_client_attempts_total", "Attempts on an endpoint, retries included",
                   labels, static_cast<double>(s.attempts()));
-      out.Counter("fulcrum_client_retries_total", "Attempts after a call's first", labels,
-                  static_cast<double>(s.retries()));
+      out.Counter("fulcrum_client_retries_total", "Attempts after a call's first, hedges included",
+                  labels, static_cast<double>(s.retries()));
+      out.Counter("fulcrum_client_hedges_total",
+                  "Hedges: second attempts started while the first was unanswered", labels,
+                  static_cast<double>(s.hedges()));
+      out.Counter("fulcrum_client_hedges_won_total",
+                  "Hedges that answered before the first attempt", labels,
+                  static_cast<double>(s.hedges_won()));
       out.Histogram("fulcrum_client_call_duration_seconds",
                     "Call latency as the caller saw it, retries included", labels, s.latency());
       for (size_t k = 0; k < ClientMethodStats::kNumCallErrors; ++k) {

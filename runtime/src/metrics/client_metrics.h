@@ -70,6 +70,11 @@ class ClientMethodStats {
     attempt_failures_[kind].fetch_add(1, std::memory_order_relaxed);
   }
   void OnCallError(CallError kind) { call_errors_[kind].fetch_add(1, std::memory_order_relaxed); }
+  // A hedge was started (counted among the call's attempts); `won`: it answered first.
+  void OnHedge(bool won) {
+    hedges_.fetch_add(1, std::memory_order_relaxed);
+    if (won) hedges_won_.fetch_add(1, std::memory_order_relaxed);
+  }
 
   uint64_t calls() const { return hot_.Sum(kCalls); }
   uint64_t retries() const { return hot_.Sum(kRetries); }
@@ -80,6 +85,8 @@ class ClientMethodStats {
   uint64_t call_errors(CallError kind) const {
     return call_errors_[kind].load(std::memory_order_relaxed);
   }
+  uint64_t hedges() const { return hedges_.load(std::memory_order_relaxed); }
+  uint64_t hedges_won() const { return hedges_won_.load(std::memory_order_relaxed); }
   uint64_t errors() const;
   HistogramData latency() const { return hot_.Latency(); }
 
@@ -88,6 +95,8 @@ class ClientMethodStats {
   ShardedStats<kNumHot> hot_;
   std::array<std::atomic<uint64_t>, kNumAttemptFailures> attempt_failures_{};
   std::array<std::atomic<uint64_t>, kNumCallErrors> call_errors_{};
+  std::atomic<uint64_t> hedges_{0};
+  std::atomic<uint64_t> hedges_won_{0};
 };
 
 class ChannelMetrics {

@@ -68,6 +68,8 @@ class PooledConnection final : public Connection {
   bool AwaitingReply() const;
   // True when the peer has closed or sent unsolicited bytes (checked without blocking).
   bool PeerClosed() const;
+  // The socket, for waiting on a reply (hedging polls it); owned by the connection.
+  int fd() const { return fd_; }
 
   // When the connection last went back to the pool (or was opened).
   TimePoint last_used() const { return last_used_; }
