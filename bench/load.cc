@@ -106,6 +106,9 @@ DEFINE_int32(latency_checks, -1, "if > 0: OutlierOptions::latency_checks for the
 DEFINE_int32(slow_start_ms, -1,
              "if >= 0: SlowStartOptions::window in ms for the Fulcrum clients (0: off); else the "
              "default");
+DEFINE_int32(hedge_us, 0,
+             "if > 0: ChannelOptions::hedge_delay for the Fulcrum clients, microseconds (echo is "
+             "idempotent: a call unanswered this long is hedged to another server)");
 DEFINE_bool(separate, false,
             "separate-runs method: each client alone on fresh servers, raw and Fulcrum "
             "alternating, --runs rounds (see bench/load.cc)");
@@ -238,6 +241,7 @@ Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& bala
   if (FLAGS_latency_checks > 0) opts.outlier.latency_checks = FLAGS_latency_checks;
   if (FLAGS_slow_start_ms >= 0)
     opts.slow_start.window = std::chrono::milliseconds(FLAGS_slow_start_ms);
+  if (FLAGS_hedge_us > 0) opts.hedge_delay = std::chrono::microseconds(FLAGS_hedge_us);
   auto created = fulcrum::Channel::Create(target, opts);
   CHECK(created.ok()) << created.status();
   std::shared_ptr<fulcrum::Channel> channel = std::move(created).value();

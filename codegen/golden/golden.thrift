@@ -48,4 +48,6 @@ service Ledger extends golden_base.Pingable {
 
 service Plain {
   void nothing()
+  /** Hedged: unanswered after 20 ms, the same request goes to another endpoint too. */
+  i64 lookup(1: i64 key) (fulcrum.idempotent = "true", fulcrum.hedge_ms = "20")
 }

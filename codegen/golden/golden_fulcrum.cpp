@@ -213,6 +213,16 @@ void PlainBalancedClient::nothing(const ::fulcrum::CallOptions& options) {
       });
 }
 
+int64_t PlainBalancedClient::lookup(int64_t key, const ::fulcrum::CallOptions& options) {
+  return channel_->Call<::golden::PlainClient>(
+      ::golden::fulcrum_gen::PlainMethods::lookup, options,
+      [&](::golden::PlainClient& client, ::fulcrum::CallPhase& phase) {
+        client.send_lookup(key);
+        phase.MarkSent();
+        return client.recv_lookup();
+      });
+}
+
 PlainServer::PlainServer(
     ::std::shared_ptr<::golden::PlainIf> handler,
     ::fulcrum::ServerOptions options)

@@ -131,6 +131,8 @@ class LedgerServer : public ::fulcrum::ServiceServer {
 // The fulcrum.* annotations of Plain's functions, compiled in.
 struct PlainMethods {
   static constexpr ::fulcrum::MethodTraits nothing{.name = "nothing"};
+  static constexpr ::fulcrum::MethodTraits lookup{
+      .name = "lookup", .idempotent = true, .hedge_ms = 20};
 };
 
 // Channel options for clients of Plain: its name, and the balancer its IDL names.
@@ -148,6 +150,9 @@ class PlainBalancedClient : public ::fulcrum::gen::BalancedClientBase {
       ::fulcrum::ChannelOptions options = ::golden::fulcrum_gen::PlainChannelOptions());
 
   void nothing(const ::fulcrum::CallOptions& options = {});
+
+  // Hedged: unanswered after 20 ms, the same request goes to another endpoint too.
+  int64_t lookup(int64_t key, const ::fulcrum::CallOptions& options = {});
 };
 
 // Serves a PlainIf handler through fulcrum::Server.

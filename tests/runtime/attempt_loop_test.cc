@@ -416,9 +416,16 @@ TEST_F(AttemptLoopTest, AHedgeThatAnswersFirstIsTheCallsAnswer) {
   for (const BackendPtr& b : backends_) {
     EXPECT_EQ(b->stats->in_flight(), 0) << b->address;
     EXPECT_EQ(b->stats->failures(), 0u) << b->address;
-    // The abandoned first endpoint is recorded as at least as slow as the call took.
     const bool used = b->address == runner.visited[0] || b.get() == hedge;
     EXPECT_EQ(b->stats->calls(), used ? 1u : 0u) << b->address;
+  }
+  // The hedge's latency is its own; the abandoned first endpoint is recorded as at least as
+  // slow as the call took.
+  EXPECT_EQ(hedge->stats->ewma_ns(), 1e6);
+  for (const BackendPtr& b : backends_) {
+    if (b->address == runner.visited[0]) {
+      EXPECT_EQ(b->stats->ewma_ns(), 6e6);
+    }
   }
   EXPECT_TRUE(endpoint_failures_.empty());
 }

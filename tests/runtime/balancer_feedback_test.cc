@@ -198,5 +198,30 @@ TEST(PeakEwmaTest, OneSlowCallIsAvoidedAtOnce) {
   EXPECT_LT(Share(counts, 0), 0.05);
 }
 
+TEST(EndpointStatsTest, AnOutrunCallIsALowerBoundThatNeverPullsTheEwmaDown) {
+  // A call abandoned after 1 ms because a hedge answered first took at least 1 ms.
+  testing::FakeClock clock;
+  EndpointStats stats;
+  stats.OnStart();
+  stats.OnOutrun(clock.Now(), milliseconds(1));  // no figure yet: the bound is the figure
+  EXPECT_EQ(stats.ewma_ns(), 1e6);
+  stats.OnStart();
+  clock.Advance(milliseconds(10));
+  stats.OnFinish(clock.Now(), milliseconds(5), /*success=*/true);
+  const double ewma = stats.ewma_ns();
+  EXPECT_GT(ewma, 1e6);
+  stats.OnStart();
+  clock.Advance(milliseconds(10));
+  stats.OnOutrun(clock.Now(), milliseconds(2));  // below what is known: says nothing new
+  EXPECT_EQ(stats.ewma_ns(), ewma);
+  stats.OnStart();
+  clock.Advance(milliseconds(10));
+  stats.OnOutrun(clock.Now(), milliseconds(20));  // above it: the endpoint is slower than shown
+  EXPECT_GT(stats.ewma_ns(), ewma);
+  EXPECT_EQ(stats.in_flight(), 0);
+  EXPECT_EQ(stats.calls(), 4u);
+  EXPECT_EQ(stats.failures(), 0u);
+}
+
 }  // namespace
 }  // namespace fulcrum

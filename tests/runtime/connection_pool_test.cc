@@ -181,6 +181,67 @@ TEST_F(ConnectionPoolTest, AConnectionOwingAReplyIsClosedNotReused) {
   }
 }
 
+TEST_F(ConnectionPoolTest, AnAbandonedCallsConnectionServesAgainOnlyAfterItsReplyIsDropped) {
+  // A hedge race's loser: its request left and its reply is owed. The pool keeps the
+  // connection aside, drops the reply once all of it has come, and only then reuses the
+  // connection: the next call reads its own answer, and no reconnect was needed.
+  for (const Protocol protocol : {Protocol::kBinary, Protocol::kCompact}) {
+    SCOPED_TRACE(protocol == Protocol::kBinary ? "binary" : "compact");
+    auto s = TestServer::Start({.protocol = protocol, .echo_delay = milliseconds(50)});
+    ASSERT_TRUE(s.ok());
+    ConnectionPool pool((*s)->endpoint(), {.protocol = protocol}, clock_);
+    PooledConnection* abandoned = nullptr;
+    {
+      auto lease = pool.Acquire(Later());
+      ASSERT_TRUE(lease.ok());
+      abandoned = &lease->connection();
+      lease->connection().As<EchoClient>().send_echo(std::string(10000, 'x'));
+      lease->connection().AllowDrain();
+    }
+    EXPECT_EQ(pool.open_connections(), 1);
+    EXPECT_EQ(pool.draining_connections(), 1);
+    EXPECT_EQ(pool.idle_connections(), 0);
+    {
+      // The reply takes 50 ms: a caller meanwhile gets a new connection.
+      auto lease = pool.Acquire(Later());
+      ASSERT_TRUE(lease.ok());
+      EXPECT_NE(&lease->connection(), abandoned);
+      lease->connection().MarkBroken();  // out of the way
+    }
+    // Once the reply is there, the connection serves again, clean.
+    ASSERT_TRUE(Eventually([&] {
+      pool.CloseIdle();  // the housekeeping's look at the draining connections
+      return pool.draining_connections() == 0;
+    }));
+    EXPECT_EQ(pool.idle_connections(), 1);
+    auto lease = pool.Acquire(Later());
+    ASSERT_TRUE(lease.ok());
+    EXPECT_EQ(&lease->connection(), abandoned);
+    EXPECT_FALSE(lease->connection().AwaitingReply());
+    std::string out;
+    lease->connection().As<EchoClient>().echo(out, "second");
+    EXPECT_EQ(out, "second");
+  }
+}
+
+TEST_F(ConnectionPoolTest, AnAbandonedConnectionWhoseReplyNeverComesIsClosed) {
+  BadServer silent(BadServer::Mode::kHang);
+  ASSERT_TRUE(silent.Start().ok());
+  ConnectionPool pool(Local(silent.port()), {.idle_timeout = seconds(5)}, clock_);
+  {
+    auto lease = pool.Acquire(Later());
+    ASSERT_TRUE(lease.ok());
+    lease->connection().As<EchoClient>().send_echo("x");
+    lease->connection().AllowDrain();
+  }
+  pool.CloseIdle();
+  EXPECT_EQ(pool.draining_connections(), 1);
+  clock_.Advance(seconds(6));
+  pool.CloseIdle();
+  EXPECT_EQ(pool.draining_connections(), 0);
+  EXPECT_EQ(pool.open_connections(), 0);
+}
+
 TEST_F(ConnectionPoolTest, ClosesConnectionsIdleLongerThanIdleTimeout) {
   PoolOptions options;
   options.idle_timeout = seconds(30);

@@ -48,6 +48,17 @@ class EndpointStats {
     }
   }
 
+  // Ends a call abandoned after `at_least` because another endpoint answered it first (a
+  // hedge won). Its latency is unknown but no less: a sample only when that says the endpoint
+  // is slower than its EWMA shows (a lower bound never pulls the figure down); not a failure.
+  void OnOutrun(TimePoint now, Duration at_least) {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    calls_.fetch_add(1, std::memory_order_relaxed);
+    if (!has_latency() || static_cast<double>(at_least.count()) > ewma_ns()) {
+      RecordLatency(now, at_least);
+    }
+  }
+
   // Ends a call started with OnStart() that never reached the endpoint for reasons that are not
   // its fault (the local pool was exhausted or closed): no sample, no failure.
   void OnAbandon() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }

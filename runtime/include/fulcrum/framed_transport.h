@@ -32,6 +32,11 @@ class ClientFramedTransport : public FramedTransport {
   void flush() override;
   uint32_t readEnd() override;
   int awaiting_replies() const { return awaiting_replies_; }
+  // A reply owed was read past this transport, straight from the socket (the pool drains a
+  // hedge loser's reply that way).
+  void ReplyDrained() {
+    if (awaiting_replies_ > 0) --awaiting_replies_;
+  }
 
  private:
   int awaiting_replies_ = 0;

@@ -67,9 +67,9 @@ struct HedgeOutcome {
   TimePoint end{};
   // The hedge answered first (a result, a declared or application exception, a nested call's
   // failure): the attempt's outcome is the hedge's, and the first endpoint's request was
-  // abandoned (its connection closed).
+  // abandoned (its reply is dropped, never read).
   bool won = false;
-  // The first endpoint answered first: the hedge was abandoned (its connection closed).
+  // The first endpoint answered first: the hedge was abandoned (its reply is dropped, never read).
   bool lost = false;
   // Otherwise the hedge failed on its own, and the first endpoint's outcome is the attempt's.
   bool connected = false;
@@ -268,8 +268,7 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
       if (out.hedge.won) {
         // The first endpoint was abandoned: not a failure, but it took at least this long.
         const TimePoint end = out.hedge.end;
-        backend.stats->OnFinish(end, end - now, /*success=*/true);
-        if (pick.tracker != nullptr) pick.tracker->OnFinish(backend, end - now, true);
+        backend.stats->OnOutrun(end, end - now);
         const Backend& winner = *out.hedge.backend;
         const bool answered = !out.nested && out.code == StatusCode::kOk;
         if (out.nested) {

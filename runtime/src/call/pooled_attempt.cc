@@ -182,8 +182,9 @@ bool PooledAttempt::RunOn(PooledConnection& conn, TimePoint deadline, SentHook* 
     fn_(closure_, conn, phase);
   } catch (const RaceLost&) {
     // The other attempt of the race answered first. This one's reply is owed on the
-    // connection: it is closed, never reused.
-    conn.MarkBroken();
+    // connection: the pool drops it once it has come before the connection serves again, or
+    // closes the connection.
+    conn.AllowDrain();
     conn.EndCall();
     out.sent = true;
     return false;

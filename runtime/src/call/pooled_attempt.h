@@ -6,9 +6,11 @@
 // become readable until the hedge time. If no reply came, it takes the offered endpoint and
 // runs the same attempt there, nested; the hedge's own MarkSent then waits on both connections.
 // Whichever reply comes first is read by its attempt; the other attempt is ended by an
-// exception thrown from its MarkSent, before its recv, and its connection is closed, so a late
-// reply is never read by a later call. A connection that closes (EOF, reset, the deadline cut)
-// drops out of the race and the other one is waited for.
+// exception thrown from its MarkSent, before its recv. Its connection goes back to the pool
+// with the reply owed: the pool drops that reply once it has fully come and only then reuses
+// the connection, or closes it (connection_pool.h), so a late reply is never read by a later
+// call and a lost race costs no reconnect. A connection that closes (EOF, reset, the deadline
+// cut) drops out of the race and the other one is waited for.
 #pragma once
 
 #include "call/attempt_loop.h"

@@ -1,8 +1,11 @@
 #include "transport/connection_pool.h"
 
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 #include <glog/logging.h>
@@ -26,6 +29,9 @@ using apache::thrift::transport::TTransport;
 using apache::thrift::transport::TTransportException;
 
 namespace {
+
+// How often a caller waiting for a connection looks at the draining ones.
+constexpr Duration kDrainRecheck = std::chrono::milliseconds(5);
 
 // Strict reads and a string limit of one frame: a garbled reply then fails at once instead of
 // making the client allocate whatever length the junk claims. Specialising on TBufferBase lets
@@ -54,11 +60,46 @@ PooledConnection::PooledConnection(std::shared_ptr<TSocket> socket,
     : Connection(std::move(protocol)),
       socket_(std::move(socket)),
       transport_(std::move(transport)),
-      framed_(dynamic_cast<const ClientFramedTransport*>(transport_.get())),
+      framed_(dynamic_cast<ClientFramedTransport*>(transport_.get())),
       fd_(socket_->getSocketFD()) {}
 
 bool PooledConnection::AwaitingReply() const {
   return framed_ != nullptr && framed_->awaiting_replies() > 0;
+}
+
+bool PooledConnection::Drainable() const {
+  return drain_allowed_ && !broken_ && framed_ != nullptr && framed_->awaiting_replies() == 1;
+}
+
+PooledConnection::Drain PooledConnection::TryDrain() {
+  // A framed reply: a 4-byte big-endian length, then that many bytes.
+  uint8_t header[4];
+  ssize_t n;
+  do {
+    n = ::recv(fd_, header, sizeof(header), MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return Drain::kFailed;  // the server closed the connection
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? Drain::kWait : Drain::kFailed;
+  if (n < static_cast<ssize_t>(sizeof(header))) return Drain::kWait;
+  const uint32_t length = (uint32_t{header[0]} << 24) | (uint32_t{header[1]} << 16) |
+                          (uint32_t{header[2]} << 8) | uint32_t{header[3]};
+  if (length > framed_->getMaxFrameSize()) return Drain::kFailed;
+  int available = 0;
+  if (::ioctl(fd_, FIONREAD, &available) != 0) return Drain::kFailed;
+  const size_t frame = sizeof(header) + length;
+  if (static_cast<size_t>(available) < frame) return Drain::kWait;
+  // Nothing but the one reply may be there: more is junk the next call would read.
+  if (static_cast<size_t>(available) > frame) return Drain::kFailed;
+  char sink[4096];
+  for (size_t left = frame; left > 0;) {
+    n = ::recv(fd_, sink, std::min(left, sizeof(sink)), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Drain::kFailed;
+    left -= static_cast<size_t>(n);
+  }
+  framed_->ReplyDrained();
+  drain_allowed_ = false;
+  return Drain::kDone;
 }
 
 PooledConnection::~PooledConnection() {
@@ -118,13 +159,14 @@ ConnectionPool::ConnectionPool(Endpoint endpoint, PoolOptions options, const Clo
   // Returning a connection must not allocate: idle_ never holds more than this.
   idle_.reserve(
       static_cast<size_t>(std::max(0, std::min(options_.max_idle, options_.max_connections))));
+  draining_.reserve(idle_.capacity());
 }
 
 ConnectionPool::~ConnectionPool() {
   std::vector<std::unique_ptr<PooledConnection>> parked;
   DrainSlots(&parked);
   std::lock_guard<std::mutex> lock(mu_);
-  const int leased = open_ - static_cast<int>(idle_.size() + parked.size());
+  const int leased = open_ - static_cast<int>(idle_.size() + draining_.size() + parked.size());
   LOG_IF(ERROR, leased > 0) << "connection pool for " << endpoint_.Address() << " destroyed with "
                             << leased << " connection(s) still leased";
 }
@@ -175,6 +217,21 @@ void ConnectionPool::DrainSlots(std::vector<std::unique_ptr<PooledConnection>>* 
 
 void ConnectionPool::CloseLocked(int n) { open_ -= n; }
 
+std::unique_ptr<PooledConnection> ConnectionPool::TakeDrainedLocked() {
+  std::unique_ptr<PooledConnection> drained;
+  for (size_t i = 0; i < draining_.size() && drained == nullptr;) {
+    const PooledConnection::Drain d = draining_[i]->TryDrain();
+    if (d == PooledConnection::Drain::kWait) {
+      ++i;
+      continue;
+    }
+    if (d == PooledConnection::Drain::kDone) drained = std::move(draining_[i]);
+    if (d == PooledConnection::Drain::kFailed) CloseLocked(1);
+    draining_.erase(draining_.begin() + static_cast<ptrdiff_t>(i));  // closes a failed one
+  }
+  return drained;
+}
+
 StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
   if (!shutdown_.load(std::memory_order_acquire)) {
     if (std::unique_ptr<PooledConnection> conn = TakeFromSlot()) {
@@ -212,6 +269,11 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
       CloseLocked(1);
       continue;
     }
+    if (!draining_.empty()) {
+      if (std::unique_ptr<PooledConnection> drained = TakeDrainedLocked()) {
+        return Lease(this, std::move(drained));
+      }
+    }
     if (open_ < options_.max_connections) {
       ++open_;
       lock.unlock();
@@ -242,7 +304,8 @@ StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(TimePoint deadline) {
                                std::to_string(options_.max_connections) + " busy connections to " +
                                endpoint_.Address());
     }
-    slot_freed_.wait_for(lock, left);
+    // A draining connection frees itself without a return to wake us: look again soon.
+    slot_freed_.wait_for(lock, draining_.empty() ? left : std::min<Duration>(left, kDrainRecheck));
     waiters_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
@@ -271,7 +334,17 @@ StatusOr<std::unique_ptr<PooledConnection>> ConnectionPool::Connect(TimePoint de
 }
 
 void ConnectionPool::Return(std::unique_ptr<PooledConnection> conn) {
-  // A reply still owed would be read by the next call as its own: such a connection is closed.
+  // A reply still owed would be read by the next call as its own: such a connection is closed,
+  // or kept aside until that reply has come and been dropped (a hedge race's loser).
+  if (conn->Drainable()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!shutdown_.load(std::memory_order_relaxed) &&
+        static_cast<int>(draining_.size()) < options_.max_idle) {
+      conn->set_last_used(clock_.Now());
+      draining_.push_back(std::move(conn));
+      return;
+    }
+  }
   if (!conn->broken() && !conn->AwaitingReply()) {
     conn->set_last_used(clock_.Now());
     if (waiters_.load(std::memory_order_relaxed) == 0 &&
@@ -326,6 +399,21 @@ void ConnectionPool::CloseIdle() {
     const TimePoint now = clock_.Now();
     for (auto& c : idle_) held.push_back({std::move(c), -1});
     idle_.clear();
+    // Drained connections join the idle ones; those whose reply is broken or later than
+    // idle_timeout close (counted with the expired ones below).
+    std::vector<std::unique_ptr<PooledConnection>> still_draining;
+    for (auto& c : draining_) {
+      const PooledConnection::Drain d = c->TryDrain();
+      if (d == PooledConnection::Drain::kDone) {
+        held.push_back({std::move(c), -1});
+      } else if (d == PooledConnection::Drain::kWait &&
+                 now - c->last_used() <= options_.idle_timeout) {
+        still_draining.push_back(std::move(c));
+      } else {
+        expired.push_back(std::move(c));
+      }
+    }
+    draining_ = std::move(still_draining);
     // The most recently used are kept: at most max_idle, none idle for over idle_timeout.
     std::stable_sort(held.begin(), held.end(), [](const Held& a, const Held& b) {
       return a.conn->last_used() > b.conn->last_used();
@@ -375,6 +463,8 @@ void ConnectionPool::Shutdown() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& c : idle_) idle.push_back(std::move(c));
     idle_.clear();
+    for (auto& c : draining_) idle.push_back(std::move(c));
+    draining_.clear();
     CloseLocked(static_cast<int>(idle.size()));
   }
   slot_freed_.notify_all();  // waiters fail with kResourceExhausted
@@ -383,6 +473,11 @@ void ConnectionPool::Shutdown() {
 int ConnectionPool::open_connections() const {
   std::lock_guard<std::mutex> lock(mu_);
   return open_;
+}
+
+int ConnectionPool::draining_connections() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(draining_.size());
 }
 
 int ConnectionPool::idle_connections() const {

@@ -70,6 +70,15 @@ class PooledConnection final : public Connection {
   bool PeerClosed() const;
   // The socket, for waiting on a reply (hedging polls it); owned by the connection.
   int fd() const { return fd_; }
+  // The call on this connection was abandoned after its request left (a hedge race's loser):
+  // instead of closing it, the pool may keep it aside until its one reply owed has arrived,
+  // drop that reply, and reuse the connection (TryDrain).
+  void AllowDrain() { drain_allowed_ = true; }
+  bool Drainable() const;
+  enum class Drain { kDone, kWait, kFailed };
+  // Without blocking: reads and drops the reply owed once all of it has arrived (kDone: the
+  // connection is clean again); kWait: not all there yet; kFailed: closed, junk, or too big.
+  Drain TryDrain();
 
   // When the connection last went back to the pool (or was opened).
   TimePoint last_used() const { return last_used_; }
@@ -78,8 +87,9 @@ class PooledConnection final : public Connection {
  private:
   std::shared_ptr<apache::thrift::transport::TSocket> socket_;
   std::shared_ptr<apache::thrift::transport::TTransport> transport_;
-  const ClientFramedTransport* framed_;  // transport_, when it counts replies owed
+  ClientFramedTransport* framed_;  // transport_, when it counts replies owed
   bool broken_ = false;
+  bool drain_allowed_ = false;
   TimePoint last_used_{};
 
   // Deadline watch (deadline_watchdog.h). deadline_ is 0 between calls, the call's deadline in
@@ -126,7 +136,8 @@ class ConnectionPool {
   // retry anywhere), kDeadlineExceeded, kResourceExhausted (pool closed).
   StatusOr<Lease> Acquire(TimePoint deadline);
 
-  // Closes connections idle for longer than idle_timeout. The channel calls it periodically.
+  // Closes connections idle for longer than idle_timeout, and draining ones whose reply has
+  // not come within idle_timeout; reuses drained ones. The channel calls it periodically.
   void CloseIdle();
   // Closes every idle connection and makes later Acquire calls fail; leased connections are
   // closed when returned. Calls in flight finish normally.
@@ -134,6 +145,7 @@ class ConnectionPool {
 
   int open_connections() const;
   int idle_connections() const;
+  int draining_connections() const;
   const Endpoint& endpoint() const { return endpoint_; }
 
  private:
@@ -147,6 +159,9 @@ class ConnectionPool {
   // Empties every slot into `out` (for CloseIdle and Shutdown).
   void DrainSlots(std::vector<std::unique_ptr<PooledConnection>>* out);
   void CloseLocked(int n);  // accounts for n closed connections; needs mu_
+  // A draining connection whose reply has been dropped, if any; closes the failed ones.
+  // Needs mu_.
+  std::unique_ptr<PooledConnection> TakeDrainedLocked();
 
   static constexpr size_t kSlots = 16;
   struct alignas(64) Slot {
@@ -162,6 +177,8 @@ class ConnectionPool {
   std::atomic<bool> shutdown_{false};
   std::atomic<int> waiters_{0};  // callers blocked for a free slot: returns go to the list
   std::vector<std::unique_ptr<PooledConnection>> idle_;  // most recently used at the back
+  // Abandoned with a reply owed, kept until it arrives (at most max_idle; counted in open_).
+  std::vector<std::unique_ptr<PooledConnection>> draining_;
   int open_ = 0;
 };
 
