@@ -1,27 +1,33 @@
 // The etcd:// discovery library against a real etcd (started by PID on loopback, ports from the
 // OS): registration and watch, Deregister, lease expiry of a SIGKILLed server, an etcd restart, a
 // resolver started while etcd is down, garbage values, prompt Stop/Deregister with etcd hung, a
-// Channel balancing real Echo calls over servers registered through etcd, and a three-member
-// cluster whose leader is SIGKILLed.
+// Channel balancing real Echo calls over servers registered through etcd, a three-member
+// cluster whose leader is SIGKILLed, and etcd with authentication on.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "child_process.h"
 #include "etcd_codec.h"
+#include "etcd_http_client.h"
 #include "etcd_process.h"
 #include "etcd_registrar.h"
 #include "etcd_resolver.h"
 #include "fulcrum/channel.h"
 #include "fulcrum/discovery/etcd.h"
+#include "fulcrum/registrar.h"
+#include "fulcrum/resolver.h"
 #include "support/echo_calls.h"
 
 namespace fulcrum::etcd {
@@ -420,6 +426,117 @@ TEST_F(EtcdClusterTest, RegistrarsAndAResolverRideOutTheLeadersSigkill) {
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_NE(*next, *leader);
   resolver.Stop();
+}
+
+// etcd with authentication on: a user allowed only the keys under /fulcrum, credentials read
+// from a file named in the URI.
+class EtcdAuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(RegisterEtcdDiscovery().ok());
+    Status started = etcd_.Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << registry_test::ReadFile(etcd_.log_path());
+    Status auth = etcd_.EnableAuth("svc", "s3cret", "/fulcrum");
+    ASSERT_TRUE(auth.ok()) << auth;
+    WriteFile("good.pw", "s3cret\n");
+    WriteFile("bad.pw", "guess");
+  }
+  void WriteFile(const std::string& name, const std::string& text) {
+    std::ofstream(dir_.path() + "/" + name) << text;
+  }
+  std::string Credentials(const std::string& password_file) {
+    return "user=svc&password_file=" + dir_.path() + "/" + password_file;
+  }
+  std::unique_ptr<Resolver> StartResolver(const std::string& query, RecordingListener* listener) {
+    StatusOr<std::unique_ptr<Resolver>> r =
+        CreateResolver("etcd://" + etcd_.address() + "/echo" + query);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return nullptr;
+    EXPECT_TRUE((*r)->Start(listener).ok());
+    return std::move(r).value();
+  }
+
+  TempDir dir_;
+  EtcdProcess etcd_{dir_.path()};
+};
+
+TEST_F(EtcdAuthTest, ClientsAuthenticateAgainWhenTheirTokensAreRevoked) {
+  // A password change (here to the same password) revokes every token etcd gave the user; so
+  // does a simple token's TTL (--auth-token-ttl, 300 s of disuse by default). Calls made with
+  // a revoked token must authenticate again and go through.
+  auto revoke = [&] {
+    StatusOr<std::string> r =
+        etcd_.Post("/v3/auth/user/changepw", R"({"name":"svc","password":"s3cret"})");
+    ASSERT_TRUE(r.ok()) << r.status();
+  };
+  EtcdHttpClient http({{"127.0.0.1", static_cast<uint16_t>(etcd_.client_port())}}, seconds(1),
+                      EtcdCredentials{"svc", "s3cret"});
+  const std::string range = nlohmann::json{{"key", Base64Encode("/fulcrum/x")}}.dump();
+  ASSERT_TRUE(http.Post("/v3/kv/range", range).ok());
+  revoke();
+  StatusOr<std::string> again = http.Post("/v3/kv/range", range);
+  EXPECT_TRUE(again.ok()) << again.status();
+
+  StatusOr<std::unique_ptr<Registrar>> first =
+      CreateRegistrar("etcd://" + etcd_.address() + "?ttl_s=3&" + Credentials("good.pw"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE((*first)->Register(EchoInstance(9901), {}).ok());
+  RecordingListener listener;
+  auto resolver = StartResolver("?" + Credentials("good.pw"), &listener);
+  ASSERT_NE(resolver, nullptr);
+  ASSERT_TRUE(listener.WaitForPorts({9901}, seconds(5)))
+      << registry_test::ReadFile(etcd_.log_path());
+  // Revoke the tokens of the registrar and the resolver, then restart etcd so that the
+  // resolver's watch must be opened again (with its revoked token, unless it authenticates
+  // again) and the registrar's keepalives reconnect.
+  revoke();
+  etcd_.Kill();
+  Status restarted = etcd_.Start();
+  ASSERT_TRUE(restarted.ok()) << restarted << registry_test::ReadFile(etcd_.log_path());
+  StatusOr<std::unique_ptr<Registrar>> second =
+      CreateRegistrar("etcd://" + etcd_.address() + "?ttl_s=3&" + Credentials("good.pw"));
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE((*second)->Register(EchoInstance(9902), {}).ok());
+  ASSERT_TRUE(listener.WaitForPorts({9901, 9902}, seconds(10)))
+      << registry_test::ReadFile(etcd_.log_path());
+  // Two TTLs later the first lease is still kept alive.
+  std::this_thread::sleep_for(seconds(6));
+  EXPECT_EQ(listener.Ports(), std::set<int>({9901, 9902}));
+  EXPECT_TRUE((*first)->registered());
+  for (const Status& e : listener.errors()) {
+    // The restart itself is reported; a refusal of the revoked token is not.
+    EXPECT_EQ(e.message().find("auth"), std::string::npos) << e;
+  }
+  resolver->Stop();
+}
+
+TEST_F(EtcdAuthTest, BadOrMissingCredentialsAndForbiddenKeysAreClearErrors) {
+  struct Case {
+    std::string query;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"?" + Credentials("bad.pw"), "refused the credentials of user 'svc'"},
+      {"", "user name is empty"},
+      {"?prefix=/elsewhere&" + Credentials("good.pw"), "permission denied"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.query);
+    RecordingListener listener;
+    auto resolver = StartResolver(c.query, &listener);
+    ASSERT_NE(resolver, nullptr);
+    ASSERT_TRUE(listener.WaitForErrors(1, seconds(5)));
+    EXPECT_NE(listener.errors().front().message().find(c.says), std::string::npos)
+        << listener.errors().front();
+    EXPECT_EQ(listener.updates(), 0);
+    resolver->Stop();
+  }
+  // A password file that cannot be read is the URI's error, before anything is sent.
+  StatusOr<std::unique_ptr<Resolver>> missing =
+      CreateResolver("etcd://" + etcd_.address() + "/echo?" + Credentials("absent.pw"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("cannot open password_file"), std::string::npos)
+      << missing.status();
 }
 
 }  // namespace

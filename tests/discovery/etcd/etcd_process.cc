@@ -105,12 +105,18 @@ Status EtcdProcess::Spawn() {
   const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
   const std::string peer = peer_url();
   const std::string cluster = initial_cluster_.empty() ? name_ + "=" + peer : initial_cluster_;
-  auto spawned = testing::Subprocess::Spawn(
-      {bin, "--name=" + name_, "--data-dir=" + dir_ + "/etcd-data",
-       "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
-       "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
-       "--initial-cluster=" + cluster, "--initial-cluster-state=new", "--log-level=warn"},
-      {.stderr_path = log_path()});
+  std::vector<std::string> argv = {bin,
+                                   "--name=" + name_,
+                                   "--data-dir=" + dir_ + "/etcd-data",
+                                   "--listen-client-urls=" + client,
+                                   "--advertise-client-urls=" + client,
+                                   "--listen-peer-urls=" + peer,
+                                   "--initial-advertise-peer-urls=" + peer,
+                                   "--initial-cluster=" + cluster,
+                                   "--initial-cluster-state=new",
+                                   "--log-level=warn"};
+  argv.insert(argv.end(), extra_flags_.begin(), extra_flags_.end());
+  auto spawned = testing::Subprocess::Spawn(argv, {.stderr_path = log_path()});
   if (!spawned.ok()) return spawned.status();
   process_ = std::move(spawned).value();
   return Status::Ok();
@@ -127,8 +133,7 @@ Status EtcdProcess::WaitReady(std::chrono::steady_clock::time_point deadline) {
     if (r.ok() && r->find("\"" + peer + "\"") != std::string::npos) {
       StatusOr<std::string> read = Post("/v3/kv/range", R"({"key":"cmVhZHk="})");  // "ready"
       if (read.ok() && read->find("\"header\"") != std::string::npos) return Status::Ok();
-      last = read.ok() ? Status::Error(StatusCode::kUnavailable, "range: " + *read)
-                       : read.status();
+      last = read.ok() ? Status::Error(StatusCode::kUnavailable, "range: " + *read) : read.status();
     } else {
       last = r.ok() ? Status::Error(StatusCode::kUnavailable, "another etcd answers: " + *r)
                     : r.status();
@@ -140,9 +145,8 @@ Status EtcdProcess::WaitReady(std::chrono::steady_clock::time_point deadline) {
           "etcd exited: " + testing::DescribeWaitStatus(*exited) + "; see " + log_path());
     }
   }
-  return Status::Error(StatusCode::kDeadlineExceeded,
-                       "etcd " + name_ + " did not serve in time (" + last.message() + "); see " +
-                           log_path());
+  return Status::Error(StatusCode::kDeadlineExceeded, "etcd " + name_ + " did not serve in time (" +
+                                                          last.message() + "); see " + log_path());
 }
 
 bool EtcdProcess::running() const { return process_ && !process_->reaped(); }
@@ -163,8 +167,33 @@ void EtcdProcess::Resume() {
 
 StatusOr<std::string> EtcdProcess::Post(const std::string& path, const std::string& body) {
   etcd::EtcdHttpClient http({{"127.0.0.1", static_cast<uint16_t>(client_port_)}},
-                            std::chrono::seconds(1));
+                            std::chrono::seconds(1), root_);
   return http.Post(path, body);
+}
+
+Status EtcdProcess::EnableAuth(const std::string& user, const std::string& password,
+                               const std::string& prefix) {
+  using nlohmann::json;
+  const std::string root_password = "root-" + password;
+  const json perm = {{"permType", "READWRITE"},
+                     {"key", etcd::Base64Encode(prefix)},
+                     {"range_end", etcd::Base64Encode(etcd::PrefixRangeEnd(prefix))}};
+  const std::vector<std::pair<std::string, json>> steps = {
+      {"/v3/auth/role/add", {{"name", "root"}}},
+      {"/v3/auth/user/add", {{"name", "root"}, {"password", root_password}}},
+      {"/v3/auth/user/grant", {{"user", "root"}, {"role", "root"}}},
+      {"/v3/auth/role/add", {{"name", "fulcrum-rw"}}},
+      {"/v3/auth/role/grant", {{"name", "fulcrum-rw"}, {"perm", perm}}},
+      {"/v3/auth/user/add", {{"name", user}, {"password", password}}},
+      {"/v3/auth/user/grant", {{"user", user}, {"role", "fulcrum-rw"}}},
+      {"/v3/auth/enable", json::object()},
+  };
+  for (const auto& [path, body] : steps) {
+    StatusOr<std::string> r = Post(path, body.dump());
+    if (!r.ok()) return Status::Error(r.status().code(), path + ": " + r.status().message());
+  }
+  root_ = etcd::EtcdCredentials{"root", root_password};
+  return Status::Ok();
 }
 
 Status EtcdProcess::PutRaw(const std::string& key, const std::string& value) {

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,13 @@ class EtcdProcess {
   std::string address() const { return "127.0.0.1:" + std::to_string(client_port_); }
   std::string peer_url() const { return "http://127.0.0.1:" + std::to_string(peer_port_); }
   std::string log_path() const { return dir_ + "/etcd.log"; }
+  // An etcd flag for the next start (e.g. "--auth-token-ttl=1").
+  void AddFlag(std::string flag) { extra_flags_.push_back(std::move(flag)); }
+  // Turns etcd's authentication on: a root user, and `user` (password `password`) whose role
+  // may read and write only the keys under `prefix`. This object's own calls authenticate as
+  // root from then on.
+  Status EnableAuth(const std::string& user, const std::string& password,
+                    const std::string& prefix);
   // POSTs to this etcd (1 s timeout).
   StatusOr<std::string> Post(const std::string& path, const std::string& body);
   Status PutRaw(const std::string& key, const std::string& value);
@@ -76,9 +84,11 @@ class EtcdProcess {
   std::string dir_;
   std::string name_ = "test";
   std::string initial_cluster_;  // empty: a cluster of this one
-  bool started_once_ = false;  // later starts must keep the ports: clients know them
+  bool started_once_ = false;    // later starts must keep the ports: clients know them
   int client_port_ = 0;
   int peer_port_ = 0;
+  std::vector<std::string> extra_flags_;
+  std::optional<etcd::EtcdCredentials> root_;  // set once auth is on
   std::unique_ptr<testing::Subprocess> process_;
 };
 

@@ -2,6 +2,8 @@
 // refuse.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "etcd_registrar.h"
 #include "etcd_uri.h"
 #include "fulcrum/discovery/etcd.h"
@@ -102,6 +104,33 @@ TEST(EtcdRegistrarTest, RefusesMasterSlaveGroupsWithoutTalkingToEtcd) {
   EXPECT_NE(s.message().find("fulcrum-registry"), std::string::npos) << s;
   EXPECT_FALSE(registrar.registered());
   EXPECT_TRUE(registrar.Deregister().ok());
+}
+
+TEST(EtcdUriTest, CredentialsComeFromAPasswordFile) {
+  const std::string path = ::testing::TempDir() + "/etcd_uri_test.pw";
+  std::ofstream(path) << "pa ss\n";
+  StatusOr<EtcdUri> uri =
+      ParseEtcdUri("127.0.0.1:2379/calc?user=svc&password_file=" + path, EtcdUriKind::kResolver);
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  ASSERT_TRUE(uri->credentials.has_value());
+  EXPECT_EQ(uri->credentials->user, "svc");
+  EXPECT_EQ(uri->credentials->password, "pa ss");  // one trailing newline dropped
+  EXPECT_FALSE(ParseEtcdUri("127.0.0.1:2379/calc", EtcdUriKind::kResolver)->credentials);
+
+  auto error = [](const std::string& rest) {
+    StatusOr<EtcdUri> u = ParseEtcdUri(rest, EtcdUriKind::kRegistrar);
+    return u.ok() ? std::string("accepted") : u.status().message();
+  };
+  EXPECT_NE(error("127.0.0.1:2379?user=svc").find("both user and password_file"),
+            std::string::npos);
+  EXPECT_NE(error("127.0.0.1:2379?password_file=" + path).find("both user and password_file"),
+            std::string::npos);
+  EXPECT_NE(error("127.0.0.1:2379?user=svc&password_file=/nonexistent/pw")
+                .find("cannot open password_file /nonexistent/pw"),
+            std::string::npos);
+  std::ofstream(path, std::ios::trunc) << "\n";
+  EXPECT_NE(error("127.0.0.1:2379?user=svc&password_file=" + path).find("is empty"),
+            std::string::npos);
 }
 
 }  // namespace

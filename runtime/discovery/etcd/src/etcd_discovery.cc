@@ -18,6 +18,7 @@ StatusOr<std::unique_ptr<Resolver>> MakeResolver(std::string_view rest) {
   options.endpoints = uri->endpoints;
   options.service = uri->service;
   options.prefix = uri->prefix;
+  options.credentials = uri->credentials;
   return std::unique_ptr<Resolver>(std::make_unique<EtcdResolver>(options));
 }
 
@@ -28,6 +29,7 @@ StatusOr<std::unique_ptr<Registrar>> MakeRegistrar(std::string_view rest) {
   options.endpoints = uri->endpoints;
   options.prefix = uri->prefix;
   options.ttl_s = uri->ttl_s;
+  options.credentials = uri->credentials;
   return std::unique_ptr<Registrar>(std::make_unique<EtcdRegistrar>(options));
 }
 

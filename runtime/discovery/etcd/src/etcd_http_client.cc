@@ -10,6 +10,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "etcd_codec.h"
 
 namespace fulcrum::etcd {
@@ -34,9 +36,11 @@ struct EtcdHttpClient::Connection {
 namespace {
 
 http::request<http::string_body> MakeRequest(const EtcdAddress& to, std::string_view path,
-                                             const std::string& body) {
+                                             const std::string& body, const std::string& token) {
   http::request<http::string_body> req{http::verb::post, std::string(path), 11};
   req.set(http::field::host, to.ToString());
+  // etcd's gateway takes the token as it is, no scheme (gRPC's "token" metadata).
+  if (!token.empty()) req.set(http::field::authorization, token);
   req.set(http::field::content_type, "application/json");
   req.keep_alive(false);
   req.body() = body;
@@ -61,8 +65,9 @@ StatusCode FromHttpStatus(unsigned status) {
 }  // namespace
 
 EtcdHttpClient::EtcdHttpClient(std::vector<EtcdAddress> endpoints,
-                               std::chrono::milliseconds timeout)
-    : endpoints_(std::move(endpoints)), timeout_(timeout) {}
+                               std::chrono::milliseconds timeout,
+                               std::optional<EtcdCredentials> credentials)
+    : endpoints_(std::move(endpoints)), timeout_(timeout), credentials_(std::move(credentials)) {}
 
 EtcdHttpClient::~EtcdHttpClient() = default;
 
@@ -143,7 +148,7 @@ StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Exchange(
       continue;
     }
     Connection& c = **conn;
-    http::request<http::string_body> req = MakeRequest(to, path, body);
+    http::request<http::string_body> req = MakeRequest(to, path, body, token_);
     beast::error_code ec;
     bool done = false;
     auto finish = [&](beast::error_code e, size_t) {
@@ -167,7 +172,8 @@ StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Exchange(
   return Status::Error(StatusCode::kUnavailable, "etcd unreachable (" + failures + ")");
 }
 
-StatusOr<std::string> EtcdHttpClient::Post(std::string_view path, const std::string& body) {
+StatusOr<std::pair<unsigned, std::string>> EtcdHttpClient::PostOnce(std::string_view path,
+                                                                    const std::string& body) {
   std::optional<http::response_parser<http::string_body>> parser;
   StatusOr<std::unique_ptr<Connection>> conn =
       Exchange(path, body, "request", [&](Connection& c, auto done) {
@@ -176,31 +182,91 @@ StatusOr<std::string> EtcdHttpClient::Post(std::string_view path, const std::str
         http::async_read(c.stream, c.buffer, *parser, done);
       });
   if (!conn.ok()) return conn.status();
-  const auto& res = parser->get();
-  if (res.result_int() == 200) return res.body();
-  return Status::Error(FromHttpStatus(res.result_int()),
-                       "etcd at " + (*conn)->address.ToString() + " answered " + std::string(path) +
-                           " with " + std::to_string(res.result_int()) + ": " +
-                           ErrorMessage(res.body()));
+  return std::make_pair(parser->get().result_int(), std::move(parser->get().body()));
+}
+
+bool EtcdHttpClient::TokenRejected(unsigned status, const std::string& body) {
+  // An expired or unknown token is gRPC's Unauthenticated (401); no token at all, "user name
+  // is empty" (400).
+  return status == 401 || body.find("invalid auth token") != std::string::npos ||
+         body.find("user name is empty") != std::string::npos;
+}
+
+Status EtcdHttpClient::Authenticate() {
+  token_.clear();
+  nlohmann::json request = {{"name", credentials_->user}, {"password", credentials_->password}};
+  StatusOr<std::pair<unsigned, std::string>> answer =
+      PostOnce("/v3/auth/authenticate", request.dump());
+  if (!answer.ok()) return answer.status();
+  const auto& [status, body] = *answer;
+  if (status != 200) {
+    return Status::Error(StatusCode::kInvalidArgument,
+                         "etcd at " + current_address() + " refused the credentials of user '" +
+                             credentials_->user + "': " + ErrorMessage(body));
+  }
+  nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object() || !parsed.contains("token") || !parsed["token"].is_string() ||
+      parsed["token"].get<std::string>().empty()) {
+    return Status::Error(StatusCode::kInternal,
+                         "etcd at " + current_address() + " answered authenticate without a token");
+  }
+  token_ = parsed["token"].get<std::string>();
+  return Status::Ok();
+}
+
+StatusOr<std::string> EtcdHttpClient::Post(std::string_view path, const std::string& body) {
+  if (credentials_ && token_.empty()) {
+    Status s = Authenticate();
+    if (!s.ok()) return s;
+  }
+  StatusOr<std::pair<unsigned, std::string>> answer = PostOnce(path, body);
+  if (answer.ok() && credentials_ && TokenRejected(answer->first, answer->second)) {
+    Status s = Authenticate();  // the token expired (or etcd forgot it): once more, fresh
+    if (!s.ok()) return s;
+    answer = PostOnce(path, body);
+  }
+  if (!answer.ok()) return answer.status();
+  auto& [status, text] = *answer;
+  if (status == 200) return std::move(text);
+  const std::string who = credentials_ && (status == 401 || status == 403)
+                              ? " (user '" + credentials_->user + "')"
+                              : "";
+  return Status::Error(
+      status == 401 || status == 403 ? StatusCode::kInvalidArgument : FromHttpStatus(status),
+      "etcd at " + current_address() + " answered " + std::string(path) + " with " +
+          std::to_string(status) + who + ": " + ErrorMessage(text));
 }
 
 Status EtcdHttpClient::OpenStream(std::string_view path, const std::string& body) {
   CloseStream();
-  StatusOr<std::unique_ptr<Connection>> conn =
-      Exchange(path, body, "watch request", [](Connection& c, auto done) {
-        c.parser.emplace();
-        c.parser->body_limit(std::numeric_limits<std::uint64_t>::max());
-        http::async_read_header(c.stream, c.buffer, *c.parser, done);
-      });
-  if (!conn.ok()) return conn.status();
-  const unsigned status = (*conn)->parser->get().result_int();
-  if (status != 200) {
-    return Status::Error(FromHttpStatus(status), "etcd at " + (*conn)->address.ToString() +
-                                                     " answered " + std::string(path) + " with " +
-                                                     std::to_string(status));
+  if (credentials_ && token_.empty()) {
+    Status s = Authenticate();
+    if (!s.ok()) return s;
   }
-  stream_ = std::move(conn).value();
-  return Status::Ok();
+  for (int attempt = 0;; ++attempt) {
+    StatusOr<std::unique_ptr<Connection>> conn =
+        Exchange(path, body, "watch request", [](Connection& c, auto done) {
+          c.parser.emplace();
+          c.parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+          http::async_read_header(c.stream, c.buffer, *c.parser, done);
+        });
+    if (!conn.ok()) return conn.status();
+    const unsigned status = (*conn)->parser->get().result_int();
+    if (status == 200) {
+      stream_ = std::move(conn).value();
+      return Status::Ok();
+    }
+    // The header says 401 for an expired token; the gateway's error body is not read here.
+    if (credentials_ && status == 401 && attempt == 0) {
+      Status s = Authenticate();
+      if (!s.ok()) return s;
+      continue;
+    }
+    return Status::Error(
+        status == 401 || status == 403 ? StatusCode::kInvalidArgument : FromHttpStatus(status),
+        "etcd at " + (*conn)->address.ToString() + " answered " + std::string(path) + " with " +
+            std::to_string(status));
+  }
 }
 
 StatusOr<std::string> EtcdHttpClient::ReadStream(std::chrono::milliseconds idle) {

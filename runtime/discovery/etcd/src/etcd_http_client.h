@@ -5,6 +5,11 @@
 //   EtcdHttpClient http({{"127.0.0.1", 2379}}, std::chrono::seconds(1));
 //   StatusOr<std::string> body = http.Post("/v3/kv/range", R"({"key":"Zm9v"})");
 //
+// With credentials (etcd's authentication on), the client gets a token from
+// /v3/auth/authenticate before its first call and sends it with every request; when etcd
+// answers that the token is invalid (it expired: simple tokens live --auth-token-ttl, 5 min
+// by default, or etcd restarted), it authenticates again and repeats the call once.
+//
 // Every wait is bounded: a call gives up after `timeout` per endpoint tried (a stream read
 // after the idle time it is given), and Cancel() makes a call blocked in another thread return
 // at once. Beast runs asynchronously on an io_context owned by each connection; the calling
@@ -17,8 +22,10 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "etcd_uri.h"
@@ -32,14 +39,16 @@ namespace fulcrum::etcd {
 
 class EtcdHttpClient {
  public:
-  EtcdHttpClient(std::vector<EtcdAddress> endpoints, std::chrono::milliseconds timeout);
+  EtcdHttpClient(std::vector<EtcdAddress> endpoints, std::chrono::milliseconds timeout,
+                 std::optional<EtcdCredentials> credentials = std::nullopt);
   ~EtcdHttpClient();
   EtcdHttpClient(const EtcdHttpClient&) = delete;
   EtcdHttpClient& operator=(const EtcdHttpClient&) = delete;
 
   // The body of a 200 answer. kUnavailable when no endpoint answered (naming each and why);
   // kInvalidArgument/kNotFound/kInternal with etcd's message for other statuses (4xx, 5xx:
-  // etcd answered, the next endpoint would say the same).
+  // etcd answered, the next endpoint would say the same); kInvalidArgument naming the user
+  // when etcd refuses the credentials or the user lacks the permission.
   StatusOr<std::string> Post(std::string_view path, const std::string& body);
 
   // Streaming: sends the request and reads the answer's header (200 wanted), trying each
@@ -50,6 +59,10 @@ class EtcdHttpClient {
   // ended. On any error the stream is closed.
   StatusOr<std::string> ReadStream(std::chrono::milliseconds idle);
   void CloseStream();
+
+  // Drops the token, so the next call authenticates again (a stream's body said the token is
+  // no longer valid, which its header could not).
+  void ForgetToken() { token_.clear(); }
 
   // The endpoint calls go to first (the one that answered last).
   std::string current_address() const;
@@ -67,12 +80,21 @@ class EtcdHttpClient {
   template <class StartRead>
   StatusOr<std::unique_ptr<Connection>> Exchange(std::string_view path, const std::string& body,
                                                  const char* what, StartRead start_read);
+  // One POST, with the token if there is one: the HTTP status and body.
+  StatusOr<std::pair<unsigned, std::string>> PostOnce(std::string_view path,
+                                                      const std::string& body);
+  // Gets a token for credentials_ (kInvalidArgument when etcd refuses them).
+  Status Authenticate();
+  // What etcd's answer says of the token: true when it is missing or no longer valid.
+  static bool TokenRejected(unsigned status, const std::string& body);
   // Runs the connection's io_context until `done`, the timeout or Cancel().
   Status RunUntil(Connection& c, const bool& done, std::chrono::milliseconds timeout,
                   const char* what);
 
   const std::vector<EtcdAddress> endpoints_;
   const std::chrono::milliseconds timeout_;
+  const std::optional<EtcdCredentials> credentials_;
+  std::string token_;  // empty: none yet (or auth is off)
   size_t current_ = 0;
   std::unique_ptr<Connection> stream_;
 

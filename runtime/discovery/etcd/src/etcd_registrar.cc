@@ -12,7 +12,8 @@
 namespace fulcrum::etcd {
 
 EtcdRegistrar::EtcdRegistrar(EtcdRegistrarOptions options)
-    : options_(std::move(options)), http_(options_.endpoints, options_.request_timeout) {}
+    : options_(std::move(options)),
+      http_(options_.endpoints, options_.request_timeout, options_.credentials) {}
 
 EtcdRegistrar::~EtcdRegistrar() { StopThread(); }
 
@@ -161,7 +162,7 @@ Status EtcdRegistrar::Deregister() {
   registered_ = false;
   const int64_t lease = lease_.exchange(0);
   if (lease == 0) return Status::Ok();
-  EtcdHttpClient http(options_.endpoints, options_.request_timeout);
+  EtcdHttpClient http(options_.endpoints, options_.request_timeout, options_.credentials);
   StatusOr<std::string> revoked =
       http.Post("/v3/lease/revoke", nlohmann::json{{"ID", std::to_string(lease)}}.dump());
   if (revoked.ok() || revoked.status().code() == StatusCode::kNotFound) return Status::Ok();

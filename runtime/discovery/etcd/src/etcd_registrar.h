@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,7 +34,8 @@ namespace fulcrum::etcd {
 struct EtcdRegistrarOptions {
   std::vector<EtcdAddress> endpoints;
   std::string prefix = "/fulcrum";
-  int ttl_s = 3;  // asked for; etcd may grant more
+  std::optional<EtcdCredentials> credentials;  // etcd's authentication on
+  int ttl_s = 3;                               // asked for; etcd may grant more
   // Each HTTP call, per etcd endpoint tried.
   std::chrono::milliseconds request_timeout{1000};
   // Retry backoff while etcd is unreachable (doubles up to max).

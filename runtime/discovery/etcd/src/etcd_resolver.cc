@@ -32,7 +32,7 @@ EndpointSet InstanceTable::Snapshot(int64_t revision) const {
 EtcdResolver::EtcdResolver(EtcdResolverOptions options)
     : options_(std::move(options)),
       key_prefix_(ServicePrefix(options_.prefix, options_.service)),
-      http_(options_.endpoints, options_.request_timeout) {}
+      http_(options_.endpoints, options_.request_timeout, options_.credentials) {}
 
 EtcdResolver::~EtcdResolver() { Stop(); }
 
@@ -112,6 +112,14 @@ Status EtcdResolver::Watch(bool* relist, bool* outage) {
       }
       if (w->canceled) {
         http_.CloseStream();
+        // etcd checks the token only as the watch starts, and its gateway answers 200 first: a
+        // revoked or expired token shows here. Reopen at once with a fresh one; a second
+        // refusal in a row is an error like any other.
+        if (w->cancel_reason.find("auth token") != std::string::npos && !token_refused_) {
+          token_refused_ = true;
+          http_.ForgetToken();
+          return Status::Ok();
+        }
         if (w->compact_revision > 0) {
           LOG(WARNING) << "etcd://" << http_.current_address() << "/" << options_.service
                        << ": revision " << revision_ + 1 << " was compacted (now "
@@ -123,6 +131,7 @@ Status EtcdResolver::Watch(bool* relist, bool* outage) {
             StatusCode::kUnavailable,
             "etcd at " + http_.current_address() + " canceled the watch: " + w->cancel_reason);
       }
+      token_refused_ = false;           // the watch was accepted
       if (w->events.empty()) continue;  // created, or a progress notice
       for (const WatchEvent& e : w->events) {
         if (e.deleted) {

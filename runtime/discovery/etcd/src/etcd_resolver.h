@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,7 @@ struct EtcdResolverOptions {
   std::vector<EtcdAddress> endpoints;
   std::string service;
   std::string prefix = "/fulcrum";
+  std::optional<EtcdCredentials> credentials;  // etcd's authentication on
   std::chrono::milliseconds request_timeout{1000};
   // A watch that brings nothing for this long is reopened quietly (from the same revision),
   // so a connection that died without a word is noticed.
@@ -80,7 +82,8 @@ class EtcdResolver final : public Resolver {
   EtcdHttpClient http_;
   ResolverListener* listener_ = nullptr;
   InstanceTable table_;
-  int64_t revision_ = 0;  // every change up to this revision is in table_
+  int64_t revision_ = 0;        // every change up to this revision is in table_
+  bool token_refused_ = false;  // the last watch was cancelled for its token
 
   std::mutex mu_;
   std::condition_variable cv_;

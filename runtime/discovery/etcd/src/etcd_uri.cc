@@ -1,6 +1,8 @@
 #include "etcd_uri.h"
 
 #include <charconv>
+#include <fstream>
+#include <iterator>
 
 #include "fulcrum/resolver.h"
 
@@ -38,6 +40,8 @@ StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest, EtcdUriKind kind) {
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
+  std::string user;
+  std::string password_file;
   for (const auto& [key, value] : parts->params) {
     if (key == "prefix") {
       if (value.empty() || value.front() != '/') return bad("prefix must start with '/'");
@@ -52,10 +56,29 @@ StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest, EtcdUriKind kind) {
                    std::string(value) + "'");
       }
       uri.ttl_s = ttl;
+    } else if (key == "user") {
+      if (value.empty()) return bad("user is empty");
+      user = std::string(value);
+    } else if (key == "password_file") {
+      if (value.empty()) return bad("password_file is empty");
+      password_file = std::string(value);
     } else {
       return bad("unknown parameter '" + key + "' (" + (resolver ? "prefix" : "prefix, ttl_s") +
-                 ")");
+                 ", user, password_file)");
     }
+  }
+  if (user.empty() != password_file.empty()) {
+    return bad("etcd authentication takes both user and password_file");
+  }
+  if (!user.empty()) {
+    std::ifstream in(password_file, std::ios::binary);
+    if (!in.is_open()) return bad("cannot open password_file " + password_file);
+    std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) return bad("cannot read password_file " + password_file);
+    if (!password.empty() && password.back() == '\n') password.pop_back();
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.empty()) return bad("password_file " + password_file + " is empty");
+    uri.credentials = EtcdCredentials{user, std::move(password)};
   }
   return uri;
 }

@@ -2,15 +2,19 @@
 //
 //   etcd://10.0.0.1:2379,10.0.0.2:2379/calc?prefix=/fulcrum          (resolver)
 //   etcd://10.0.0.1:2379,10.0.0.2:2379?prefix=/fulcrum&ttl_s=3        (registrar)
+//   etcd://10.0.0.1:2379/calc?user=fulcrum&password_file=/etc/fulcrum/etcd.pw   (etcd auth on)
 //
 // The authority lists etcd's client endpoints (tried in order, moving on when one fails); the
 // path is the service (resolvers only); query parameters: prefix (default /fulcrum), ttl_s
-// (registrars only, default 3: the lease TTL asked for).
+// (registrars only, default 3: the lease TTL asked for), user and password_file (etcd
+// authentication: the password is read from the file when the URI is parsed, one trailing
+// newline dropped; never written in the URI itself, which ends up in flags and logs).
 //
 // Plain value; thread-compatible.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,8 +30,16 @@ struct EtcdAddress {
   std::string ToString() const;
 };
 
+// An etcd user's name and password (etcd's authentication: /v3/auth/authenticate gives a token
+// that every later request carries).
+struct EtcdCredentials {
+  std::string user;
+  std::string password;
+};
+
 struct EtcdUri {
   std::vector<EtcdAddress> endpoints;
+  std::optional<EtcdCredentials> credentials;  // none: etcd's auth is off
   std::string service;
   std::string prefix = "/fulcrum";  // no trailing '/'
   int ttl_s = 3;
@@ -35,7 +47,8 @@ struct EtcdUri {
 
 enum class EtcdUriKind { kResolver, kRegistrar };
 
-// kInvalidArgument naming the URI and what is wrong with it.
+// kInvalidArgument naming the URI and what is wrong with it (a password file that cannot be
+// read included).
 StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest_of_uri, EtcdUriKind kind);
 
 }  // namespace fulcrum::etcd
