@@ -3,19 +3,20 @@
  * control plane, which defines OBLIGATIONS_MET: what must have happened before time may pass.
  */
 
-/* A tick of global time, once no obligation is overdue (OBLIGATIONS_MET, defined by the
-   control plane); every node's clock advances too, or falls one more tick behind. */
+/* A tick of global time, once no obligation is overdue: the control plane's ages grow
+   (tick_plane), and each node's clock advances (tick_node: its lease shrinks) unless it falls
+   one more tick behind. */
 active proctype clock() {
 end:
   do
   :: atomic {
-       now < MAXT && OBLIGATIONS_MET ->
-         now++;
+       OBLIGATIONS_MET ->
+         tick_plane();
          k = 0;
          do
          :: k < N ->
             if
-            :: true
+            :: tick_node(k)
             :: lag[k] < DRIFT -> lag[k]++
             fi;
             k++

@@ -6,14 +6,16 @@
  * nodes their role: the registry's heartbeats (registry/server/groups.cc) or etcd's leases,
  * keepalives and leader key (the design of issue 13).
  *
- * Time. `now` is global time in ticks (what a perfect clock shows). Every node has its own
- * monotonic clock, now - lag[i]: a node's clock may fall behind global time by up to DRIFT
- * ticks over the run (its rate is slower), never jump back. A slow clock is the dangerous
- * direction for a lease holder (it thinks less time passed); the control plane (registry,
- * etcd) is the reference clock. Between two ticks any number of steps happen, in any order,
- * so a message spends 0..MAXDELAY ticks in transit and a node that is not paused acts within
- * the tick: the clock process refuses to advance while an obligation is overdue (a message
- * older than MAXDELAY undelivered, a running node with no heartbeat/keepalive in flight).
+ * Time. Time is counted in ticks, and the state holds no absolute time, only how long ago
+ * things happened (ages, saturating once the exact value no longer matters) and how much of a
+ * lease is left, so the model has no horizon: runs of any length are checked. Every node has
+ * its own monotonic clock: at each tick of global time a node's clock advances one tick, or
+ * (at most DRIFT times over the run) does not, so a node's clock runs slow relative to the
+ * control plane (registry, etcd), the dangerous direction for a lease holder. Between two
+ * ticks any number of steps happen in any order, so a message spends 0..MAXDELAY ticks in
+ * transit; the clock refuses to tick while an obligation is overdue (OBLIGATIONS_MET: a
+ * message older than MAXDELAY undelivered, a running node with no heartbeat/keepalive in
+ * flight, the registry's sweep not yet run in this tick).
  *
  * Pauses. env() may stop PAUSES nodes (SIGSTOP) for as long as it likes, and resume them
  * (SIGCONT); a paused node takes no step but its clock runs on (CLOCK_MONOTONIC does). A
@@ -57,22 +59,21 @@
 #define SLAVE 1
 #define MASTER 2
 
-byte now;              /* global time */
-byte lag[N];           /* node i's clock shows now - lag[i] */
-#define LC(i) (now - lag[i])
+byte lag[N];           /* ticks node i's clock has fallen behind, at most DRIFT */
 bool paused[N];
 byte pauses_left = PAUSES;
 
 /* fulcrum::RoleState (runtime/include/fulcrum/role.h): role, epoch, master (index + 1, 0 =
-   unknown) and lease end on the node's own clock (0 = no lease). */
+   unknown) and lrem, what is left of the lease on the node's own clock: lease_end_ - Now(),
+   0 when there is none or it ran out. */
 byte role[N];
 byte ep[N];
 byte mast[N];
-byte lease_end[N];
-/* RoleState::Writable(): master and the lease runs at least write_margin longer.
-   RoleState::LeaseValid(): master and the lease has not run out (checked before an ack). */
-#define WRITABLE(i) (role[i] == MASTER && LC(i) + MARGIN < lease_end[i])
-#define LEASE_VALID(i) (role[i] == MASTER && LC(i) < lease_end[i])
+byte lrem[N];
+/* RoleState::Writable(): master and Now() + write_margin < lease end.
+   RoleState::LeaseValid(): master and Now() < lease end (checked before an ack). */
+#define WRITABLE(i) (role[i] == MASTER && lrem[i] > MARGIN)
+#define LEASE_VALID(i) (role[i] == MASTER && lrem[i] > 0)
 
 /* kvstore::Replica (examples/kvstore/replica.cc): the log (lg[i*W + k] = epoch of the entry at
    position k+1, 0 past the end), its end and the epoch of its last entry, master_epoch_
@@ -98,12 +99,14 @@ byte ackd[W];
 
 hidden byte k, k2;     /* scratch, reset after use (not part of the state) */
 
-/* (3) every acknowledged write is in node i's log. */
-inline check_acked(i) {
+/* (3) every write acknowledged in epoch e or before is in node i's log (node i being master
+   of epoch e, it is a later master for all of them; an old master's stale log need not hold
+   what its successors acknowledged). */
+inline check_acked(i, e) {
   k = 0;
   do
   :: k < W ->
-     assert(ackd[k] == 0 || (lend[i] > k && lg[i * W + k] == ackd[k]));
+     assert(ackd[k] == 0 || ackd[k] > e || (lend[i] > k && lg[i * W + k] == ackd[k]));
      k++
   :: else -> break
   od;
@@ -116,7 +119,7 @@ inline check_later_masters(e) {
   do
   :: k2 < N ->
      if
-     :: role[k2] == MASTER && mep[k2] > e -> check_acked(k2)
+     :: role[k2] == MASTER && mep[k2] > e -> check_acked(k2, mep[k2])
      :: else
      fi;
      k2++
@@ -143,7 +146,7 @@ inline exclusive(i) {
 inline become(i, r, e, m) {
   assert(e >= ep[i]);                      /* (2) */
   if
-  :: r == MASTER && mep[i] != e -> mep[i] = e; cmt[i] = 0; check_acked(i)   /* (3) */
+  :: r == MASTER && mep[i] != e -> mep[i] = e; cmt[i] = 0; check_acked(i, e)   /* (3) */
   :: r != MASTER -> mep[i] = 0; cmt[i] = 0
   :: else
   fi;
@@ -198,7 +201,7 @@ end:
        !paused[i] && pend[i] == 1 ->
          if
          :: role[i] == MASTER && mep[i] == pep[i] ->
-            check_acked(i);                    /* (3) the master appends on all acked writes */
+            check_acked(i, pep[i]);             /* (3) a master appends after all acked writes */
             lg[i * W + lend[i]] = pep[i];
             lend[i]++;
             lastep[i] = pep[i];
