@@ -17,9 +17,9 @@
  * message older than MAXDELAY undelivered, a running node with no heartbeat/keepalive in
  * flight, the registry's sweep not yet run in this tick).
  *
- * Pauses. env() may stop PAUSES nodes (SIGSTOP) for as long as it likes, and resume them
- * (SIGCONT); a paused node takes no step but its clock runs on (CLOCK_MONOTONIC does). A
- * node that never resumes has crashed. A pause is the model's only failure: with
+ * Pauses. env() may stop a node (SIGSTOP), PAUSES times in a run, for as long as it likes,
+ * and resume it (SIGCONT); a paused node takes no step but its clock runs on (CLOCK_MONOTONIC
+ * does). A node that never resumes has crashed. A pause is the model's only failure: with
  * min_insync_replicas = 1 a write lives on two nodes, so one failure must lose nothing.
  *
  * Data. Each node's log holds up to W entries; an entry is identified by its position and
@@ -43,7 +43,7 @@
 #define N 3 /* nodes of the group */
 #endif
 #ifndef W
-#define W 2 /* writes clients send in a run (all nodes together) */
+#define W 1 /* writes clients send in a run (all nodes together) */
 #endif
 #ifndef DRIFT
 #define DRIFT 1 /* how far a node's clock may fall behind global time over the run */
@@ -168,19 +168,19 @@ proctype follower(byte i) {
 end:
   do
   :: atomic {
-    !paused[i] && role[i] == SLAVE && mast[i] != 0 && mast[i] - 1 != i &&
-    !paused[mast[i] - 1] && role[mast[i] - 1] == MASTER && mep[mast[i] - 1] == ep[i] &&
-    (lend[i] != lend[mast[i] - 1] || lastep[i] != lastep[mast[i] - 1]) ->
-      assert(ep[i] >= lastep[i]);            /* (2) ApplyFetch: r.epoch >= known */
-      k = 0;
-      do
-      :: k < W -> lg[i * W + k] = lg[(mast[i] - 1) * W + k]; k++
-      :: else -> break
-      od;
-      k = 0;
-      lend[i] = lend[mast[i] - 1];
-      lastep[i] = lastep[mast[i] - 1];
-      cmt[mast[i] - 1] = lend[mast[i] - 1]
+       !paused[i] && role[i] == SLAVE && mast[i] != 0 && mast[i] - 1 != i &&
+       !paused[mast[i] - 1] && role[mast[i] - 1] == MASTER && mep[mast[i] - 1] == ep[i] &&
+       (lend[i] != lend[mast[i] - 1] || lastep[i] != lastep[mast[i] - 1]) ->
+         assert(ep[i] >= lastep[i]);            /* (2) ApplyFetch: r.epoch >= known */
+         k = 0;
+         do
+         :: k < W -> lg[i * W + k] = lg[(mast[i] - 1) * W + k]; k++
+         :: else -> break
+         od;
+         k = 0;
+         lend[i] = lend[mast[i] - 1];
+         lastep[i] = lastep[mast[i] - 1];
+         cmt[mast[i] - 1] = lend[mast[i] - 1]
      }
   od
 }
