@@ -6,11 +6,12 @@
  * One tick is one heartbeat interval (--ms_heartbeat_interval_ms=100). The defaults below
  * are the registry's: --master_lease_ms=600, --promotion_delay_ms=800, and RoleState's
  * write_margin of 100 ms. A node's clock may run slow by DRIFT = 1 tick over the run. A
- * heartbeat reply is delivered within the tick it is sent in (MAXDELAY = 0: any order with
- * everything else in that tick, never a whole interval late): rule 2's wait for fresh
- * reports (two intervals past eligibility) needs a slave's heartbeat to come round within
- * that window, and with replies a whole interval late the checker finds a lost write (see
- * docs/master-slave.md).
+ * heartbeat reaches the registry in the step that sends it and the reply is delivered within
+ * the tick it is sent in (MAXDELAY = 0: any order with everything else in that tick, never a
+ * whole interval late). Rule 2's wait for fresh reports (two intervals past eligibility)
+ * needs a slave's heartbeat to come round within that window: with -DREQUEST_TRANSIT
+ * -DMAXDELAY=1 (request and reply each up to an interval in transit) the checker finds a lost
+ * acknowledged write (see docs/master-slave.md).
  *
  * Processes: node(i) is the server's heartbeat thread (fulcrum::Registrar sending
  * LoadReports, ServerRegistration feeding the reply to RoleState::Apply) together with the
@@ -47,7 +48,8 @@
 #include "common.pml"
 
 /* The heartbeat of node i: the request reaches the registry in the step that sends it (see
-   node() for why that is the worst case), so hb is 0 (idle) or 2 (the reply in transit);
+   node() for why that is the worst case for the lease), so hb is 0 (idle) or 2 (the reply in
+   transit); 1 (the request in transit) only with -DREQUEST_TRANSIT;
    hage: global ticks since the reply was sent; hloc: ticks on the node's clock since it sent
    the request (its sent_at), saturating at LEASE (a lease from that heartbeat would have run
    out). The reply carries the Directives: role, epoch, whether it carries a lease. */
@@ -58,6 +60,7 @@ byte hloc[N];
 byte rrole[N];
 byte rep[N];
 bool rlease[N];
+hidden byte ne;       /* scratch */
 
 /* The registry's Group (registry/server/groups.h) and what it knows of each member.
    mage: ticks since master_seen, saturating at MSAT; rage[j]: ticks since Member.last_report,
@@ -79,6 +82,7 @@ bool swept;           /* the sweep (every few ms) ran in this tick */
    every reply to reach a running node within MAXDELAY, and the registry's sweep once the
    master may be lost. */
 #define DUE(i) ((hb[i] == 0 && !hsent[i] && !paused[i]) || \
+                (hb[i] == 1 && hage[i] >= MAXDELAY) || \
                 (hb[i] == 2 && !paused[i] && hage[i] >= MAXDELAY))
 #if N > 2
 #define OBLIGATIONS_MET ((swept || mage < DELAY) && !DUE(0) && !DUE(1) && !DUE(2))
@@ -106,35 +110,58 @@ inline tick_node(i) {
   if :: hb[i] != 0 && hloc[i] < LEASE -> hloc[i]++ :: else fi
 }
 
+/* Store::Heartbeat, NoteGroupMemberLocked and DirectivesLocked (registry/server/store*.cc):
+   hearing from the master renews it (master_seen) and raises the commit floor; the reply
+   tells the node its role, the epoch and, to the master, the lease. */
+inline registry_hears(i, pos, com) {
+  rage[i] = 0;
+  rpos[i] = pos;
+  if
+  :: gm == i ->
+     mage = 0;
+     if :: com > floor -> floor = com :: else fi;
+     rrole[i] = MASTER; rlease[i] = 1
+  :: else -> rrole[i] = SLAVE; rlease[i] = 0
+  fi;
+  rep[i] = gep;
+  hb[i] = 2; hage[i] = 0
+}
+
+#ifdef REQUEST_TRANSIT
+/* -DREQUEST_TRANSIT: the request too spends up to MAXDELAY in transit, carrying the
+   LoadReport read when it was sent. */
+byte hpos[N];
+byte hcom[N];
+proctype link(byte i) {
+end:
+  do
+  :: atomic { hb[i] == 1 -> registry_hears(i, hpos[i], hcom[i]); hpos[i] = 0; hcom[i] = 0 }
+  od
+}
+#endif
+
 /* The node's heartbeat thread, the registry answering it, and RoleState::Apply.
    Sending and the registry's receipt are one step: sent_at is taken before sending (the node's
    clock, hloc = 0) and the registry hears from the master (master_seen) at the same instant,
    the worst case for rule 1 (a later receipt only delays promotion); the LoadReport
-   (ServerRegistration::Load) is read at that instant too. The registry's side is
-   Store::Heartbeat / NoteGroupMemberLocked / DirectivesLocked (registry/server/store*.cc):
-   hearing from the master renews it and raises the commit floor; the reply tells the node
-   its role, the epoch and, to the master, the lease. */
+   (ServerRegistration::Load) is read at that instant too. */
 proctype node(byte i) {
 end:
   do
   :: atomic {
        !paused[i] && hb[i] == 0 && !hsent[i] ->
-         hb[i] = 2; hsent[i] = 1; hage[i] = 0; hloc[i] = 0;
-         rage[i] = 0;
-         rpos[i] = POS(i);
+         hsent[i] = 1; hage[i] = 0; hloc[i] = 0;
+         /* commit_position: EncodePosition(epoch at the commit position, position) */
          if
-         :: gm == i ->
-            mage = 0;
-            /* commit_position: EncodePosition(epoch at the commit position, position) */
-            if
-            :: role[i] == MASTER && cmt[i] > 0 && lg[i * W + cmt[i] - 1] * (W + 1) + cmt[i] > floor ->
-               floor = lg[i * W + cmt[i] - 1] * (W + 1) + cmt[i]
-            :: else
-            fi;
-            rrole[i] = MASTER; rlease[i] = 1
-         :: else -> rrole[i] = SLAVE; rlease[i] = 0
+         :: role[i] == MASTER && cmt[i] > 0 -> ne = lg[i * W + cmt[i] - 1] * (W + 1) + cmt[i]
+         :: else -> ne = 0
          fi;
-         rep[i] = gep
+#ifdef REQUEST_TRANSIT
+         hb[i] = 1; hpos[i] = POS(i); hcom[i] = ne
+#else
+         registry_hears(i, POS(i), ne)
+#endif
+         ; ne = 0
      }
   :: atomic {
        !paused[i] && hb[i] == 2 ->
@@ -223,7 +250,12 @@ init {
 #endif
     i = 0;
     do
-    :: i < N -> run node(i); run writer(i); run follower(i); i++
+    :: i < N ->
+       run node(i); run writer(i); run follower(i);
+#ifdef REQUEST_TRANSIT
+       run link(i);
+#endif
+       i++
     :: else -> break
     od;
     i = 0
