@@ -65,7 +65,7 @@ if [ -z "$errors" ]; then
   exit 2
 fi
 incomplete=0
-grep -qE "Search not completed|max search depth too small" pan.out && incomplete=1
+grep -qE "Search not completed|max search depth too small|reached -DMEMLIM bound" pan.out && incomplete=1
 
 if [ "$errors" != 0 ]; then
   echo "VIOLATION: $(grep -m1 -E 'assertion violated' pan.out | sed 's/^pan:1: //')"
