@@ -44,6 +44,7 @@ packages=(
   libgtest-dev libgmock-dev googletest          # tests
   libbenchmark-dev                              # micro-benchmarks
   nlohmann-json3-dev                            # fulcrum-gen reads the compiler's JSON
+  spin                                          # model checker: tests/model (ctest -L model)
   # etcd: the etcd discovery library's tests
   etcd-server
   # metrics (prometheus-cpp), and the observability tests' real Prometheus and headless browser
