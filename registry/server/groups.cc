@@ -99,7 +99,13 @@ Decision DecidePromotion(const Group& group, const std::vector<Member>& members,
     // acknowledging writes, so its position counts everything that master acknowledged.
     if (m.reported && m.last_report > eligible) fresh.push_back(&m);
   }
-  if (fresh.size() < candidates.size() && now < eligible + 2 * options.heartbeat_interval) {
+  // How long a live slave may take to report: an interval, plus its request and the reply
+  // before it each spending up to the transit rule 1 allows (promotion delay - lease). A
+  // shorter wait can promote a fresh slave without a write that only a slower one holds
+  // (found by the model: tests/model/check.sh registry -DREQUEST_TRANSIT -DMAXDELAY=1).
+  const Duration report_period =
+      options.heartbeat_interval + 2 * (options.promotion_delay - options.master_lease);
+  if (fresh.size() < candidates.size() && now < eligible + report_period) {
     d.kind = Decision::Kind::kWait;
     return d;
   }

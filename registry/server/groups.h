@@ -116,7 +116,8 @@ const Member* BestCandidate(const std::vector<const Member*>& candidates);
 // quiesced master's final position), then rule 3 (epoch 0: elect at once among the UP, not
 // drained members), then rule 2 (eligible at master_seen + promotion delay; candidates are
 // the UP, not drained slaves whose last report was received after that moment; wait until
-// every such slave is fresh or two heartbeat intervals past eligibility; never promote one
+// every such slave is fresh or one report period past eligibility: an interval plus twice
+// (promotion delay - lease), the longest a live slave's report may take; never promote one
 // below the commit floor, unless an administrator forced that target).
 Decision DecidePromotion(const Group& group, const std::vector<Member>& members, TimePoint now,
                          const GroupOptions& options);

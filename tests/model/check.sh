@@ -48,8 +48,9 @@ cp "$here"/*.pml .
 
 echo "model: $model ${defines[*]:-(defaults)}"
 spin "${defines[@]}" -a "$model.pml" >spin.log 2>&1 || { cat spin.log >&2; exit 2; }
-# SAFETY: assertions only (no cycles); COLLAPSE: compressed state storage; MEMLIM in MB.
-"$cc" -O2 -w -DSAFETY -DCOLLAPSE -DMEMLIM=2048 -o pan pan.c
+# SAFETY: assertions only (no cycles); COLLAPSE: compressed state storage; MEMLIM in MB
+# (FULCRUM_MODEL_MEMLIM_MB, default 2048: the long variants in docs/master-slave.md need more).
+"$cc" -O2 -w -DSAFETY -DCOLLAPSE -DMEMLIM="${FULCRUM_MODEL_MEMLIM_MB:-2048}" -o pan pan.c
 # -E: the processes loop forever, so no end state is "invalid"; -m: depth limit; -c1: stop at
 # the first violation; -n: no list of unreached code.
 start=$(date +%s.%N)

@@ -8,10 +8,11 @@
  * write_margin of 100 ms. A node's clock may run slow by DRIFT = 1 tick over the run. A
  * heartbeat reaches the registry in the step that sends it and the reply is delivered within
  * the tick it is sent in (MAXDELAY = 0: any order with everything else in that tick, never a
- * whole interval late). Rule 2's wait for fresh reports (two intervals past eligibility)
- * needs a slave's heartbeat to come round within that window: with -DREQUEST_TRANSIT
- * -DMAXDELAY=1 (request and reply each up to an interval in transit) the checker finds a lost
- * acknowledged write (see docs/master-slave.md).
+ * whole interval late). Rule 2's wait for fresh reports (WAITMAX intervals past
+ * eligibility) needs a slave's heartbeat to come round within that window: the registry waits
+ * one report period, 1 + 2 x (DELAY - LEASE) intervals. With the two intervals it used to wait
+ * (-DWAITMAX=2), -DREQUEST_TRANSIT -DMAXDELAY=1 (request and reply each up to an interval in
+ * transit) makes the checker find a lost acknowledged write (see docs/master-slave.md).
  *
  * Processes: node(i) is the server's heartbeat thread (fulcrum::Registrar sending
  * LoadReports, ServerRegistration feeding the reply to RoleState::Apply) together with the
@@ -27,7 +28,7 @@
  * which only shortens it); switchovers (rule 5), drains, re-registration with a new
  * incarnation (rule 4's second half) and --accept_data_loss; priorities (all equal: the
  * lowest index wins ties, as the lowest address does); UP/DOWN (every slave counts as UP, so
- * the registry waits for a paused slave the full two intervals, its worst case).
+ * the registry waits for a paused slave the full WAITMAX, its worst case).
  */
 
 #ifndef MAXDELAY
@@ -41,6 +42,11 @@
 #endif
 #ifndef DELAY
 #define DELAY 8   /* --promotion_delay_ms=800; the broken variant passes -DDELAY=5 */
+#endif
+#ifndef WAITMAX
+/* Rule 2's longest wait for fresh reports, in intervals (groups.cc: interval + 2 x (promotion
+   delay - lease)); 1 when the delay is not longer than the lease (the registry refuses that). */
+#define WAITMAX (DELAY > LEASE -> 1 + 2 * (DELAY - LEASE) : 1)
 #endif
 #ifndef MARGIN
 #define MARGIN 1  /* RoleState's write_margin, 100 ms */
@@ -187,8 +193,8 @@ end:
 }
 
 /* Rule 2 (DecidePromotion): eligible at master_seen + promotion delay; candidates are the
-   slaves; fresh ones reported after eligibility; wait until all are fresh or two intervals
-   past eligibility; the highest position wins (then the lowest index), never one below the
+   slaves; fresh ones reported after eligibility; wait until all are fresh or WAITMAX
+   intervals past eligibility; the highest position wins (then the lowest index), never one below the
    commit floor. The promotion (epoch + 1, saved, then visible) is one step. */
 active proctype sweeper() {
   byte j, best, nc, nf;
@@ -220,7 +226,7 @@ end:
             :: else -> break
             od;
             if
-            :: nf < nc && mage < DELAY + 2 ->   /* waiting for fresh reports */
+            :: nf < nc && mage < DELAY + WAITMAX ->   /* waiting for fresh reports */
             :: else ->
                if
                :: best < N && rpos[best] >= floor ->

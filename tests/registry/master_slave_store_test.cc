@@ -143,14 +143,16 @@ TEST_F(MasterSlaveTest, AStaleSlaveIsNotChosenAndTheWaitIsBounded) {
   Beat(9001, 100);
   Beat(9002, 100);  // the best position, but it stops reporting with the master
   Beat(9003, 60);
-  for (int i = 0; i < 9; ++i) {  // to eligibility + 100 ms: only 9003 reports
+  for (int i = 0; i < 12; ++i) {  // to eligibility + 400 ms: only 9003 reports
     Step(milliseconds(100));
     Beat(9003, 60);
   }
   EXPECT_EQ(Group().epoch, 1) << "9002 is UP and not fresh yet: keep waiting";
   Step(milliseconds(99));
   EXPECT_EQ(Group().epoch, 1);
-  Step(milliseconds(1));  // eligibility + two heartbeat intervals: stop waiting
+  // Eligibility + one report period (100 ms + 2 x (800 - 600) ms: a live slave's heartbeat
+  // may take that long when its request and the reply before it are both slow): stop waiting.
+  Step(milliseconds(1));
   EXPECT_EQ(Group().epoch, 2);
   EXPECT_EQ(Group().master_address, Addr(9003));
   // 9002 (UP, never fresh) is told it is a slave of the new master.
