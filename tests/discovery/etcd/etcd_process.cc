@@ -102,7 +102,8 @@ Status EtcdProcess::Spawn() {
                          "etcd not installed: run scripts/setup.sh (no " + bin + ")");
   }
   if (Status s = PickPorts(); !s.ok()) return s;
-  const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+  const std::string client =
+      std::string(self_tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(client_port_);
   const std::string peer = peer_url();
   const std::string cluster = initial_cluster_.empty() ? name_ + "=" + peer : initial_cluster_;
   std::vector<std::string> argv = {bin,
@@ -167,8 +168,19 @@ void EtcdProcess::Resume() {
 
 StatusOr<std::string> EtcdProcess::Post(const std::string& path, const std::string& body) {
   etcd::EtcdHttpClient http({{"127.0.0.1", static_cast<uint16_t>(client_port_)}},
-                            std::chrono::seconds(1), root_);
+                            std::chrono::seconds(1), root_, self_tls_);
   return http.Post(path, body);
+}
+
+void EtcdProcess::ServeTls(std::string cert, std::string key, std::string client_ca,
+                           etcd::EtcdTls self) {
+  extra_flags_.push_back("--cert-file=" + cert);
+  extra_flags_.push_back("--key-file=" + key);
+  if (!client_ca.empty()) {
+    extra_flags_.push_back("--client-cert-auth");
+    extra_flags_.push_back("--trusted-ca-file=" + client_ca);
+  }
+  self_tls_ = std::move(self);
 }
 
 Status EtcdProcess::EnableAuth(const std::string& user, const std::string& password,

@@ -67,6 +67,10 @@ class EtcdProcess {
   std::string address() const { return "127.0.0.1:" + std::to_string(client_port_); }
   std::string peer_url() const { return "http://127.0.0.1:" + std::to_string(peer_port_); }
   std::string log_path() const { return dir_ + "/etcd.log"; }
+  // Serves https on the client port with `cert` and `key`; with `client_ca` set, demands a
+  // client certificate signed by it (--client-cert-auth). This object's own calls (readiness,
+  // Post) use `self`. Before Start.
+  void ServeTls(std::string cert, std::string key, std::string client_ca, etcd::EtcdTls self);
   // An etcd flag for the next start (e.g. "--auth-token-ttl=1").
   void AddFlag(std::string flag) { extra_flags_.push_back(std::move(flag)); }
   // Turns etcd's authentication on: a root user, and `user` (password `password`) whose role
@@ -89,6 +93,7 @@ class EtcdProcess {
   int peer_port_ = 0;
   std::vector<std::string> extra_flags_;
   std::optional<etcd::EtcdCredentials> root_;  // set once auth is on
+  std::optional<etcd::EtcdTls> self_tls_;      // set when serving https
   std::unique_ptr<testing::Subprocess> process_;
 };
 

@@ -133,5 +133,30 @@ TEST(EtcdUriTest, CredentialsComeFromAPasswordFile) {
             std::string::npos);
 }
 
+TEST(EtcdUriTest, TlsFilesMustExistAndComeInTheirPairs) {
+  const std::string path = ::testing::TempDir() + "/etcd_uri_test.pem";
+  std::ofstream(path) << "x";
+  StatusOr<EtcdUri> uri = ParseEtcdUri("127.0.0.1:2379/calc?tls_ca_file=" + path +
+                                           "&tls_cert_file=" + path + "&tls_key_file=" + path,
+                                       EtcdUriKind::kResolver);
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  ASSERT_TRUE(uri->tls.has_value());
+  EXPECT_EQ(uri->tls->ca_file, path);
+  EXPECT_EQ(uri->tls->key_file, path);
+  EXPECT_FALSE(ParseEtcdUri("127.0.0.1:2379/calc", EtcdUriKind::kResolver)->tls);
+  auto error = [](const std::string& rest) {
+    StatusOr<EtcdUri> u = ParseEtcdUri(rest, EtcdUriKind::kRegistrar);
+    return u.ok() ? std::string("accepted") : u.status().message();
+  };
+  EXPECT_NE(error("127.0.0.1:2379?tls_ca_file=/nonexistent.pem").find("cannot open tls_ca_file"),
+            std::string::npos);
+  EXPECT_NE(error("127.0.0.1:2379?tls_cert_file=" + path + "&tls_key_file=" + path)
+                .find("needs tls_ca_file"),
+            std::string::npos);
+  EXPECT_NE(error("127.0.0.1:2379?tls_ca_file=" + path + "&tls_cert_file=" + path)
+                .find("both tls_cert_file and tls_key_file"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace fulcrum::etcd

@@ -19,6 +19,7 @@ StatusOr<std::unique_ptr<Resolver>> MakeResolver(std::string_view rest) {
   options.service = uri->service;
   options.prefix = uri->prefix;
   options.credentials = uri->credentials;
+  options.tls = uri->tls;
   return std::unique_ptr<Resolver>(std::make_unique<EtcdResolver>(options));
 }
 
@@ -30,6 +31,7 @@ StatusOr<std::unique_ptr<Registrar>> MakeRegistrar(std::string_view rest) {
   options.prefix = uri->prefix;
   options.ttl_s = uri->ttl_s;
   options.credentials = uri->credentials;
+  options.tls = uri->tls;
   return std::unique_ptr<Registrar>(std::make_unique<EtcdRegistrar>(options));
 }
 

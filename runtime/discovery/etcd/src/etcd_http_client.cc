@@ -7,8 +7,10 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -25,10 +27,24 @@ using tcp = asio::ip::tcp;
 // socket and discards pending operations without running their handlers, which is why a
 // connection is dropped after any failure or timeout.
 struct EtcdHttpClient::Connection {
-  explicit Connection(const EtcdAddress& a) : address(a) {}
+  Connection(const EtcdAddress& a, asio::ssl::context* tls) : address(a) {
+    if (tls != nullptr) secure.emplace(ioc, *tls);
+  }
+  // Calls f with the stream HTTP goes over: the TLS one, or the plain one.
+  template <class F>
+  void Visit(F&& f) {
+    if (secure) {
+      f(*secure);
+    } else {
+      f(plain);
+    }
+  }
+  beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : plain; }
+
   EtcdAddress address;
   asio::io_context ioc;  // first: destroyed last
-  beast::tcp_stream stream{ioc};
+  beast::tcp_stream plain{ioc};
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;  // with TLS
   beast::flat_buffer buffer;
   std::optional<http::response_parser<http::buffer_body>> parser;  // streams only
 };
@@ -66,8 +82,30 @@ StatusCode FromHttpStatus(unsigned status) {
 
 EtcdHttpClient::EtcdHttpClient(std::vector<EtcdAddress> endpoints,
                                std::chrono::milliseconds timeout,
-                               std::optional<EtcdCredentials> credentials)
-    : endpoints_(std::move(endpoints)), timeout_(timeout), credentials_(std::move(credentials)) {}
+                               std::optional<EtcdCredentials> credentials,
+                               std::optional<EtcdTls> tls)
+    : endpoints_(std::move(endpoints)), timeout_(timeout), credentials_(std::move(credentials)) {
+  if (!tls) return;
+  auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  beast::error_code ec;
+  const std::string* file = &tls->ca_file;
+  context->set_verify_mode(asio::ssl::verify_peer, ec);
+  if (!ec) context->load_verify_file(tls->ca_file, ec);
+  if (!ec && !tls->cert_file.empty()) {
+    file = &tls->cert_file;
+    context->use_certificate_chain_file(tls->cert_file, ec);
+    if (!ec) {
+      file = &tls->key_file;
+      context->use_private_key_file(tls->key_file, asio::ssl::context::pem, ec);
+    }
+  }
+  if (ec) {
+    tls_error_ = Status::Error(StatusCode::kInvalidArgument,
+                               "etcd TLS: cannot load " + *file + ": " + ec.message());
+    return;
+  }
+  tls_ = std::move(context);
+}
 
 EtcdHttpClient::~EtcdHttpClient() = default;
 
@@ -108,32 +146,47 @@ Status EtcdHttpClient::RunUntil(Connection& c, const bool& done, std::chrono::mi
 
 StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Connect(
     const EtcdAddress& address) {
-  auto c = std::make_unique<Connection>(address);
+  if (!tls_error_.ok()) return tls_error_;
+  auto c = std::make_unique<Connection>(address, tls_.get());
+  if (c->secure) {
+    // Check the certificate names this endpoint (a DNS name or an IP address), and tell a
+    // name to the server (SNI) so one serving several can pick the right certificate.
+    c->secure->set_verify_callback(asio::ssl::host_name_verification(address.host));
+    beast::error_code parse_error;
+    asio::ip::make_address(address.host, parse_error);
+    if (parse_error &&
+        !SSL_set_tlsext_host_name(c->secure->native_handle(), address.host.c_str())) {
+      return Status::Error(StatusCode::kInvalidArgument, "etcd TLS: bad host name " + address.host);
+    }
+  }
   tcp::resolver resolver(c->ioc);
   beast::error_code ec;
   bool done = false;
+  const char* step = "connect";
+  auto finish = [&](beast::error_code e) {
+    ec = e;
+    done = true;
+  };
   resolver.async_resolve(address.host, std::to_string(address.port), tcp::resolver::numeric_service,
                          [&](beast::error_code e, tcp::resolver::results_type results) {
-                           if (e) {
-                             ec = e;
-                             done = true;
-                             return;
-                           }
-                           c->stream.async_connect(results,
-                                                   [&](beast::error_code e2, const tcp::endpoint&) {
-                                                     ec = e2;
-                                                     done = true;
-                                                   });
+                           if (e) return finish(e);
+                           c->tcp().async_connect(
+                               results, [&](beast::error_code e2, const tcp::endpoint&) {
+                                 if (e2 || !c->secure) return finish(e2);
+                                 step = "TLS handshake";
+                                 c->secure->async_handshake(asio::ssl::stream_base::client, finish);
+                               });
                          });
   Status s = RunUntil(*c, done, timeout_, "connect");
   if (!s.ok()) return s;
-  if (ec) return Status::Error(StatusCode::kUnavailable, ec.message());
+  if (ec) return Status::Error(StatusCode::kUnavailable, std::string(step) + ": " + ec.message());
   return c;
 }
 
 template <class StartRead>
 StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Exchange(
     std::string_view path, const std::string& body, const char* what, StartRead start_read) {
+  if (!tls_error_.ok()) return tls_error_;  // no endpoint would do better
   std::string failures;
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     const size_t index = (current_ + i) % endpoints_.size();
@@ -155,9 +208,11 @@ StatusOr<std::unique_ptr<EtcdHttpClient::Connection>> EtcdHttpClient::Exchange(
       ec = e;
       done = true;
     };
-    http::async_write(c.stream, req, [&](beast::error_code e, size_t n) {
-      if (e) return finish(e, n);
-      start_read(c, finish);
+    c.Visit([&](auto& stream) {
+      http::async_write(stream, req, [&](beast::error_code e, size_t n) {
+        if (e) return finish(e, n);
+        start_read(c, finish);
+      });
     });
     Status s = RunUntil(c, done, timeout_, what);
     if (!s.ok() || ec) {
@@ -179,7 +234,7 @@ StatusOr<std::pair<unsigned, std::string>> EtcdHttpClient::PostOnce(std::string_
       Exchange(path, body, "request", [&](Connection& c, auto done) {
         parser.emplace();  // a fresh one for each endpoint tried
         parser->body_limit(64u << 20);
-        http::async_read(c.stream, c.buffer, *parser, done);
+        c.Visit([&](auto& stream) { http::async_read(stream, c.buffer, *parser, done); });
       });
   if (!conn.ok()) return conn.status();
   return std::make_pair(parser->get().result_int(), std::move(parser->get().body()));
@@ -248,7 +303,8 @@ Status EtcdHttpClient::OpenStream(std::string_view path, const std::string& body
         Exchange(path, body, "watch request", [](Connection& c, auto done) {
           c.parser.emplace();
           c.parser->body_limit(std::numeric_limits<std::uint64_t>::max());
-          http::async_read_header(c.stream, c.buffer, *c.parser, done);
+          c.Visit(
+              [&](auto& stream) { http::async_read_header(stream, c.buffer, *c.parser, done); });
         });
     if (!conn.ok()) return conn.status();
     const unsigned status = (*conn)->parser->get().result_int();
@@ -282,9 +338,11 @@ StatusOr<std::string> EtcdHttpClient::ReadStream(std::chrono::milliseconds idle)
   body.size = chunk.size();
   beast::error_code ec;
   bool done = false;
-  http::async_read_some(c.stream, c.buffer, *c.parser, [&](beast::error_code e, size_t) {
-    ec = e;
-    done = true;
+  c.Visit([&](auto& stream) {
+    http::async_read_some(stream, c.buffer, *c.parser, [&](beast::error_code e, size_t) {
+      ec = e;
+      done = true;
+    });
   });
   Status s = RunUntil(c, done, idle, "watch read");
   if (!s.ok()) {

@@ -1,6 +1,8 @@
-// EtcdHttpClient: POSTs JSON to etcd's v3 gateway over plain HTTP/1.1 (Boost.Beast), one
-// connection per call, moving to the next etcd endpoint when one cannot be reached; and one
-// streaming call (the watch) whose body is read piece by piece.
+// EtcdHttpClient: POSTs JSON to etcd's v3 gateway over HTTP/1.1 (Boost.Beast; https with
+// EtcdTls: Asio's OpenSSL streams, etcd's certificate checked against the CA and the
+// endpoint's name or IP, a client certificate if given), one connection per call, moving to the
+// next etcd endpoint when one cannot be reached; and one streaming call (the watch) whose body is
+// read piece by piece.
 //
 //   EtcdHttpClient http({{"127.0.0.1", 2379}}, std::chrono::seconds(1));
 //   StatusOr<std::string> body = http.Post("/v3/kv/range", R"({"key":"Zm9v"})");
@@ -33,14 +35,20 @@
 
 namespace boost::asio {
 class io_context;
+namespace ssl {
+class context;
 }
+}  // namespace boost::asio
 
 namespace fulcrum::etcd {
 
 class EtcdHttpClient {
  public:
+  // A TLS setup that cannot be loaded (unreadable or bad PEM files) makes every call fail with
+  // kInvalidArgument saying why.
   EtcdHttpClient(std::vector<EtcdAddress> endpoints, std::chrono::milliseconds timeout,
-                 std::optional<EtcdCredentials> credentials = std::nullopt);
+                 std::optional<EtcdCredentials> credentials = std::nullopt,
+                 std::optional<EtcdTls> tls = std::nullopt);
   ~EtcdHttpClient();
   EtcdHttpClient(const EtcdHttpClient&) = delete;
   EtcdHttpClient& operator=(const EtcdHttpClient&) = delete;
@@ -94,7 +102,9 @@ class EtcdHttpClient {
   const std::vector<EtcdAddress> endpoints_;
   const std::chrono::milliseconds timeout_;
   const std::optional<EtcdCredentials> credentials_;
-  std::string token_;  // empty: none yet (or auth is off)
+  std::string token_;                               // empty: none yet (or auth is off)
+  std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain http
+  Status tls_error_;                                // the TLS setup's, if it failed
   size_t current_ = 0;
   std::unique_ptr<Connection> stream_;
 

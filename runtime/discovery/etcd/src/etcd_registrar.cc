@@ -13,7 +13,7 @@ namespace fulcrum::etcd {
 
 EtcdRegistrar::EtcdRegistrar(EtcdRegistrarOptions options)
     : options_(std::move(options)),
-      http_(options_.endpoints, options_.request_timeout, options_.credentials) {}
+      http_(options_.endpoints, options_.request_timeout, options_.credentials, options_.tls) {}
 
 EtcdRegistrar::~EtcdRegistrar() { StopThread(); }
 
@@ -162,7 +162,8 @@ Status EtcdRegistrar::Deregister() {
   registered_ = false;
   const int64_t lease = lease_.exchange(0);
   if (lease == 0) return Status::Ok();
-  EtcdHttpClient http(options_.endpoints, options_.request_timeout, options_.credentials);
+  EtcdHttpClient http(options_.endpoints, options_.request_timeout, options_.credentials,
+                      options_.tls);
   StatusOr<std::string> revoked =
       http.Post("/v3/lease/revoke", nlohmann::json{{"ID", std::to_string(lease)}}.dump());
   if (revoked.ok() || revoked.status().code() == StatusCode::kNotFound) return Status::Ok();

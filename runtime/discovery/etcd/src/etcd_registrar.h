@@ -35,6 +35,7 @@ struct EtcdRegistrarOptions {
   std::vector<EtcdAddress> endpoints;
   std::string prefix = "/fulcrum";
   std::optional<EtcdCredentials> credentials;  // etcd's authentication on
+  std::optional<EtcdTls> tls;                  // https to etcd
   int ttl_s = 3;                               // asked for; etcd may grant more
   // Each HTTP call, per etcd endpoint tried.
   std::chrono::milliseconds request_timeout{1000};

@@ -32,7 +32,7 @@ EndpointSet InstanceTable::Snapshot(int64_t revision) const {
 EtcdResolver::EtcdResolver(EtcdResolverOptions options)
     : options_(std::move(options)),
       key_prefix_(ServicePrefix(options_.prefix, options_.service)),
-      http_(options_.endpoints, options_.request_timeout, options_.credentials) {}
+      http_(options_.endpoints, options_.request_timeout, options_.credentials, options_.tls) {}
 
 EtcdResolver::~EtcdResolver() { Stop(); }
 

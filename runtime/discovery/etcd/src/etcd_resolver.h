@@ -35,6 +35,7 @@ struct EtcdResolverOptions {
   std::string service;
   std::string prefix = "/fulcrum";
   std::optional<EtcdCredentials> credentials;  // etcd's authentication on
+  std::optional<EtcdTls> tls;                  // https to etcd
   std::chrono::milliseconds request_timeout{1000};
   // A watch that brings nothing for this long is reopened quietly (from the same revision),
   // so a connection that died without a word is noticed.

@@ -62,10 +62,24 @@ StatusOr<EtcdUri> ParseEtcdUri(std::string_view rest, EtcdUriKind kind) {
     } else if (key == "password_file") {
       if (value.empty()) return bad("password_file is empty");
       password_file = std::string(value);
+    } else if (key == "tls_ca_file" || key == "tls_cert_file" || key == "tls_key_file") {
+      if (value.empty()) return bad(key + " is empty");
+      if (!uri.tls) uri.tls.emplace();
+      std::string& field = key == "tls_ca_file"     ? uri.tls->ca_file
+                           : key == "tls_cert_file" ? uri.tls->cert_file
+                                                    : uri.tls->key_file;
+      field = std::string(value);
+      if (!std::ifstream(field).is_open()) return bad("cannot open " + key + " " + field);
     } else {
       return bad("unknown parameter '" + key + "' (" + (resolver ? "prefix" : "prefix, ttl_s") +
                  ", user, password_file)");
     }
+  }
+  if (uri.tls && uri.tls->ca_file.empty()) {
+    return bad("a client certificate needs tls_ca_file (TLS to etcd)");
+  }
+  if (uri.tls && uri.tls->cert_file.empty() != uri.tls->key_file.empty()) {
+    return bad("a client certificate takes both tls_cert_file and tls_key_file");
   }
   if (user.empty() != password_file.empty()) {
     return bad("etcd authentication takes both user and password_file");

@@ -8,7 +8,10 @@
 // path is the service (resolvers only); query parameters: prefix (default /fulcrum), ttl_s
 // (registrars only, default 3: the lease TTL asked for), user and password_file (etcd
 // authentication: the password is read from the file when the URI is parsed, one trailing
-// newline dropped; never written in the URI itself, which ends up in flags and logs).
+// newline dropped; never written in the URI itself, which ends up in flags and logs), and
+// tls_ca_file (https to every endpoint, etcd's certificate verified against that CA and the
+// endpoint's host name or IP) with optionally tls_cert_file and tls_key_file (a client
+// certificate).
 //
 // Plain value; thread-compatible.
 #pragma once
@@ -37,9 +40,18 @@ struct EtcdCredentials {
   std::string password;
 };
 
+// TLS to etcd's client port (https): the CA that signed etcd's certificate, and optionally a
+// client certificate and key (etcd started with --client-cert-auth). PEM files.
+struct EtcdTls {
+  std::string ca_file;
+  std::string cert_file;  // empty: no client certificate
+  std::string key_file;
+};
+
 struct EtcdUri {
   std::vector<EtcdAddress> endpoints;
   std::optional<EtcdCredentials> credentials;  // none: etcd's auth is off
+  std::optional<EtcdTls> tls;                  // none: plain http
   std::string service;
   std::string prefix = "/fulcrum";  // no trailing '/'
   int ttl_s = 3;
