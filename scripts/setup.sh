@@ -39,14 +39,15 @@ done
 packages=(
   g++ cmake ninja-build pkg-config             # toolchain
   thrift-compiler libthrift-dev libevent-dev    # Apache Thrift 0.17 (+ libevent for thriftnb)
-  libboost-dev libssl-dev                       # Boost, OpenSSL (Thrift's TSSLSocket)
+  libboost-dev libssl-dev                       # Boost, OpenSSL (TLS: Thrift's TSSLSocket, etcd's https)
   libgoogle-glog-dev libgflags-dev              # logging, flags
   libgtest-dev libgmock-dev googletest          # tests
   libbenchmark-dev                              # micro-benchmarks
   nlohmann-json3-dev                            # fulcrum-gen reads the compiler's JSON
   spin                                          # model checker: tests/model (ctest -L model)
-  # etcd: the etcd discovery library's tests
-  etcd-server
+  # etcd: the etcd discovery library's tests; openssl makes their (and the registry's)
+  # throwaway TLS certificates
+  etcd-server openssl
   # metrics (prometheus-cpp), and the observability tests' real Prometheus and headless browser
   prometheus-cpp-dev prometheus chromium
 )
