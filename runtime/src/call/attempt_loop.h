@@ -248,19 +248,19 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
     }
 
     backend.stats->OnStart();
-    AttemptOutcome out;
     const CallTracker* hedge_tracker = nullptr;
-    if constexpr (!Route::kMasterSlave) {
-      if (plan.hedge_delay > Duration::zero() && attempt < plan.max_attempts) {
-        LoopHedge offer(*this, *picker, args, backend, now + plan.hedge_delay);
-        out = runner.RunHedged(backend, plan.deadline, offer);
-        hedge_tracker = offer.tracker;
-      } else {
-        out = runner.Run(backend, plan.deadline);
+    // Initialised in place (no move of the outcome on the common path).
+    AttemptOutcome out = [&] {
+      if constexpr (!Route::kMasterSlave) {
+        if (plan.hedge_delay > Duration::zero() && attempt < plan.max_attempts) {
+          LoopHedge offer(*this, *picker, args, backend, now + plan.hedge_delay);
+          AttemptOutcome hedged_out = runner.RunHedged(backend, plan.deadline, offer);
+          hedge_tracker = offer.tracker;
+          return hedged_out;
+        }
       }
-    } else {
-      out = runner.Run(backend, plan.deadline);
-    }
+      return runner.Run(backend, plan.deadline);
+    }();
     const Backend* hedged = nullptr;  // a hedge that failed, for the tried list
     if (out.hedge.backend != nullptr) {
       ++record.attempts;  // the hedge's
