@@ -2,7 +2,8 @@
 // OS): registration and watch, Deregister, lease expiry of a SIGKILLed server, an etcd restart, a
 // resolver started while etcd is down, garbage values, prompt Stop/Deregister with etcd hung, a
 // Channel balancing real Echo calls over servers registered through etcd, a three-member
-// cluster whose leader is SIGKILLed, and etcd with authentication on and over TLS.
+// cluster whose leader is SIGKILLed or with a member down, and etcd with authentication on and
+// over TLS.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -426,6 +427,54 @@ TEST_F(EtcdClusterTest, RegistrarsAndAResolverRideOutTheLeadersSigkill) {
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_NE(*next, *leader);
   resolver.Stop();
+}
+
+TEST_F(EtcdClusterTest, WithAMemberDownRegistrationExpiryAndWatchResumeStillWork) {
+  // Member 0 is SIGKILLed before anything starts and comes first in every URI: clients move
+  // past it. The stateless suite's cases then run on the two members left (a quorum).
+  cluster_.member(0).Kill();
+  std::string members;
+  for (int i = 0; i < cluster_.size(); ++i) {
+    members += (i ? "," : "") + cluster_.member(i).address();
+  }
+  StatusOr<std::unique_ptr<Registrar>> registrar = CreateRegistrar("etcd://" + members);
+  ASSERT_TRUE(registrar.ok()) << registrar.status();
+  ASSERT_TRUE((*registrar)->Register(EchoInstance(9851), {}).ok());
+  RecordingListener listener;
+  StatusOr<std::unique_ptr<Resolver>> resolver = CreateResolver("etcd://" + members + "/echo");
+  ASSERT_TRUE(resolver.ok()) << resolver.status();
+  ASSERT_TRUE((*resolver)->Start(&listener).ok());
+  ASSERT_TRUE(listener.WaitForPorts({9851}, seconds(5))) << cluster_.Logs();
+
+  // A registered server that is SIGKILLed goes when its lease expires.
+  auto server = testing::Subprocess::Spawn(
+      {FULCRUM_REGISTERED_ECHO_SERVER, "--id=k", "--registrar=etcd://" + members + "?ttl_s=1"},
+      {.stderr_path = dir_.path() + "/server.log"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  StatusOr<std::string> port = (*server)->WaitForLine("LISTENING ", seconds(10));
+  ASSERT_TRUE(port.ok()) << port.status() << registry_test::ReadFile(dir_.path() + "/server.log");
+  const int p = std::stoi(*port);
+  ASSERT_TRUE(listener.WaitForPorts({9851, p}, seconds(5)));
+  ASSERT_TRUE((*server)->Signal(SIGKILL).ok());
+  const auto killed = SteadyClock::now();
+  ASSERT_TRUE(listener.WaitForPorts({9851}, seconds(6))) << "the killed server outlived its lease";
+  EXPECT_GT(SteadyClock::now() - killed, milliseconds(500));  // by expiry, not by a goodbye
+
+  // Member 0 comes back; then member 1, the first live one in the list and so the one the
+  // resolver watches through, is SIGKILLed. The watch resumes on another member from the last
+  // revision it saw: an instance registered meanwhile is delivered.
+  Status back = cluster_.member(0).Start();
+  ASSERT_TRUE(back.ok()) << back << cluster_.Logs();
+  cluster_.member(1).Kill();
+  StatusOr<std::unique_ptr<Registrar>> during = CreateRegistrar("etcd://" + members);
+  ASSERT_TRUE(during.ok()) << during.status();
+  ASSERT_TRUE((*during)->Register(EchoInstance(9852), {}).ok());
+  ASSERT_TRUE(listener.WaitForPorts({9851, 9852}, seconds(10))) << cluster_.Logs();
+  // Two lease TTLs later both registrations are still kept alive.
+  std::this_thread::sleep_for(seconds(6));
+  EXPECT_EQ(listener.Ports(), std::set<int>({9851, 9852}));
+  EXPECT_TRUE((*registrar)->registered());
+  (*resolver)->Stop();
 }
 
 // etcd with authentication on: a user allowed only the keys under /fulcrum, credentials read
