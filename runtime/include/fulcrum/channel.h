@@ -163,9 +163,10 @@ struct ChannelOptions {
   int max_attempts = 3;
   // Hedged requests for idempotent two-way methods without their own (MethodTraits::hedge_ms):
   // when no reply has come this long after the request left, a second attempt goes to another
-  // endpoint, and the first answer wins; the other attempt's connection serves again only
-  // once its late reply has come and been dropped (else it is closed). A hedge is an attempt: it needs max_attempts >= 2 and a token from
-  // the retry budget. Stateless channels only. Zero: no hedging.
+  // endpoint, and the first answer wins; the other attempt's connection serves again only once
+  // its late reply has come and been dropped (else it is closed). A hedge is an attempt: it
+  // needs max_attempts >= 2 and a token from the retry budget. Stateless channels only. Zero:
+  // no hedging.
   Duration hedge_delay = Duration::zero();
   RetryBudgetOptions retry_budget;
   BackoffOptions backoff;
