@@ -141,20 +141,16 @@ void PooledAttempt::Race::OnHedgeSent() {
 }
 
 AttemptOutcome PooledAttempt::Run(const Backend& backend, TimePoint deadline) {
-  AttemptOutcome out;
-  StatusOr<ConnectionPool::Lease> lease = backend.pool->Acquire(deadline);
-  if (!lease.ok()) {
-    out.code = lease.status().code();
-    out.detail = lease.status().message();
-    return out;
-  }
-  out.connected = true;
-  RunOn(lease->connection(), deadline, nullptr, out);
-  return out;
+  return Attempt(backend, deadline, nullptr);
 }
 
 AttemptOutcome PooledAttempt::RunHedged(const Backend& backend, TimePoint deadline,
                                         HedgeOffer& offer) {
+  return Attempt(backend, deadline, &offer);
+}
+
+AttemptOutcome PooledAttempt::Attempt(const Backend& backend, TimePoint deadline,
+                                      HedgeOffer* offer) {
   AttemptOutcome out;
   StatusOr<ConnectionPool::Lease> lease = backend.pool->Acquire(deadline);
   if (!lease.ok()) {
@@ -163,7 +159,11 @@ AttemptOutcome PooledAttempt::RunHedged(const Backend& backend, TimePoint deadli
     return out;
   }
   out.connected = true;
-  Race race(*this, offer, lease->connection().fd(), deadline);
+  if (offer == nullptr) {
+    RunOn(lease->connection(), deadline, nullptr, out);
+    return out;
+  }
+  Race race(*this, *offer, lease->connection().fd(), deadline);
   if (!RunOn(lease->connection(), deadline, &race, out)) {
     out = std::move(race.won);  // the hedge answered first
     out.connected = true;

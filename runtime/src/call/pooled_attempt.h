@@ -31,6 +31,8 @@ class PooledAttempt final : public AttemptRunner {
 
  private:
   class Race;
+  // Leases a connection and runs the attempt on it, racing a hedge when `offer` is set.
+  AttemptOutcome Attempt(const Backend& backend, TimePoint deadline, HedgeOffer* offer);
   // Runs the attempt on a leased connection with `hook` told when its request left. Sets
   // everything in `out` but `connected` and `hedge`. Returns false when the hook ended the
   // attempt (the other attempt of a race answered first); the connection is then broken.
