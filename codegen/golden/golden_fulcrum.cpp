@@ -123,6 +123,88 @@ void LedgerBalancedClient::echo(
       });
 }
 
+::fulcrum::Future<::std::string> LedgerAsyncClient::ping(
+    const ::std::string& payload,
+    const ::fulcrum::CallOptions& options) {
+  return channel_->CallAsync<::golden::LedgerClient>(
+      ::golden::fulcrum_gen::LedgerMethods::ping, options,
+      [&](::golden::LedgerClient& client) { client.send_ping(payload); },
+      [](::golden::LedgerClient& client) {
+        ::std::string _return;
+        client.recv_ping(_return);
+        return _return;
+      });
+}
+
+::fulcrum::Future<int64_t> LedgerAsyncClient::balance(
+    const ::std::string& account_id,
+    const ::fulcrum::CallOptions& options) {
+  ::fulcrum::CallOptions routed = options;
+  if (!routed.hash_key) routed.hash_key = ::fulcrum::gen::HashKey(account_id);
+  return channel_->CallAsync<::golden::LedgerClient>(
+      ::golden::fulcrum_gen::LedgerMethods::balance, routed,
+      [&](::golden::LedgerClient& client) { client.send_balance(account_id); },
+      [](::golden::LedgerClient& client) {
+        return client.recv_balance();
+      });
+}
+
+::fulcrum::Future<void> LedgerAsyncClient::transfer(
+    const ::golden::Request& req,
+    int64_t amount,
+    const ::fulcrum::CallOptions& options) {
+  ::fulcrum::CallOptions routed = options;
+  if (!routed.hash_key) routed.hash_key = ::fulcrum::gen::HashKey(req.account.id);
+  return channel_->CallAsync<::golden::LedgerClient>(
+      ::golden::fulcrum_gen::LedgerMethods::transfer, routed,
+      [&](::golden::LedgerClient& client) { client.send_transfer(req, amount); },
+      [](::golden::LedgerClient& client) {
+        client.recv_transfer();
+      });
+}
+
+::fulcrum::Future<::std::map<::std::string, ::std::vector<::golden::base::Account>>> LedgerAsyncClient::accounts(
+    ::fulcrum::gen::ArgOf<&::golden::LedgerClient::send_accounts, 0> tiers,
+    ::fulcrum::gen::ArgOf<&::golden::LedgerClient::send_accounts, 1> nested,
+    const ::fulcrum::CallOptions& options) {
+  return channel_->CallAsync<::golden::LedgerClient>(
+      ::golden::fulcrum_gen::LedgerMethods::accounts, options,
+      [&](::golden::LedgerClient& client) { client.send_accounts(tiers, nested); },
+      [](::golden::LedgerClient& client) {
+        ::std::map<::std::string, ::std::vector<::golden::base::Account>> _return;
+        client.recv_accounts(_return);
+        return _return;
+      });
+}
+
+::fulcrum::Future<::fulcrum::gen::ResultOf<&::golden::LedgerClient::recv_tierOf>> LedgerAsyncClient::tierOf(
+    int64_t shard,
+    const ::fulcrum::CallOptions& options) {
+  ::fulcrum::CallOptions routed = options;
+  if (!routed.hash_key) routed.hash_key = ::fulcrum::gen::HashKey(shard);
+  return channel_->CallAsync<::golden::LedgerClient>(
+      ::golden::fulcrum_gen::LedgerMethods::tierOf, routed,
+      [&](::golden::LedgerClient& client) { client.send_tierOf(shard); },
+      [](::golden::LedgerClient& client) {
+        return client.recv_tierOf();
+      });
+}
+
+::fulcrum::Future<::std::vector<::std::string>> LedgerAsyncClient::echo(
+    const ::std::string& client,
+    const ::std::string& options,
+    const ::std::string& phase,
+    const ::fulcrum::CallOptions& options_) {
+  return channel_->CallAsync<::golden::LedgerClient>(
+      ::golden::fulcrum_gen::LedgerMethods::echo, options_,
+      [&](::golden::LedgerClient& client_) { client_.send_echo(client, options, phase); },
+      [](::golden::LedgerClient& client_) {
+        ::std::vector<::std::string> _return;
+        client_.recv_echo(_return);
+        return _return;
+      });
+}
+
 namespace {
 
 // Ledger's functions not annotated fulcrum.read: only a writable master runs them.
@@ -219,6 +301,26 @@ int64_t PlainBalancedClient::lookup(int64_t key, const ::fulcrum::CallOptions& o
       [&](::golden::PlainClient& client, ::fulcrum::CallPhase& phase) {
         client.send_lookup(key);
         phase.MarkSent();
+        return client.recv_lookup();
+      });
+}
+
+::fulcrum::Future<void> PlainAsyncClient::nothing(const ::fulcrum::CallOptions& options) {
+  return channel_->CallAsync<::golden::PlainClient>(
+      ::golden::fulcrum_gen::PlainMethods::nothing, options,
+      [&](::golden::PlainClient& client) { client.send_nothing(); },
+      [](::golden::PlainClient& client) {
+        client.recv_nothing();
+      });
+}
+
+::fulcrum::Future<int64_t> PlainAsyncClient::lookup(
+    int64_t key,
+    const ::fulcrum::CallOptions& options) {
+  return channel_->CallAsync<::golden::PlainClient>(
+      ::golden::fulcrum_gen::PlainMethods::lookup, options,
+      [&](::golden::PlainClient& client) { client.send_lookup(key); },
+      [](::golden::PlainClient& client) {
         return client.recv_lookup();
       });
 }

@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "fulcrum/channel.h"
@@ -36,6 +37,39 @@ struct LedgerMethods {
 
 // Channel options for clients of Ledger: its name, and the balancer its IDL names.
 ::fulcrum::ChannelOptions LedgerChannelOptions();
+
+// Asynchronous calls to Ledger (Channel::CallAsync): each method sends its request
+// and returns a ::fulcrum::Future of the result at once, with the balancing, deadlines,
+// retries and declared exceptions of the synchronous client; many calls share a few
+// pipelined connections per endpoint. Oneway functions have no asynchronous form.
+// Thread-safe; cheap to copy.
+class LedgerAsyncClient : public ::fulcrum::gen::BalancedClientBase {
+ public:
+  explicit LedgerAsyncClient(::std::shared_ptr<::fulcrum::Channel> channel)
+      : ::fulcrum::gen::BalancedClientBase(::std::move(channel)) {}
+  ::fulcrum::Future<::std::string> ping(
+      const ::std::string& payload,
+      const ::fulcrum::CallOptions& options = {});
+  ::fulcrum::Future<int64_t> balance(
+      const ::std::string& account_id,
+      const ::fulcrum::CallOptions& options = {});
+  ::fulcrum::Future<void> transfer(
+      const ::golden::Request& req,
+      int64_t amount,
+      const ::fulcrum::CallOptions& options = {});
+  ::fulcrum::Future<::std::map<::std::string, ::std::vector<::golden::base::Account>>> accounts(
+      ::fulcrum::gen::ArgOf<&::golden::LedgerClient::send_accounts, 0> tiers,
+      ::fulcrum::gen::ArgOf<&::golden::LedgerClient::send_accounts, 1> nested,
+      const ::fulcrum::CallOptions& options = {});
+  ::fulcrum::Future<::fulcrum::gen::ResultOf<&::golden::LedgerClient::recv_tierOf>> tierOf(
+      int64_t shard,
+      const ::fulcrum::CallOptions& options = {});
+  ::fulcrum::Future<::std::vector<::std::string>> echo(
+      const ::std::string& client,
+      const ::std::string& options,
+      const ::std::string& phase,
+      const ::fulcrum::CallOptions& options_ = {});
+};
 
 // A ledger, replicated master-slave.
 //
@@ -90,6 +124,11 @@ class LedgerBalancedClient : public ::fulcrum::gen::BalancedClientBase {
       const ::std::string& options,
       const ::std::string& phase,
       const ::fulcrum::CallOptions& options_ = {});
+
+  // The same calls, asynchronous: each returns a ::fulcrum::Future at once.
+  LedgerAsyncClient async() const {
+    return LedgerAsyncClient(::fulcrum::gen::BalancedClientBase::channel_);
+  }
 };
 
 // Serves a LedgerIf handler through fulcrum::Server, refusing calls to functions not
@@ -138,6 +177,19 @@ struct PlainMethods {
 // Channel options for clients of Plain: its name, and the balancer its IDL names.
 ::fulcrum::ChannelOptions PlainChannelOptions();
 
+// Asynchronous calls to Plain (Channel::CallAsync): each method sends its request
+// and returns a ::fulcrum::Future of the result at once, with the balancing, deadlines,
+// retries and declared exceptions of the synchronous client; many calls share a few
+// pipelined connections per endpoint. Oneway functions have no asynchronous form.
+// Thread-safe; cheap to copy.
+class PlainAsyncClient : public ::fulcrum::gen::BalancedClientBase {
+ public:
+  explicit PlainAsyncClient(::std::shared_ptr<::fulcrum::Channel> channel)
+      : ::fulcrum::gen::BalancedClientBase(::std::move(channel)) {}
+  ::fulcrum::Future<void> nothing(const ::fulcrum::CallOptions& options = {});
+  ::fulcrum::Future<int64_t> lookup(int64_t key, const ::fulcrum::CallOptions& options = {});
+};
+
 // A balanced client of Plain. Each method mirrors PlainClient's, plus optional
 // per-call options (deadline, hash key, retry override), and runs on the channel's
 // balanced, pooled connections. Thread-safe: share one instance between threads.
@@ -153,6 +205,11 @@ class PlainBalancedClient : public ::fulcrum::gen::BalancedClientBase {
 
   // Hedged: unanswered after 20 ms, the same request goes to another endpoint too.
   int64_t lookup(int64_t key, const ::fulcrum::CallOptions& options = {});
+
+  // The same calls, asynchronous: each returns a ::fulcrum::Future at once.
+  PlainAsyncClient async() const {
+    return PlainAsyncClient(::fulcrum::gen::BalancedClientBase::channel_);
+  }
 };
 
 // Serves a PlainIf handler through fulcrum::Server.

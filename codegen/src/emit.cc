@@ -86,7 +86,8 @@ class Emitter {
     }
     h << "#pragma once\n\n"
       << "#include <cstdint>\n#include <map>\n#include <memory>\n#include <set>\n"
-      << "#include <string>\n#include <string_view>\n#include <vector>\n\n"
+      << "#include <string>\n#include <string_view>\n#include <type_traits>\n"
+      << "#include <vector>\n\n"
       << "#include \"fulcrum/channel.h\"\n#include \"fulcrum/gen_support.h\"\n"
       << "#include \"fulcrum/service_server.h\"\n";
     if (!idl_.services().empty()) h << "\n";
@@ -173,6 +174,27 @@ class Emitter {
     return params;
   }
 
+  static bool HasFunction(const Service& s, const std::string& name) {
+    return std::any_of(s.functions.begin(), s.functions.end(),
+                       [&](const Function& g) { return g.name == name; });
+  }
+
+  // The synchronous parameters without the result's out-parameter.
+  std::vector<std::string> AsyncParams(const Service& s, const Function& f, const Names& n,
+                                       bool with_default) const {
+    std::vector<std::string> params = Params(s, f, n, with_default);
+    if (ReturnsByOutParam(f.result)) params.erase(params.begin());
+    return params;
+  }
+
+  std::string AsyncResultType(const Service& s, const Function& f) const {
+    if (!ReturnsByOutParam(f.result)) return ResultType(s, f);
+    std::optional<std::string> exact = Exact(f.result, *f.program);
+    return exact ? *exact
+                 : "::std::remove_reference_t<::fulcrum::gen::ArgOf<&" + StockClient(s) +
+                       "::recv_" + f.name + ", 0>>";
+  }
+
   std::string ResultType(const Service& s, const Function& f) const {
     if (f.oneway || f.result.id == "void" || ReturnsByOutParam(f.result)) return "void";
     std::optional<std::string> exact = Exact(f.result, *f.program);
@@ -199,7 +221,8 @@ class Emitter {
                        ".h would overwrite fulcrum-gen's output of the same name");
       }
       for (const Function& f : s.functions) {
-        for (const std::string& ours : {s.name + "BalancedClient", s.name + "Methods"}) {
+        for (const std::string& ours :
+             {s.name + "BalancedClient", s.name + "AsyncClient", s.name + "Methods"}) {
           if (f.name == ours) {
             throw GenError(f.program->idl_path + ": service " + s.name + ", function " + f.name +
                            ": collides with the generated class " + ours);
@@ -230,6 +253,27 @@ class Emitter {
       << ": its name, and the balancer its IDL names.\n"
       << "::fulcrum::ChannelOptions " << s.name << "ChannelOptions();\n\n";
 
+    h << "// Asynchronous calls to " << s.name
+      << " (Channel::CallAsync): each method sends its request\n"
+      << "// and returns a ::fulcrum::Future of the result at once, with the balancing, "
+         "deadlines,\n"
+      << "// retries and declared exceptions of the synchronous client; many calls share a few\n"
+      << "// pipelined connections per endpoint. Oneway functions have no asynchronous form.\n"
+      << "// Thread-safe; cheap to copy.\n"
+      << "class " << s.name << "AsyncClient : public ::fulcrum::gen::BalancedClientBase {\n"
+      << " public:\n"
+      << "  explicit " << s.name << "AsyncClient(::std::shared_ptr<::fulcrum::Channel> channel)\n"
+      << "      : ::fulcrum::gen::BalancedClientBase(::std::move(channel)) {}\n";
+    for (const Function& f : s.functions) {
+      if (f.oneway) continue;
+      Names n(f);
+      h << "  "
+        << Signature("::fulcrum::Future<" + AsyncResultType(s, f) + "> " + f.name,
+                     AsyncParams(s, f, n, true), ";", 2)
+        << "\n";
+    }
+    h << "};\n\n";
+
     Comment(h, s.doc, "");
     if (!s.doc.empty()) h << "//\n";
     h << "// A balanced client of " << s.name << ". Each method mirrors " << s.name
@@ -259,6 +303,12 @@ class Emitter {
       if (f.service != s.name) h << "  // Inherited from " << f.service << ".\n";
       h << "  " << Signature(ResultType(s, f) + " " + f.name, Params(s, f, n, true), ";", 2)
         << "\n";
+    }
+    if (!HasFunction(s, "async")) {
+      h << "\n  // The same calls, asynchronous: each returns a ::fulcrum::Future at once.\n"
+        << "  " << s.name << "AsyncClient async() const {\n"
+        << "    return " << s.name << "AsyncClient(::fulcrum::gen::BalancedClientBase::channel_);\n"
+        << "  }\n";
     }
     h << "};\n\n";
 
@@ -326,6 +376,9 @@ class Emitter {
       << "    : ::fulcrum::gen::BalancedClientBase(\n"
       << "          ::fulcrum::gen::CreateChannelOrThrow(target, ::std::move(options))) {}\n";
     for (const Function& f : s.functions) EmitMethod(c, s, f);
+    for (const Function& f : s.functions) {
+      if (!f.oneway) EmitAsyncMethod(c, s, f);
+    }
 
     std::string server = s.name + "Server";
     std::string handler = "::std::shared_ptr<" + Ns(*s.program) + "::" + s.name + "If> handler";
@@ -419,6 +472,56 @@ class Emitter {
       << "}  // namespace\n\n";
   }
 
+  // The CallOptions a method passes on (with the hash key its IDL names), emitting what
+  // computes it.
+  std::string RoutedOptions(std::ostringstream& c, const Function& f, const Names& n) const {
+    if (f.hash_path.empty()) return n.options;
+    std::string key;
+    for (const std::string& part : f.hash_path) key += (key.empty() ? "" : ".") + part;
+    c << "  ::fulcrum::CallOptions " << n.routed << " = " << n.options << ";\n"
+      << "  if (!" << n.routed << ".hash_key) " << n.routed
+      << ".hash_key = ::fulcrum::gen::HashKey(" << key << ");\n";
+    return n.routed;
+  }
+
+  // The client's channel_ member: an argument or function named channel_ would hide it; the
+  // qualified name cannot be hidden.
+  static std::string ChannelMember(const Service& s, const Function& f) {
+    bool hidden = HasFunction(s, "channel_") ||
+                  std::any_of(f.args.begin(), f.args.end(),
+                              [](const Field& a) { return a.name == "channel_"; });
+    return hidden ? "::fulcrum::gen::BalancedClientBase::channel_" : "channel_";
+  }
+
+  void EmitAsyncMethod(std::ostringstream& c, const Service& s, const Function& f) {
+    Names n(f);
+    std::string cls = s.name + "AsyncClient";
+    std::string stock = StockClient(s);
+    std::string result = AsyncResultType(s, f);
+    c << "\n"
+      << Signature("::fulcrum::Future<" + result + "> " + cls + "::" + f.name,
+                   AsyncParams(s, f, n, false), " {", 0)
+      << "\n";
+    std::string options = RoutedOptions(c, f, n);
+    std::string args;
+    for (const Field& a : f.args) args += (args.empty() ? "" : ", ") + a.name;
+    c << "  return " << ChannelMember(s, f) << "->CallAsync<" << stock << ">(\n"
+      << "      " << GenNs() << "::" << s.name << "Methods::" << f.name << ", " << options << ",\n"
+      << "      [&](" << stock << "& " << n.client << ") { " << n.client << ".send_" << f.name
+      << "(" << args << "); },\n"
+      << "      [](" << stock << "& " << n.client << ") {\n";
+    if (ReturnsByOutParam(f.result)) {
+      c << "        " << result << " " << n.result << ";\n"
+        << "        " << n.client << ".recv_" << f.name << "(" << n.result << ");\n"
+        << "        return " << n.result << ";\n";
+    } else if (f.result.id == "void") {
+      c << "        " << n.client << ".recv_" << f.name << "();\n";
+    } else {
+      c << "        return " << n.client << ".recv_" << f.name << "();\n";
+    }
+    c << "      });\n}\n";
+  }
+
   void EmitMethod(std::ostringstream& c, const Service& s, const Function& f) {
     Names n(f);
     std::string cls = s.name + "BalancedClient";
@@ -426,22 +529,8 @@ class Emitter {
     std::string result = ResultType(s, f);
     c << "\n"
       << Signature(result + " " + cls + "::" + f.name, Params(s, f, n, false), " {", 0) << "\n";
-    std::string options = n.options;
-    if (!f.hash_path.empty()) {
-      std::string key;
-      for (const std::string& part : f.hash_path) key += (key.empty() ? "" : ".") + part;
-      c << "  ::fulcrum::CallOptions " << n.routed << " = " << n.options << ";\n"
-        << "  if (!" << n.routed << ".hash_key) " << n.routed
-        << ".hash_key = ::fulcrum::gen::HashKey(" << key << ");\n";
-      options = n.routed;
-    }
-    // An argument or function named channel_ would hide the member; the qualified name cannot
-    // be hidden.
-    bool hidden = std::any_of(s.functions.begin(), s.functions.end(),
-                              [](const Function& g) { return g.name == "channel_"; }) ||
-                  std::any_of(f.args.begin(), f.args.end(),
-                              [](const Field& a) { return a.name == "channel_"; });
-    std::string channel = hidden ? "::fulcrum::gen::BalancedClientBase::channel_" : "channel_";
+    std::string options = RoutedOptions(c, f, n);
+    std::string channel = ChannelMember(s, f);
     c << "  " << (result == "void" ? "" : "return ") << channel << "->Call<" << stock << ">(\n"
       << "      " << GenNs() << "::" << s.name << "Methods::" << f.name << ", " << options << ",\n"
       << "      [&](" << stock << "& " << n.client << ", ::fulcrum::CallPhase& " << n.phase

@@ -12,6 +12,7 @@
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TProtocolException.h>
 
+#include "call/async_attempt.h"
 #include "call/attempt_loop.h"
 #include "call/endpoint_set_events.h"
 #include "call/pooled_attempt.h"
@@ -20,6 +21,7 @@
 #include "fulcrum/snapshot.h"
 #include "metrics/client_metrics.h"
 #include "transport/connection_pool.h"
+#include "transport/pipeline.h"
 
 namespace fulcrum {
 
@@ -64,6 +66,11 @@ CallError::CallError(StatusCode code, std::string message, std::vector<AttemptFa
       code_(code),
       attempts_(std::move(attempts)) {}
 
+std::exception_ptr internal::CancelledError() {
+  return std::make_exception_ptr(
+      CallError(StatusCode::kCancelled, "fulcrum: call cancelled by the caller", {}));
+}
+
 // The endpoint set and what is built from it: the pickers, outlier ejection, slow start, the
 // pools, and the housekeeping thread that re-admits and trims. Calls read only the published
 // pickers; everything else here is the control side.
@@ -83,6 +90,15 @@ struct Channel::Impl {
   void Tick();
   void HousekeepingLoop();
   void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn, void* closure);
+  // Runs `body` (the call's attempts) and records the call in the method's metrics.
+  template <class Body>
+  void Measured(const MethodTraits& method, TimePoint start, internal::CallRecord& record,
+                Body&& body);
+  // Runs the attempt loop on this channel's route for `method`.
+  void Loop(const MethodTraits& method, const internal::CallPlan& plan,
+            internal::AttemptRunner& runner, internal::CallRecord& record,
+            internal::Resumed* resumed);
+  class AsyncCall;
   void RunAttempts(const MethodTraits& method, const CallOptions& options, AttemptFn fn,
                    void* closure, TimePoint start, internal::CallRecord& record);
 
@@ -457,7 +473,7 @@ std::vector<EndpointReport> Channel::Endpoints() const {
     r.ewma_ms = b->stats->ewma_ns() / 1e6;
     r.ejected = impl_->outlier.IsEjected(*b);
     r.ejections = b->stats->ejections.load(std::memory_order_relaxed);
-    r.open_connections = b->pool->open_connections();
+    r.open_connections = b->pool->open_connections() + b->pool->pipelined_connections();
     r.idle_connections = b->pool->idle_connections();
     out.push_back(std::move(r));
   }
@@ -489,6 +505,14 @@ void Channel::Impl::Invoke(const MethodTraits& method, const CallOptions& call_o
   const TimePoint start = clock.Now();
   internal::CallRecord record;
   if (metrics == nullptr) return RunAttempts(method, call_options, fn, closure, start, record);
+  Measured(method, start, record,
+           [&] { RunAttempts(method, call_options, fn, closure, start, record); });
+}
+
+template <class Body>
+void Channel::Impl::Measured(const MethodTraits& method, TimePoint start,
+                             internal::CallRecord& record, Body&& body) {
+  if (metrics == nullptr) return body();
   // Metrics: a lock-free lookup of the method's counters, then only atomic additions. The
   // try costs nothing until something throws.
   ClientMethodStats& stats = metrics->Method(method.name != nullptr ? method.name : "");
@@ -498,7 +522,7 @@ void Channel::Impl::Invoke(const MethodTraits& method, const CallOptions& call_o
     stats.OnCall((end - start).count(), record.attempts);
   };
   try {
-    RunAttempts(method, call_options, fn, closure, start, record);
+    body();
   } catch (const CallError& e) {
     finish();
     stats.OnCallError(record.nested_failure ? ClientMethodStats::kErrNested
@@ -525,13 +549,115 @@ void Channel::Impl::RunAttempts(const MethodTraits& method, const CallOptions& c
                                 internal::CallRecord& record) {
   const internal::CallPlan plan = internal::PlanCall(method, call_options, options, start);
   internal::PooledAttempt runner(fn, closure, clock, router != nullptr);
+  Loop(method, plan, runner, record, nullptr);
+}
+
+void Channel::Impl::Loop(const MethodTraits& method, const internal::CallPlan& plan,
+                         internal::AttemptRunner& runner, internal::CallRecord& record,
+                         internal::Resumed* resumed) {
   if (router == nullptr) {
     internal::StatelessRoute route(picker, events);
-    loop.Run(plan, route, runner, record);
+    loop.Run(plan, route, runner, record, resumed);
   } else {
     internal::MasterSlaveRoute route(*router, method);
-    loop.Run(plan, route, runner, record);
+    loop.Run(plan, route, runner, record, resumed);
   }
+}
+
+// One asynchronous call (Channel::CallAsync; call/async_attempt.h). Its first attempt is sent
+// from the caller's thread and answered on the event thread; a success ends the call there
+// (the loop only does its bookkeeping), anything else continues on the retry lane.
+class Channel::Impl::AsyncCall final : public internal::PipelineRequest {
+ public:
+  AsyncCall(std::shared_ptr<Channel> channel, const MethodTraits& method,
+            const CallOptions& call_options, std::string request,
+            std::shared_ptr<internal::AsyncReceiver> receiver)
+      : channel_(std::move(channel)),
+        impl_(*channel_->impl_),
+        method_(method),
+        plan_(internal::PlanCall(method, call_options, impl_.options, impl_.clock.Now())),
+        request_(std::move(request)),
+        receiver_(std::move(receiver)) {
+    plan_.hedge_delay = Duration::zero();  // not for asynchronous calls (yet)
+  }
+
+  static void Start(std::shared_ptr<AsyncCall> call);
+  void OnReply(internal::PipelineResult& result) override;
+
+ private:
+  // Runs the attempt loop from the first attempt's outcome (null: from the start), then
+  // completes the future.
+  void Finish(internal::Resumed* resumed);
+  internal::PipelinedAttempt Runner() const {
+    return internal::PipelinedAttempt(request_, *receiver_, impl_.options.pool.protocol,
+                                      impl_.router != nullptr, cancelled_);
+  }
+
+  const std::shared_ptr<Channel> channel_;  // the channel lives while its calls do
+  Impl& impl_;
+  const MethodTraits& method_;
+  internal::CallPlan plan_;
+  const std::string request_;
+  const std::shared_ptr<internal::AsyncReceiver> receiver_;
+  internal::CallRecord record_;
+  std::shared_ptr<const Picker> picker_;
+  PickResult pick_;
+  std::atomic<bool> cancelled_{false};
+  std::shared_ptr<AsyncCall> self_;  // while the first attempt is in the pipeline
+};
+
+void Channel::Impl::AsyncCall::Start(std::shared_ptr<AsyncCall> call) {
+  AsyncCall& c = *call;
+  c.receiver_->OnCancel([weak = std::weak_ptr<AsyncCall>(call)] {
+    if (auto alive = weak.lock()) alive->cancelled_.store(true, std::memory_order_release);
+  });
+  Impl& impl = c.impl_;
+  c.picker_ = impl.router == nullptr ? impl.picker.Read()
+                                     : impl.router->PickerFor(impl.router->ToMaster(c.method_));
+  c.pick_ = c.picker_->Pick(c.plan_.args);
+  if (c.pick_.backend == nullptr) {
+    // No endpoint yet (discovery has not answered, no master known): the loop waits for one.
+    internal::RetryLane::Instance().Post([call] { call->Finish(nullptr); });
+    return;
+  }
+  impl.budget.OnCall();
+  c.pick_.backend->stats->OnStart();
+  c.self_ = call;
+  call.reset();
+  // May answer at once, on this thread (the endpoint left the set, a connect failed).
+  c.pick_.backend->pool->pipeline().Send(c.request_, c.plan_.deadline, &c);
+}
+
+void Channel::Impl::AsyncCall::OnReply(internal::PipelineResult& result) {
+  const std::shared_ptr<AsyncCall> self = std::move(self_);
+  internal::Resumed resumed{std::move(picker_), pick_,
+                            internal::OutcomeOf(result, *receiver_, impl_.options.pool.protocol,
+                                                impl_.router != nullptr)};
+  if (resumed.outcome.code == StatusCode::kOk) {
+    Finish(&resumed);  // bookkeeping only: the loop returns (or rethrows a declared exception)
+    return;
+  }
+  internal::RetryLane::Instance().Post(
+      [self, resumed = std::move(resumed)]() mutable { self->Finish(&resumed); });
+}
+
+void Channel::Impl::AsyncCall::Finish(internal::Resumed* resumed) {
+  if (cancelled_.load(std::memory_order_acquire)) plan_.max_attempts = 1;  // no retry
+  internal::PipelinedAttempt runner = Runner();
+  std::exception_ptr error;
+  try {
+    impl_.Measured(method_, plan_.start, record_,
+                   [&] { impl_.Loop(method_, plan_, runner, record_, resumed); });
+  } catch (...) {
+    error = std::current_exception();
+  }
+  receiver_->Finish(std::move(error));
+}
+
+void Channel::InvokeAsync(const MethodTraits& method, const CallOptions& options,
+                          std::string request, std::shared_ptr<internal::AsyncReceiver> receiver) {
+  Impl::AsyncCall::Start(std::make_shared<Impl::AsyncCall>(
+      shared_from_this(), method, options, std::move(request), std::move(receiver)));
 }
 
 }  // namespace fulcrum

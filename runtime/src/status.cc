@@ -22,6 +22,8 @@ const char* StatusCodeName(StatusCode code) {
       return "PROTOCOL";
     case StatusCode::kApplication:
       return "APPLICATION";
+    case StatusCode::kCancelled:
+      return "CANCELLED";
     case StatusCode::kInternal:
       return "INTERNAL";
   }

@@ -76,4 +76,38 @@ inline void Notify(Channel& ch, const std::string& message, const CallOptions& o
   });
 }
 
+// The same calls, asynchronous (Channel::CallAsync), as fulcrum-gen writes an async() method.
+inline Future<std::string> EchoAsync(Channel& ch, const std::string& message,
+                                     const CallOptions& o = {}) {
+  return ch.CallAsync<EchoClient>(
+      kEchoMethod, o, [&](EchoClient& c) { c.send_echo(message); },
+      [](EchoClient& c) {
+        std::string out;
+        c.recv_echo(out);
+        return out;
+      });
+}
+
+inline Future<std::string> SlowAsync(Channel& ch, int32_t millis, const CallOptions& o = {}) {
+  return ch.CallAsync<EchoClient>(
+      kSlowMethod, o, [&](EchoClient& c) { c.send_slow(millis); },
+      [](EchoClient& c) {
+        std::string out;
+        c.recv_slow(out);
+        return out;
+      });
+}
+
+inline Future<void> FailAsync(Channel& ch, const std::string& message, const CallOptions& o = {}) {
+  return ch.CallAsync<EchoClient>(
+      kFailMethod, o, [&](EchoClient& c) { c.send_fail(message); },
+      [](EchoClient& c) { c.recv_fail(); });
+}
+
+inline Future<int64_t> IncrementAsync(Channel& ch, int64_t delta, const CallOptions& o = {}) {
+  return ch.CallAsync<EchoClient>(
+      kIncrementMethod, o, [&](EchoClient& c) { c.send_increment(delta); },
+      [](EchoClient& c) { return c.recv_increment(); });
+}
+
 }  // namespace fulcrum::testing

@@ -43,6 +43,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +57,7 @@
 #include "fulcrum/balancer.h"
 #include "fulcrum/clock.h"
 #include "fulcrum/connection.h"
+#include "fulcrum/future.h"
 #include "fulcrum/hash.h"
 #include "fulcrum/outlier_detector.h"
 #include "fulcrum/resolver.h"
@@ -104,6 +107,53 @@ class SentHook {
  protected:
   ~SentHook() = default;
 };
+// An asynchronous call's typed end (Channel::CallAsync): reads its reply, completes its future.
+class AsyncReceiver {
+ public:
+  virtual ~AsyncReceiver() = default;
+  // Reads one reply (throws what the stock client's recv_x throws) and keeps what it returns.
+  virtual void Read(apache::thrift::protocol::TProtocol& in) = 0;
+  // The call ended: with the result kept by the last Read (error null), or with `error`.
+  virtual void Finish(std::exception_ptr error) = 0;
+  // What the future's Cancel() does to the call.
+  virtual void OnCancel(std::function<void()> cancel) = 0;
+};
+
+template <class Client, class Recv, class R>
+class TypedReceiver final : public AsyncReceiver {
+ public:
+  explicit TypedReceiver(Recv recv) : recv_(std::move(recv)) {}
+  Future<R> future() const { return promise_.future(); }
+
+  void Read(apache::thrift::protocol::TProtocol& in) override {
+    // The stock client wants a shared_ptr; this one owns nothing (no allocation).
+    Client client(
+        std::shared_ptr<apache::thrift::protocol::TProtocol>(std::shared_ptr<void>(), &in));
+    if constexpr (std::is_void_v<R>) {
+      recv_(client);
+      value_.emplace();
+    } else {
+      value_.emplace(recv_(client));
+    }
+  }
+  void Finish(std::exception_ptr error) override {
+    if (error) {
+      promise_.SetError(std::move(error));
+    } else {
+      promise_.SetValue(std::move(*value_));
+    }
+  }
+  void OnCancel(std::function<void()> cancel) override { promise_.OnCancel(std::move(cancel)); }
+
+ private:
+  Recv recv_;
+  Promise<R> promise_;
+  std::optional<Stored<R>> value_;
+};
+
+// This thread's buffer for an asynchronous call's request, reset, and the bytes written to it.
+std::shared_ptr<apache::thrift::protocol::TProtocol> RequestProtocol(Protocol protocol);
+std::string TakeRequest();
 }  // namespace internal
 
 // Handed to an attempt so it can say when its request has fully left: a failure before
@@ -199,7 +249,7 @@ struct EndpointReport {
   int idle_connections = 0;
 };
 
-class Channel {
+class Channel : public std::enable_shared_from_this<Channel> {
  public:
   // Creates a channel whose endpoints come from `target` (a resolver URI).
   static StatusOr<std::shared_ptr<Channel>> Create(std::string_view target, ChannelOptions options);
@@ -211,6 +261,20 @@ class Channel {
   // on a balanced, pooled connection, retrying where safe. Returns what the attempt returns.
   template <class Client, class Fn>
   auto Call(const MethodTraits& method, const CallOptions& options, Fn&& attempt);
+
+  // Asynchronous: `send(Client&)` writes the request now, on this thread (the stock client's
+  // send_x), and `recv(Client&)` reads the reply later (its recv_x), on the runtime's event
+  // thread. Returns at once with the future of what `recv` returns. Balancing, deadlines,
+  // retries where safe, the retry budget, ejection, master-slave routing and declared
+  // exceptions are those of Call; many calls share a few pipelined connections per endpoint
+  // (PoolOptions::pipelined_connections). No hedging. `method` must outlive the call (the
+  // generated MethodTraits are static).
+  //
+  //   Future<int32_t> sum = channel->CallAsync<CalculatorClient>(
+  //       kAdd, {}, [](CalculatorClient& c) { c.send_add(1, 2); },
+  //       [](CalculatorClient& c) { return c.recv_add(); });
+  template <class Client, class Send, class Recv>
+  auto CallAsync(const MethodTraits& method, const CallOptions& options, Send&& send, Recv&& recv);
 
   // Replaces the endpoint set (resolvers call this through the listener; tests may directly).
   void UpdateEndpoints(EndpointSet endpoints);
@@ -246,8 +310,33 @@ class Channel {
   // exception raised by the attempt.
   void Invoke(const MethodTraits& method, const CallOptions& options, AttemptFn fn, void* closure);
 
+  // The non-template engine behind CallAsync; completes `receiver`.
+  void InvokeAsync(const MethodTraits& method, const CallOptions& options, std::string request,
+                   std::shared_ptr<internal::AsyncReceiver> receiver);
+
   std::unique_ptr<Impl> impl_;
 };
+
+template <class Client, class Send, class Recv>
+auto Channel::CallAsync(const MethodTraits& method, const CallOptions& options, Send&& send,
+                        Recv&& recv) {
+  using R = std::invoke_result_t<Recv&, Client&>;
+  auto receiver = std::make_shared<internal::TypedReceiver<Client, std::decay_t<Recv>, R>>(
+      std::forward<Recv>(recv));
+  Future<R> future = receiver->future();
+  std::string request;
+  try {
+    Client client(internal::RequestProtocol(this->options().pool.protocol));
+    send(client);
+    request = internal::TakeRequest();
+  } catch (...) {
+    internal::TakeRequest();  // drops what was written
+    receiver->Finish(std::current_exception());
+    return future;
+  }
+  InvokeAsync(method, options, std::move(request), std::move(receiver));
+  return future;
+}
 
 template <class Client, class Fn>
 auto Channel::Call(const MethodTraits& method, const CallOptions& options, Fn&& attempt) {

@@ -34,6 +34,9 @@ struct PoolOptions {
   // a call is not sent on a connection the server already closed.
   Duration recheck_after_idle = std::chrono::milliseconds(100);
   uint32_t max_frame_size = 64u << 20;
+  // Asynchronous calls (Channel::CallAsync): connections per endpoint, each carrying many
+  // requests at once (pipelined, answered in order).
+  int pipelined_connections = 2;
 };
 
 class Connection {

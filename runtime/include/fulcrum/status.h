@@ -23,6 +23,7 @@ enum class StatusCode {
   kProtocol,           // the peer sent bytes that are not Thrift
   kApplication,        // the peer answered with a TApplicationException
   kInternal,
+  kCancelled,  // the caller gave up on the call (Future::Cancel)
 };
 
 const char* StatusCodeName(StatusCode code);

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <sstream>
 
+#include <thrift/TApplicationException.h>
+#include <thrift/protocol/TProtocolException.h>
+#include <thrift/transport/TTransportException.h>
+
 namespace fulcrum::internal {
 
 namespace {
@@ -106,6 +110,41 @@ void AttemptLoop::Sleep(Duration d) const {
     env_.sleep(d);
   } else {
     std::this_thread::sleep_for(d);
+  }
+}
+
+bool SortAttemptException(AttemptOutcome& out, bool master_slave) {
+  using apache::thrift::TApplicationException;
+  using apache::thrift::TException;
+  using apache::thrift::protocol::TProtocolException;
+  using apache::thrift::transport::TTransportException;
+  try {
+    throw;
+  } catch (const TTransportException& e) {
+    out.code = e.getType() == TTransportException::TIMED_OUT ? StatusCode::kDeadlineExceeded
+                                                             : StatusCode::kTransport;
+    out.detail = e.what();
+    return true;
+  } catch (const TProtocolException& e) {
+    out.code = StatusCode::kProtocol;
+    out.detail = e.what();
+    return true;
+  } catch (const TApplicationException& e) {
+    // The server answered, but with a framework error (unknown method, handler crash), or
+    // (master-slave) a NotMaster refusal.
+    out.code = StatusCode::kApplication;
+    out.detail = e.what();
+    if (master_slave && e.getType() == kNotMasterExceptionType) {
+      out.refusal = ParseNotMaster(out.detail);
+    }
+    if (!out.refusal) out.rethrow = std::current_exception();
+    return false;
+  } catch (const TException&) {
+    out.rethrow = std::current_exception();  // declared in the IDL: the endpoint did its job
+    return false;
+  } catch (...) {
+    out.rethrow = std::current_exception();  // the caller's own code threw mid-call
+    return true;                             // the wire state is unknown
   }
 }
 

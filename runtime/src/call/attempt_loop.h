@@ -25,6 +25,7 @@
 #include <atomic>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -129,6 +130,15 @@ struct CallRecord {
   TimePoint end{};                     // when the successful attempt ended (the epoch if none did)
 };
 
+// A call whose first attempt ran outside the loop (an asynchronous call's, on a pipelined
+// connection): the loop takes it from what that attempt came to. The budget's OnCall() and
+// the endpoint's OnStart() were done when the attempt started.
+struct Resumed {
+  std::shared_ptr<const Picker> picker;  // the one `pick` came from
+  PickResult pick;
+  AttemptOutcome outcome;
+};
+
 class AttemptLoop {
  public:
   // What the loop needs from its channel; fixed for the channel's life.
@@ -150,7 +160,8 @@ class AttemptLoop {
   // Returns when an attempt succeeded; rethrows a declared or Thrift application exception the
   // endpoint answered with, or a nested call's CallError; otherwise throws CallError.
   template <class Route>
-  void Run(const CallPlan& plan, Route& route, AttemptRunner& runner, CallRecord& record) const;
+  void Run(const CallPlan& plan, Route& route, AttemptRunner& runner, CallRecord& record,
+           Resumed* resumed = nullptr) const;
 
  private:
   [[noreturn]] void Fail(const CallPlan& plan, StatusCode code, std::string_view what,
@@ -167,6 +178,12 @@ class AttemptLoop {
 
   const Env env_;
 };
+
+// Sorts the exception being handled (call it inside a catch block) into `out`, as an attempt
+// that ended with it came to: a transport, protocol or Thrift application error, a NotMaster
+// refusal (master-slave), a declared exception for the caller. True when the connection it
+// came from cannot be reused.
+bool SortAttemptException(AttemptOutcome& out, bool master_slave);
 
 // How metrics name a failed attempt. `connected`: a connection was leased (the request may
 // have left).
@@ -200,14 +217,15 @@ class AttemptLoop::LoopHedge final : public HedgeOffer {
 };
 
 template <class Route>
-void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
-                      CallRecord& record) const {
+void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner, CallRecord& record,
+                      Resumed* resumed) const {
   // Tried backends are remembered in a fixed array: retries beyond this many are rare enough
   // to not deserve an allocation, and a longer exclusion list buys nothing.
   constexpr size_t kMaxTracked = 8;
   const Clock& clock = *env_.clock;
-  env_.budget->OnCall();
-  std::shared_ptr<const Picker> picker = route.Current();
+  if (resumed == nullptr) env_.budget->OnCall();
+  std::shared_ptr<const Picker> picker =
+      resumed != nullptr ? std::move(resumed->picker) : route.Current();
   int refusals = 0;  // refusals and master waits: not counted against max_attempts, no budget
   std::array<EndpointId, kMaxTracked> tried{};
   size_t n_tried = 0;
@@ -220,7 +238,7 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
 
   for (int attempt = 1;; ++attempt) {
     args.excluded = std::span<const EndpointId>(tried.data(), n_tried);
-    const PickResult pick = picker->Pick(args);
+    const PickResult pick = resumed != nullptr ? resumed->pick : picker->Pick(args);
     if (pick.backend == nullptr) {
       RouteStep step = route.OnNoEndpoint(attempt, plan.deadline);
       if (step.picker == nullptr) {
@@ -247,10 +265,11 @@ void AttemptLoop::Run(const CallPlan& plan, Route& route, AttemptRunner& runner,
       Fail(plan, StatusCode::kDeadlineExceeded, expired, std::move(failures), attempt - 1);
     }
 
-    backend.stats->OnStart();
     const CallTracker* hedge_tracker = nullptr;
     // Initialised in place (no move of the outcome on the common path).
     AttemptOutcome out = [&] {
+      if (resumed != nullptr) return std::move(std::exchange(resumed, nullptr)->outcome);
+      backend.stats->OnStart();
       if constexpr (!Route::kMasterSlave) {
         if (plan.hedge_delay > Duration::zero() && attempt < plan.max_attempts) {
           LoopHedge offer(*this, *picker, args, backend, now + plan.hedge_delay);

@@ -196,29 +196,8 @@ bool PooledAttempt::RunOn(PooledConnection& conn, TimePoint deadline, SentHook* 
     conn.EndCall();
     out.nested = std::current_exception();
     return true;
-  } catch (const TTransportException& e) {
-    conn.MarkBroken();
-    out.code = e.getType() == TTransportException::TIMED_OUT ? StatusCode::kDeadlineExceeded
-                                                             : StatusCode::kTransport;
-    out.detail = e.what();
-  } catch (const TProtocolException& e) {
-    conn.MarkBroken();
-    out.code = StatusCode::kProtocol;
-    out.detail = e.what();
-  } catch (const TApplicationException& e) {
-    // The server answered, but with a framework error (unknown method, handler crash), or
-    // (master-slave) a NotMaster refusal.
-    out.code = StatusCode::kApplication;
-    out.detail = e.what();
-    if (master_slave_ && e.getType() == kNotMasterExceptionType) {
-      out.refusal = ParseNotMaster(out.detail);
-    }
-    if (!out.refusal) out.rethrow = std::current_exception();
-  } catch (const TException&) {
-    out.rethrow = std::current_exception();  // declared in the IDL: the endpoint did its job
   } catch (...) {
-    conn.MarkBroken();  // the caller's own code threw mid-call; the wire state is unknown
-    out.rethrow = std::current_exception();
+    if (SortAttemptException(out, master_slave_)) conn.MarkBroken();
   }
   if (conn.EndCall() && (out.code == StatusCode::kTransport || out.code == StatusCode::kProtocol)) {
     // The watchdog shut the socket down at the deadline: that is why the read failed.

@@ -17,6 +17,7 @@
 #include "fulcrum/thread_index.h"
 #include "thrift_logging.h"
 #include "transport/deadline_watchdog.h"
+#include "transport/pipeline.h"
 
 namespace fulcrum::internal {
 
@@ -455,9 +456,24 @@ void ConnectionPool::CloseIdle() {
   }
 }
 
+Pipeline& ConnectionPool::pipeline() {
+  std::call_once(pipeline_once_, [this] {
+    pipeline_ = std::make_unique<Pipeline>(endpoint_, options_, clock_);
+    has_pipeline_.store(true);  // sequentially consistent with shutdown_ (as in Shutdown)
+  });
+  // Made after Shutdown: refuses at once.
+  if (shutdown_.load()) pipeline_->Shutdown();
+  return *pipeline_;
+}
+
+int ConnectionPool::pipelined_connections() const {
+  return has_pipeline_.load() ? pipeline_->open_connections() : 0;
+}
+
 void ConnectionPool::Shutdown() {
   std::vector<std::unique_ptr<PooledConnection>> idle;
-  shutdown_.store(true, std::memory_order_release);
+  shutdown_.store(true);
+  if (has_pipeline_.load()) pipeline_->Shutdown();
   DrainSlots(&idle);
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -45,6 +45,7 @@ class ClientFramedTransport;
 namespace fulcrum::internal {
 
 class DeadlineWatchdog;
+class Pipeline;
 
 // A pooled connection: the public Connection plus what the pool and the channel need.
 class PooledConnection final : public Connection {
@@ -95,6 +96,7 @@ class PooledConnection final : public Connection {
   // Deadline watch (deadline_watchdog.h). deadline_ is 0 between calls, the call's deadline in
   // nanoseconds on clock_ during one, kCut once the watchdog shut the socket down.
   friend class DeadlineWatchdog;
+  class Pipeline;
   static constexpr int64_t kCut = -1;
   const int fd_;
   std::atomic<int64_t> deadline_{0};
@@ -146,6 +148,9 @@ class ConnectionPool {
   int open_connections() const;
   int idle_connections() const;
   int draining_connections() const;
+  // The endpoint's pipelined connections (asynchronous calls), made on first use.
+  Pipeline& pipeline();
+  int pipelined_connections() const;
   const Endpoint& endpoint() const { return endpoint_; }
 
  private:
@@ -180,6 +185,9 @@ class ConnectionPool {
   // Abandoned with a reply owed, kept until it arrives (at most max_idle; counted in open_).
   std::vector<std::unique_ptr<PooledConnection>> draining_;
   int open_ = 0;
+  std::once_flag pipeline_once_;
+  std::unique_ptr<Pipeline> pipeline_;  // set once, under pipeline_once_
+  std::atomic<bool> has_pipeline_{false};
 };
 
 }  // namespace fulcrum::internal

@@ -1,0 +1,103 @@
+// Future and Promise: values, errors, continuations, cancellation; no server involved.
+#include "fulcrum/future.h"
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "fulcrum/channel.h"
+
+namespace fulcrum {
+namespace {
+
+TEST(FutureTest, GetWaitsForTheValueSetOnAnotherThread) {
+  Promise<std::string> p;
+  Future<std::string> f = p.future();
+  EXPECT_FALSE(f.ready());
+  std::thread t([&] { p.SetValue("done"); });
+  EXPECT_EQ(f.get(), "done");
+  t.join();
+  EXPECT_FALSE(p.SetValue("again"));  // the first completion wins
+}
+
+TEST(FutureTest, GetRethrowsTheError) {
+  Promise<int> p;
+  p.SetError(std::make_exception_ptr(std::runtime_error("boom")));
+  Future<int> f = p.future();
+  EXPECT_TRUE(f.ready());
+  EXPECT_THROW(f.get(), std::runtime_error);
+}
+
+TEST(FutureTest, ThenChainsValuesAndPassesErrorsThrough) {
+  Promise<int> p;
+  std::atomic<int> calls{0};
+  Future<std::string> s = p.future()
+                              .then([&](int v) {
+                                ++calls;
+                                return v * 2;
+                              })
+                              .then([&](int v) {
+                                ++calls;
+                                return std::to_string(v);
+                              });
+  p.SetValue(21);
+  EXPECT_EQ(s.get(), "42");
+  EXPECT_EQ(calls.load(), 2);
+
+  Promise<int> failing;
+  Future<void> skipped = failing.future().then([&](int) { ++calls; });
+  failing.SetError(std::make_exception_ptr(std::runtime_error("no")));
+  EXPECT_THROW(skipped.get(), std::runtime_error);
+  EXPECT_EQ(calls.load(), 2);
+}
+
+TEST(FutureTest, ThenOnAReadyFutureRunsAtOnce) {
+  Promise<void> p;
+  p.SetValue();
+  bool ran = false;
+  Future<int> f = p.future().then([&] {
+    ran = true;
+    return 7;
+  });
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(f.get(), 7);
+}
+
+TEST(FutureTest, CancelFailsTheFutureAndTellsTheWorkOnce) {
+  Promise<int> p;
+  int cancels = 0;
+  p.OnCancel([&] { ++cancels; });
+  Future<int> f = p.future();
+  f.Cancel();
+  f.Cancel();
+  EXPECT_EQ(cancels, 1);
+  try {
+    f.get();
+    FAIL() << "expected a CallError";
+  } catch (const CallError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kCancelled);
+  }
+  EXPECT_FALSE(p.SetValue(1));  // the late result is dropped
+}
+
+TEST(FutureTest, CancelAfterCompletionChangesNothing) {
+  Promise<int> p;
+  int cancels = 0;
+  p.OnCancel([&] { ++cancels; });
+  p.SetValue(3);
+  Future<int> f = p.future();
+  f.Cancel();
+  EXPECT_EQ(cancels, 0);
+  EXPECT_EQ(f.get(), 3);
+}
+
+TEST(FutureTest, WaitForTimesOutOnAFutureNeverCompleted) {
+  Promise<int> p;
+  EXPECT_FALSE(p.future().wait_for(std::chrono::milliseconds(10)));
+}
+
+}  // namespace
+}  // namespace fulcrum
