@@ -47,6 +47,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <csignal>
+#include <deque>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -109,6 +110,9 @@ DEFINE_int32(slow_start_ms, -1,
 DEFINE_int32(hedge_us, 0,
              "if > 0: ChannelOptions::hedge_delay for the Fulcrum clients, microseconds (echo is "
              "idempotent: a call unanswered this long is hedged to another server)");
+DEFINE_string(async_windows, "",
+              "separate runs: also Fulcrum's asynchronous calls, each thread keeping this many "
+              "in flight (comma-separated windows; 1 is a synchronous caller over the pipeline)");
 DEFINE_bool(separate, false,
             "separate-runs method: each client alone on fresh servers, raw and Fulcrum "
             "alternating, --runs rounds (see bench/load.cc)");
@@ -165,6 +169,9 @@ struct Client {
   std::function<void(int)> call;
   std::function<void()> close = [] {};
   std::shared_ptr<fulcrum::Channel> channel;  // Fulcrum clients only
+  // Set instead of `call` by clients with several calls in flight per thread: completes one
+  // call and returns its latency in nanoseconds (from its start, not from this invocation).
+  std::function<int64_t(int)> call_timed;
 };
 
 std::shared_ptr<EchoClient> RawConnection(
@@ -249,6 +256,38 @@ Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& bala
           [channel, payload](int) { fulcrum::testing::Echo(*channel, payload); }, [] {}, channel};
 }
 
+// Fulcrum's asynchronous calls: each thread keeps `window` calls in flight on the channel's
+// pipelined connections, and each call(t) waits for the oldest.
+Client FulcrumAsyncClient(const std::vector<uint16_t>& ports, const std::string& balancer,
+                          const std::string& payload, int window) {
+  Client c = FulcrumClient(ports, balancer, payload);
+  struct InFlight {
+    steady_clock::time_point start;
+    fulcrum::Future<std::string> reply;
+  };
+  auto queues = std::make_shared<std::vector<std::deque<InFlight>>>(FLAGS_threads);
+  std::shared_ptr<fulcrum::Channel> channel = c.channel;
+  c.name = "fulcrum async, " + std::to_string(window) + " in flight/thread";
+  c.call = nullptr;
+  c.call_timed = [channel, queues, payload, window](int t) -> int64_t {
+    std::deque<InFlight>& q = (*queues)[t];
+    while (static_cast<int>(q.size()) < window) {
+      q.push_back({steady_clock::now(), fulcrum::testing::EchoAsync(*channel, payload)});
+    }
+    InFlight oldest = std::move(q.front());
+    q.pop_front();
+    oldest.reply.get();
+    return (steady_clock::now() - oldest.start).count();
+  };
+  c.close = [queues] {
+    for (auto& q : *queues) {
+      for (InFlight& f : q) f.reply.wait();
+      q.clear();
+    }
+  };
+  return c;
+}
+
 // Fulcrum's pooled connections to the first server, without the channel: no balancer, stats,
 // retries or deadline.
 Client PoolOnlyClient(const std::vector<uint16_t>& ports, const std::string& payload) {
@@ -311,12 +350,17 @@ std::vector<Totals> Drive(std::vector<Client>& clients, double seconds) {
       for (; p < phases; p = phase.load(std::memory_order_relaxed)) {
         const int c = ClientOfPhase(p, m);
         const auto t0 = steady_clock::now();
+        int64_t ns = -1;
         try {
-          clients[c].call(t);
+          if (clients[c].call_timed) {
+            ns = clients[c].call_timed(t);
+          } else {
+            clients[c].call(t);
+          }
         } catch (const std::exception& e) {
           if (errors[t][c]++ == 0) LOG(WARNING) << clients[c].name << ": call failed: " << e.what();
         }
-        const auto ns = (steady_clock::now() - t0).count();
+        if (ns < 0) ns = (steady_clock::now() - t0).count();
         lat[t][c].push_back(static_cast<uint32_t>(std::min<int64_t>(ns, 4'000'000'000)));
         ++started[t][p];
       }
@@ -525,6 +569,7 @@ int Separate() {
   CHECK_GT(FLAGS_threads, 0) << "--threads must be positive";
   const std::string payload(static_cast<size_t>(std::max(0, FLAGS_payload)), 'x');
   const std::vector<std::string> balancers = Split(FLAGS_balancers);
+  const std::vector<std::string> windows = Split(FLAGS_async_windows);
   std::printf(
       "| client | servers | round |    calls/s |  p50 us  |  p99 us  | client CPU us/call | "
       "machine CPU us/call | errors |\n|---|---|---|---|---|---|---|---|---|\n");
@@ -532,8 +577,16 @@ int Separate() {
   int64_t failed_calls = 0;
   for (const std::string& count : Split(FLAGS_servers)) {
     const int n = std::stoi(count);
-    // Kind 0 is raw Thrift, kind b + 1 the Fulcrum client with balancer b.
-    const size_t kinds = balancers.size() + 1;
+    // Kind 0 is raw Thrift, kind b + 1 the Fulcrum client with balancer b, then the
+    // asynchronous clients (the first balancer) by window.
+    const size_t kinds = balancers.size() + 1 + windows.size();
+    const auto make = [&](size_t k, const std::vector<uint16_t>& ports) {
+      if (k == 0) return RawClient(ports, payload);
+      if (k <= balancers.size()) return FulcrumClient(ports, balancers[k - 1], payload);
+      return FulcrumAsyncClient(ports, balancers[0], payload,
+                                std::stoi(windows[k - 1 - balancers.size()]));
+    };
+    std::vector<std::string> names(kinds);
     std::vector<std::vector<double>> rate(kinds), p50(kinds), p99(kinds), cpu(kinds);
     std::vector<std::vector<double>> ratio(kinds), cpu_ratio(kinds);
     for (int round = 1; round <= FLAGS_runs; ++round) {
@@ -543,9 +596,8 @@ int Separate() {
       std::vector<Totals> totals(kinds);
       for (size_t k : order) {
         Servers servers = StartServers(n);
-        std::vector<Client> one = {k == 0
-                                       ? RawClient(servers.ports, payload)
-                                       : FulcrumClient(servers.ports, balancers[k - 1], payload)};
+        std::vector<Client> one = {make(k, servers.ports)};
+        names[k] = one[0].name;
         Drive(one, FLAGS_phase_ms / 1000.0);  // warm up: connections, server threads
         totals[k] = Drive(one, FLAGS_seconds)[0];
         one[0].close();
@@ -569,10 +621,10 @@ int Separate() {
     for (size_t k = 1; k < kinds; ++k) {
       char line[700];
       std::snprintf(line, sizeof(line),
-                    "separate runs, %d server(s), %d threads: fulcrum %s / raw thrift = %.3f, "
+                    "separate runs, %d server(s), %d threads: %s / raw thrift = %.3f, "
                     "median of %d rounds (%s); %.0f vs %.0f calls/s; p50 %.1f vs %.1f us, p99 "
                     "%.1f vs %.1f us; machine CPU per call %.1f vs %.1f us (%.3fx)",
-                    n, FLAGS_threads, balancers[k - 1].c_str(), Median(ratio[k]), FLAGS_runs,
+                    n, FLAGS_threads, names[k].c_str(), Median(ratio[k]), FLAGS_runs,
                     Join(ratio[k], "%.3f").c_str(), Median(rate[k]), Median(rate[0]),
                     Median(p50[k]), Median(p50[0]), Median(p99[k]), Median(p99[0]), Median(cpu[k]),
                     Median(cpu[0]), Median(cpu_ratio[k]));
