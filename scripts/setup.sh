@@ -45,6 +45,7 @@ packages=(
   libbenchmark-dev                              # micro-benchmarks
   nlohmann-json3-dev                            # fulcrum-gen reads the compiler's JSON
   spin                                          # model checker: tests/model (ctest -L model)
+  python3-thrift                                # stock Python servers the tests call
   # etcd: the etcd discovery library's tests; openssl makes their (and the registry's)
   # throwaway TLS certificates
   etcd-server openssl
