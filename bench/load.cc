@@ -47,8 +47,8 @@
 #include <cinttypes>
 #include <cmath>
 #include <csignal>
-#include <deque>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <map>

@@ -19,6 +19,7 @@
 
 #include "calculator_fulcrum.h"
 #include "fulcrum/discovery/fulcrum.h"
+#include "support/ports.h"
 #include "support/subprocess.h"
 
 namespace fulcrum::testing {
@@ -61,6 +62,42 @@ TEST(CalculatorExample, BalancedClientOverTwoServerProcesses) {
     ASSERT_TRUE(status.ok()) << status.status();
     EXPECT_TRUE(WIFEXITED(status.value()) && WEXITSTATUS(status.value()) == 0);
   }
+}
+
+TEST(CalculatorExample, FanOutToThreeShardsWithAsynchronousCalls) {
+  // Three shards, one calculator_server each; calculator_fanout sums 1..1000 across them, all
+  // shards in flight at once, and checks the total.
+  std::vector<std::unique_ptr<Subprocess>> servers;
+  std::string shards;
+  for (const char* id : {"--id=s0", "--id=s1", "--id=s2"}) {
+    auto server = Subprocess::Spawn({FULCRUM_CALCULATOR_SERVER, "--port=0", id});
+    ASSERT_TRUE(server.ok()) << server.status();
+    StatusOr<std::string> port =
+        server.value()->WaitForLine("LISTENING ", std::chrono::seconds(30));
+    ASSERT_TRUE(port.ok()) << port.status();
+    shards += (servers.empty() ? "" : ";") + std::string("static://127.0.0.1:") + port.value();
+    servers.push_back(std::move(server).value());
+  }
+  auto fanout = Subprocess::Spawn(
+      {FULCRUM_CALCULATOR_FANOUT, "--shards=" + shards, "--values=1000", "--minloglevel=2"});
+  ASSERT_TRUE(fanout.ok()) << fanout.status();
+  StatusOr<std::string> total = fanout.value()->WaitForLine("total = ", std::chrono::seconds(30));
+  ASSERT_TRUE(total.ok()) << total.status();
+  EXPECT_EQ(total->substr(0, total->find(" from")), "500500 (expected 500500)");
+  StatusOr<int> status = fanout.value()->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(status.value()) && WEXITSTATUS(status.value()) == 0);
+
+  // A shard that is down fails the request (exit 1) within its deadline.
+  auto broken =
+      Subprocess::Spawn({FULCRUM_CALCULATOR_FANOUT,
+                         "--shards=" + shards + ";static://127.0.0.1:" + std::to_string(DeadPort()),
+                         "--timeout_ms=500", "--minloglevel=2"});
+  ASSERT_TRUE(broken.ok()) << broken.status();
+  status = broken.value()->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(status.value()) && WEXITSTATUS(status.value()) == 1);
+  for (auto& server : servers) ASSERT_TRUE(server->Signal(SIGTERM).ok());
 }
 
 TEST(CalculatorExample, ServersRegisterWithTheRegistryAndDeregisterOnSigterm) {

@@ -224,6 +224,36 @@ TEST_F(MasterSlaveChannelTest, StaleRedirectIsNotFollowed) {
   EXPECT_EQ(Increments("b"), 0);
 }
 
+TEST_F(MasterSlaveChannelTest, AsynchronousWritesFollowRedirectsAndWaitForAMaster) {
+  // The same routing for Channel::CallAsync: a refused write follows the redirect (on the retry
+  // lane), and writes made while no master is known wait for one.
+  SetRoles("a", 2);
+  auto ch = MakeChannel();
+  ch->UpdateEndpoints({{Tagged("a", InstanceRole::kSlave, 1), Tagged("b", InstanceRole::kMaster, 1),
+                        Tagged("c", InstanceRole::kSlave, 1)}});
+  std::vector<Future<int64_t>> writes;
+  for (int i = 0; i < 10; ++i)
+    writes.push_back(testing::IncrementAsync(*ch, 1, {.max_attempts = 1}));
+  for (auto& w : writes) EXPECT_GE(w.get(), 1);
+  EXPECT_EQ(Increments("a"), 10);
+  EXPECT_EQ(Increments("b"), 0);
+  EXPECT_EQ(ch->redirects(), 10u);
+
+  // A failover: nobody is master in the client's view, then c is.
+  SetRoles("c", 3);
+  ch->UpdateEndpoints(
+      {{Tagged("a", InstanceRole::kSlave, 3), Tagged("b", InstanceRole::kSlave, 3)}});
+  Future<int64_t> waiting = testing::IncrementAsync(*ch, 7, {.timeout = std::chrono::seconds(20)});
+  for (int i = 0; i < 2000 && ch->master_waits() == 0; ++i)
+    std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_GT(ch->master_waits(), 0u);
+  EXPECT_FALSE(waiting.ready());
+  ch->UpdateEndpoints({{Tagged("a", InstanceRole::kSlave, 3), Tagged("b", InstanceRole::kSlave, 3),
+                        Tagged("c", InstanceRole::kMaster, 3)}});
+  EXPECT_EQ(waiting.get(), 7);
+  EXPECT_EQ(Increments("c"), 1);
+}
+
 TEST_F(MasterSlaveChannelTest, NoMasterWaitsForOneWithinTheDeadline) {
   SetRoles("c", 4);
   auto ch = MakeChannel();

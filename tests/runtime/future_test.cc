@@ -99,5 +99,43 @@ TEST(FutureTest, WaitForTimesOutOnAFutureNeverCompleted) {
   EXPECT_FALSE(p.future().wait_for(std::chrono::milliseconds(10)));
 }
 
+TEST(FutureTest, WhenAllJoinsEveryValueInOrder) {
+  std::vector<Promise<int>> promises(3);
+  std::vector<Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.future());
+  Future<std::vector<int>> all = WhenAll(std::move(futures));
+  promises[2].SetValue(3);
+  promises[0].SetValue(1);
+  EXPECT_FALSE(all.ready());
+  promises[1].SetValue(2);
+  EXPECT_EQ(all.get(), (std::vector<int>{1, 2, 3}));
+  EXPECT_TRUE(WhenAll(std::vector<Future<int>>{}).get().empty());
+}
+
+TEST(FutureTest, WhenAllFailsWithTheFirstFailureOnceAllAreReady) {
+  std::vector<Promise<int>> promises(3);
+  std::vector<Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.future());
+  Future<std::vector<int>> all = WhenAll(std::move(futures));
+  promises[1].SetError(std::make_exception_ptr(std::runtime_error("shard 1")));
+  promises[2].SetError(std::make_exception_ptr(std::logic_error("shard 2")));
+  EXPECT_FALSE(all.ready());  // shard 0 still running
+  promises[0].SetValue(0);
+  EXPECT_THROW(all.get(), std::runtime_error);
+}
+
+TEST(FutureTest, CancellingWhenAllCancelsWhatIsStillRunning) {
+  std::vector<Promise<int>> promises(2);
+  int cancels = 0;
+  for (auto& p : promises) p.OnCancel([&] { ++cancels; });
+  promises[0].SetValue(1);
+  std::vector<Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.future());
+  Future<std::vector<int>> all = WhenAll(std::move(futures));
+  all.Cancel();
+  EXPECT_EQ(cancels, 1);  // the one still running
+  EXPECT_THROW(all.get(), CallError);
+}
+
 }  // namespace
 }  // namespace fulcrum

@@ -23,6 +23,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -32,6 +33,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "fulcrum/clock.h"
 
@@ -230,5 +232,43 @@ class Promise {
  private:
   std::shared_ptr<internal::FutureState<T>> state_;
 };
+
+// A future of every value of `futures`, in order, once all are ready: a fan-out's join. When
+// any failed, it fails with the first failure (by position), after all are ready, so nothing is
+// still running when it completes. Cancelling it cancels those not yet ready.
+template <class T>
+requires(!std::is_void_v<T>) Future<std::vector<T>> WhenAll(std::vector<Future<T>> futures) {
+  struct Join {
+    explicit Join(std::vector<Future<T>> f) : futures(std::move(f)), left(futures.size()) {}
+    std::vector<Future<T>> futures;
+    std::atomic<size_t> left;
+    Promise<std::vector<T>> all;
+  };
+  auto join = std::make_shared<Join>(std::move(futures));
+  Future<std::vector<T>> result = join->all.future();
+  join->all.OnCancel([weak = std::weak_ptr<Join>(join)] {
+    if (auto j = weak.lock()) {
+      for (Future<T>& f : j->futures) f.Cancel();
+    }
+  });
+  const auto finish = [](Join& j) {
+    std::vector<T> values;
+    values.reserve(j.futures.size());
+    try {
+      for (Future<T>& f : j.futures) values.push_back(f.get());
+    } catch (...) {
+      j.all.SetError(std::current_exception());
+      return;
+    }
+    j.all.SetValue(std::move(values));
+  };
+  if (join->futures.empty()) finish(*join);
+  for (Future<T>& f : join->futures) {
+    f.OnReady([join, finish](Future<T>) {
+      if (join->left.fetch_sub(1) == 1) finish(*join);
+    });
+  }
+  return result;
+}
 
 }  // namespace fulcrum
