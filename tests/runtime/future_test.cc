@@ -23,6 +23,15 @@ TEST(FutureTest, GetWaitsForTheValueSetOnAnotherThread) {
   EXPECT_FALSE(p.SetValue("again"));  // the first completion wins
 }
 
+TEST(FutureTest, TheValueIsTakenOnce) {
+  Promise<std::string> p;
+  Future<std::string> f = p.future();
+  Future<size_t> size = f.then([](std::string s) { return s.size(); });
+  p.SetValue("four");
+  EXPECT_EQ(size.get(), 4u);
+  EXPECT_THROW(f.get(), std::logic_error);  // the continuation took it
+}
+
 TEST(FutureTest, GetRethrowsTheError) {
   Promise<int> p;
   p.SetError(std::make_exception_ptr(std::runtime_error("boom")));

@@ -19,8 +19,9 @@
 // call makes no further attempt, and its reply, when it comes, is dropped. Dropping a future is
 // safe too: the call runs to its end and its result is discarded. Neither leaks a connection.
 //
-// A Future is a handle: copies share the result; get() moves the value out (call it once).
-// Thread-safe.
+// A Future is a handle: copies share the result. The value is taken once: by get(), or by the
+// continuation then() attaches (get() the future then() returns instead); taking it twice
+// throws std::logic_error. An error may be rethrown any number of times. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -30,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -114,6 +116,9 @@ class FutureState {
   Stored<T> Take() {
     std::lock_guard<std::mutex> lock(mu_);
     if (error_) std::rethrow_exception(error_);
+    // Loud, not a moved-from value that looks like an answer.
+    if (taken_) throw std::logic_error("fulcrum::Future: the value was already taken");
+    taken_ = true;
     return std::move(*value_);
   }
   std::exception_ptr error() const {
@@ -125,6 +130,7 @@ class FutureState {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool ready_ = false;
+  bool taken_ = false;
   std::optional<Stored<T>> value_;
   std::exception_ptr error_;
   std::function<void()> on_ready_;
