@@ -45,6 +45,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
+#include <condition_variable>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -52,6 +53,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -113,6 +115,13 @@ DEFINE_int32(hedge_us, 0,
 DEFINE_string(async_windows, "",
               "separate runs: also Fulcrum's asynchronous calls, each thread keeping this many "
               "in flight (comma-separated windows; 1 is a synchronous caller over the pipeline)");
+DEFINE_int32(in_flight, 0,
+             "if > 0: one caller thread keeps this many asynchronous calls in flight to --servers "
+             "(the first count) for --seconds; reports calls/s, errors and memory");
+DEFINE_int32(rate, 0,
+             "if > 0: open loop at this many calls/s in all (--threads senders on a fixed "
+             "schedule), raw Thrift and Fulcrum's asynchronous calls alternating; latency from "
+             "each call's scheduled time");
 DEFINE_bool(separate, false,
             "separate-runs method: each client alone on fresh servers, raw and Fulcrum "
             "alternating, --runs rounds (see bench/load.cc)");
@@ -722,6 +731,194 @@ int SlowNode() {
   return failed_calls > 0 ? 1 : 0;
 }
 
+std::string StaticTarget(const std::vector<uint16_t>& ports) {
+  std::string target = "static://";
+  for (size_t i = 0; i < ports.size(); ++i) {
+    target += (i ? "," : "") + std::string("127.0.0.1:") + std::to_string(ports[i]);
+  }
+  return target;
+}
+
+// One caller thread keeps --in_flight asynchronous calls in flight: each completion (on the
+// event thread) frees a slot, and the caller fills the slots again.
+int InFlight() {
+  const int n = std::stoi(Split(FLAGS_servers).front());
+  const std::string payload(static_cast<size_t>(std::max(0, FLAGS_payload)), 'x');
+  Servers servers = StartServers(n);
+  fulcrum::ChannelOptions opts;
+  opts.service_name = "echo";
+  opts.balancer = Split(FLAGS_balancers).front();
+  opts.default_timeout = std::chrono::seconds(30);
+  auto channel = fulcrum::Channel::Create(StaticTarget(servers.ports), opts).value();
+  fulcrum::testing::Echo(*channel, payload);  // connected
+  const long rss0 = RssKib();
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0;
+  int peak = 0;
+  std::atomic<int64_t> done{0}, errors{0};
+  long rss_peak = rss0;
+  const auto start = steady_clock::now();
+  const auto end = start + std::chrono::duration<double>(FLAGS_seconds);
+  const double cpu0 = CpuSeconds();
+  auto next_rss = start;
+  while (steady_clock::now() < end) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return in_flight < FLAGS_in_flight; });
+    }
+    int room;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      room = FLAGS_in_flight - in_flight;
+      in_flight += room;
+      peak = std::max(peak, in_flight);
+    }
+    for (int i = 0; i < room; ++i) {
+      fulcrum::testing::EchoAsync(*channel, payload)
+          .OnReady([&, payload](fulcrum::Future<std::string> f) {
+            try {
+              if (f.get() != payload) errors.fetch_add(1);
+            } catch (const std::exception& e) {
+              if (errors.fetch_add(1) == 0) LOG(WARNING) << "call failed: " << e.what();
+            }
+            done.fetch_add(1, std::memory_order_relaxed);
+            std::lock_guard<std::mutex> lock(mu);
+            --in_flight;
+            cv.notify_one();
+          });
+    }
+    if (steady_clock::now() >= next_rss) {
+      rss_peak = std::max(rss_peak, RssKib());
+      next_rss += std::chrono::milliseconds(100);
+    }
+  }
+  const double seconds = std::chrono::duration<double>(steady_clock::now() - start).count();
+  const int64_t calls = done.load();
+  const double cpu = CpuSeconds() - cpu0;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return in_flight == 0; });
+  }
+  std::printf(
+      "one caller thread, %d calls in flight (peak %d) to %d server(s), %d-byte echo, %.1f s: "
+      "%.0f calls/s, %" PRId64 " errors; client CPU %.1f us/call; RSS %ld KiB before, %ld KiB at "
+      "peak (+%.2f KiB per call in flight)\n",
+      FLAGS_in_flight, peak, n, FLAGS_payload, seconds, static_cast<double>(calls) / seconds,
+      errors.load(), cpu * 1e6 / std::max<double>(1, static_cast<double>(calls)), rss0, rss_peak,
+      static_cast<double>(rss_peak - rss0) / FLAGS_in_flight);
+  return errors.load() > 0 ? 1 : 0;
+}
+
+// Open loop at --rate calls/s: --threads senders, each on a fixed schedule. Raw Thrift's
+// senders wait for each reply (a late reply delays the next send, whose latency counts from its
+// scheduled time); Fulcrum's send asynchronously and never wait.
+struct OpenLoopResult {
+  std::vector<uint32_t> latency_ns;
+  int64_t errors = 0;
+  double client_cpu_per_call = 0;
+};
+
+OpenLoopResult OpenLoop(bool fulcrum, const std::vector<uint16_t>& ports,
+                        const std::string& payload) {
+  const int threads = FLAGS_threads;
+  const auto period = std::chrono::duration_cast<steady_clock::duration>(
+      std::chrono::duration<double>(static_cast<double>(threads) / FLAGS_rate));
+  const int64_t per_thread = static_cast<int64_t>(FLAGS_seconds * FLAGS_rate / threads);
+  std::vector<std::vector<uint32_t>> lat(threads);
+  std::atomic<int64_t> errors{0};
+  std::mutex mu;
+  Client raw;
+  std::shared_ptr<fulcrum::Channel> channel;
+  if (fulcrum) {
+    fulcrum::ChannelOptions opts;
+    opts.service_name = "echo";
+    opts.balancer = Split(FLAGS_balancers).front();
+    channel = fulcrum::Channel::Create(StaticTarget(ports), opts).value();
+    fulcrum::testing::Echo(*channel, payload);
+  } else {
+    raw = RawClient(ports, payload);
+  }
+  std::atomic<int64_t> pending{0};
+  const double cpu0 = CpuSeconds();
+  const auto start = steady_clock::now() + std::chrono::milliseconds(50);
+  std::vector<std::thread> senders;
+  for (int t = 0; t < threads; ++t) {
+    senders.emplace_back([&, t] {
+      lat[t].reserve(static_cast<size_t>(per_thread));
+      // The threads' schedules interleave: thread t starts t/threads of a period late.
+      const auto first = start + period * t / threads;
+      for (int64_t k = 0; k < per_thread; ++k) {
+        const auto at = first + period * k;
+        std::this_thread::sleep_until(at);
+        if (!fulcrum) {
+          try {
+            raw.call(t);
+          } catch (const std::exception&) {
+            errors.fetch_add(1);
+          }
+          lat[t].push_back(static_cast<uint32_t>((steady_clock::now() - at).count()));
+          continue;
+        }
+        pending.fetch_add(1);
+        fulcrum::testing::EchoAsync(*channel, payload)
+            .OnReady([&, t, at](fulcrum::Future<std::string> f) {
+              try {
+                f.get();
+              } catch (const std::exception&) {
+                errors.fetch_add(1);
+              }
+              const auto ns = (steady_clock::now() - at).count();
+              {
+                std::lock_guard<std::mutex> lock(mu);
+                lat[t].push_back(static_cast<uint32_t>(std::min<int64_t>(ns, 4'000'000'000)));
+              }
+              pending.fetch_sub(1);
+            });
+      }
+    });
+  }
+  for (auto& s : senders) s.join();
+  while (pending.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  OpenLoopResult r;
+  int64_t calls = 0;
+  for (auto& v : lat) {
+    calls += static_cast<int64_t>(v.size());
+    r.latency_ns.insert(r.latency_ns.end(), v.begin(), v.end());
+  }
+  r.client_cpu_per_call = (CpuSeconds() - cpu0) * 1e6 / std::max<double>(1, calls);
+  std::sort(r.latency_ns.begin(), r.latency_ns.end());
+  r.errors = errors.load();
+  if (!fulcrum) raw.close();
+  return r;
+}
+
+int OfferedLoad() {
+  const std::string payload(static_cast<size_t>(std::max(0, FLAGS_payload)), 'x');
+  std::printf("| client | servers | round | offered calls/s | p50 us | p90 us | p99 us | p99.9 us "
+              "| client CPU us/call | errors |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  int64_t failed = 0;
+  for (const std::string& count : Split(FLAGS_servers)) {
+    const int n = std::stoi(count);
+    for (int round = 1; round <= FLAGS_runs; ++round) {
+      for (int k = 0; k < 2; ++k) {
+        const bool fulcrum = (k + round) % 2 == 0;  // alternate which goes first
+        Servers servers = StartServers(n);
+        OpenLoopResult r = OpenLoop(fulcrum, servers.ports, payload);
+        Totals t;
+        t.latency_ns = std::move(r.latency_ns);
+        std::printf("| %-26s | %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %" PRId64 " |\n",
+                    fulcrum ? "fulcrum async (open loop)" : "raw thrift (open loop)", n, round,
+                    FLAGS_rate, t.Percentile(0.5), t.Percentile(0.9), t.Percentile(0.99),
+                    t.Percentile(0.999), r.client_cpu_per_call, r.errors);
+        std::fflush(stdout);
+        failed += r.errors;
+      }
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}
+
 // Memory mode: one child process serves echo on N ports; the client builds a channel over
 // all N, calls each endpoint once (so every pool holds one connection), and reports RSS.
 int Memory() {
@@ -792,6 +989,8 @@ int main(int argc, char** argv) {
   if (FLAGS_serve_listeners > 0) return ServeListeners();
   if (FLAGS_memory_endpoints > 0) return Memory();
   if (FLAGS_slow_servers > 0) return SlowNode();
+  if (FLAGS_in_flight > 0) return InFlight();
+  if (FLAGS_rate > 0) return OfferedLoad();
   if (FLAGS_separate) return Separate();
   return Throughput();
 }
