@@ -65,8 +65,9 @@ class FutureState {
       ready_ = true;
       done = std::move(on_ready_);
       on_cancel_ = nullptr;
+      // Under the lock: a waiter may destroy this state as soon as it sees ready_.
+      cv_.notify_all();
     }
-    cv_.notify_all();
     if (done) done();
     return true;
   }

@@ -300,8 +300,9 @@ bool PipelinedConnection::TakeReplies() {
     pending_.pop_front();
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     last_active_ = clock_.Now();
-    std::vector<Told> closing;
-    if (close_when_idle_ && pending_.empty()) closing = CloseLocked();
+    // Shutting down and this was the last request: closed (nobody else to tell).
+    const bool last = close_when_idle_ && pending_.empty();
+    if (last) CloseLocked();
     lock.unlock();
     off += 4 + len;
     if (e.request != nullptr) {
@@ -312,10 +313,11 @@ bool PipelinedConnection::TakeReplies() {
       r.size = len;
       e.request->OnReply(r);
     }
-    if (!closing.empty() || state_ == State::kClosed) {  // closing is empty: CloseWhenIdle
+    if (last) {
       ok = false;
       break;
     }
+    // Otherwise the next turn sees (under the lock) whether the connection closed meanwhile.
   }
   if (off > 0) {
     std::memmove(in_.data(), in_.data() + off, in_used_ - off);
