@@ -45,8 +45,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
-#include <condition_variable>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <deque>
@@ -115,6 +115,9 @@ DEFINE_int32(hedge_us, 0,
 DEFINE_string(async_windows, "",
               "separate runs: also Fulcrum's asynchronous calls, each thread keeping this many "
               "in flight (comma-separated windows; 1 is a synchronous caller over the pipeline)");
+DEFINE_int32(pipelined_connections, 0,
+             "if > 0: PoolOptions::pipelined_connections of the Fulcrum clients (asynchronous "
+             "calls)");
 DEFINE_int32(in_flight, 0,
              "if > 0: one caller thread keeps this many asynchronous calls in flight to --servers "
              "(the first count) for --seconds; reports calls/s, errors and memory");
@@ -258,6 +261,8 @@ Client FulcrumClient(const std::vector<uint16_t>& ports, const std::string& bala
   if (FLAGS_slow_start_ms >= 0)
     opts.slow_start.window = std::chrono::milliseconds(FLAGS_slow_start_ms);
   if (FLAGS_hedge_us > 0) opts.hedge_delay = std::chrono::microseconds(FLAGS_hedge_us);
+  if (FLAGS_pipelined_connections > 0)
+    opts.pool.pipelined_connections = FLAGS_pipelined_connections;
   auto created = fulcrum::Channel::Create(target, opts);
   CHECK(created.ok()) << created.status();
   std::shared_ptr<fulcrum::Channel> channel = std::move(created).value();
@@ -749,6 +754,8 @@ int InFlight() {
   opts.service_name = "echo";
   opts.balancer = Split(FLAGS_balancers).front();
   opts.default_timeout = std::chrono::seconds(30);
+  if (FLAGS_pipelined_connections > 0)
+    opts.pool.pipelined_connections = FLAGS_pipelined_connections;
   auto channel = fulcrum::Channel::Create(StaticTarget(servers.ports), opts).value();
   fulcrum::testing::Echo(*channel, payload);  // connected
   const long rss0 = RssKib();
@@ -802,7 +809,8 @@ int InFlight() {
   }
   std::printf(
       "one caller thread, %d calls in flight (peak %d) to %d server(s), %d-byte echo, %.1f s: "
-      "%.0f calls/s, %" PRId64 " errors; client CPU %.1f us/call; RSS %ld KiB before, %ld KiB at "
+      "%.0f calls/s, %" PRId64
+      " errors; client CPU %.1f us/call; RSS %ld KiB before, %ld KiB at "
       "peak (+%.2f KiB per call in flight)\n",
       FLAGS_in_flight, peak, n, FLAGS_payload, seconds, static_cast<double>(calls) / seconds,
       errors.load(), cpu * 1e6 / std::max<double>(1, static_cast<double>(calls)), rss0, rss_peak,
@@ -834,6 +842,9 @@ OpenLoopResult OpenLoop(bool fulcrum, const std::vector<uint16_t>& ports,
     fulcrum::ChannelOptions opts;
     opts.service_name = "echo";
     opts.balancer = Split(FLAGS_balancers).front();
+    if (FLAGS_pipelined_connections > 0) {
+      opts.pool.pipelined_connections = FLAGS_pipelined_connections;
+    }
     channel = fulcrum::Channel::Create(StaticTarget(ports), opts).value();
     fulcrum::testing::Echo(*channel, payload);
   } else {
@@ -895,8 +906,9 @@ OpenLoopResult OpenLoop(bool fulcrum, const std::vector<uint16_t>& ports,
 
 int OfferedLoad() {
   const std::string payload(static_cast<size_t>(std::max(0, FLAGS_payload)), 'x');
-  std::printf("| client | servers | round | offered calls/s | p50 us | p90 us | p99 us | p99.9 us "
-              "| client CPU us/call | errors |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| client | servers | round | offered calls/s | p50 us | p90 us | p99 us | p99.9 us "
+      "| client CPU us/call | errors |\n|---|---|---|---|---|---|---|---|---|---|\n");
   int64_t failed = 0;
   for (const std::string& count : Split(FLAGS_servers)) {
     const int n = std::stoi(count);

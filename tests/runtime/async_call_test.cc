@@ -177,6 +177,8 @@ TEST(AsyncCallTest, ACutConnectionRetriesIdempotentCallsAndFailsSentWrites) {
   ChannelOptions opts;
   opts.balancer = "round_robin";
   opts.outlier.consecutive_failures = 0;
+  // The retried slow calls queue behind b's own on its connection (served in order).
+  opts.default_timeout = std::chrono::seconds(10);
   auto ch = MakeChannel({proxy.port(), b->port()}, opts);
   ASSERT_NE(ch, nullptr);
 

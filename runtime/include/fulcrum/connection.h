@@ -34,9 +34,15 @@ struct PoolOptions {
   // a call is not sent on a connection the server already closed.
   Duration recheck_after_idle = std::chrono::milliseconds(100);
   uint32_t max_frame_size = 64u << 20;
-  // Asynchronous calls (Channel::CallAsync): connections per endpoint, each carrying many
-  // requests at once (pipelined, answered in order).
+  // Asynchronous calls (Channel::CallAsync): at most this many connections per endpoint, each
+  // carrying many requests at once (pipelined, answered in order). A call goes to the first
+  // connection with fewer than pipeline_depth requests in flight (another is opened when every
+  // open one has that many; all full: the least loaded). Deep pipelines mean few send()s and
+  // server wake-ups per call; a second connection gives the server a second thread when one is
+  // deep (docs/benchmarks.md measures both ends). A slow call delays the replies queued behind
+  // it on its connection: lower pipeline_depth when some calls are much slower than others.
   int pipelined_connections = 2;
+  int pipeline_depth = 32;
 };
 
 class Connection {

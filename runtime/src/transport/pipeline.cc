@@ -455,16 +455,30 @@ void Pipeline::Send(std::string_view message, TimePoint deadline, PipelineReques
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (shutdown_) break;
-      // The least loaded connection; an empty slot counts as idle, an open one wins a tie.
-      int64_t best = INT64_MAX;
+      // Fill first: the first open connection that is not full, else a new one in an empty
+      // slot, else the least loaded (PoolOptions::pipeline_depth).
+      size_t empty = connections_.size();
+      size_t least = 0;
+      int64_t least_load = INT64_MAX;
+      bool found = false;
       for (size_t i = 0; i < connections_.size(); ++i) {
         const auto& c = connections_[i];
-        const int64_t load = c != nullptr && c->usable() ? c->in_flight() * 2 : 1;
-        if (load < best) {
-          best = load;
+        if (c == nullptr || !c->usable()) {
+          if (empty == connections_.size()) empty = i;
+          continue;
+        }
+        const int64_t load = c->in_flight();
+        if (load < options_.pipeline_depth) {
           slot = i;
+          found = true;
+          break;
+        }
+        if (load < least_load) {
+          least_load = load;
+          least = i;
         }
       }
+      if (!found) slot = empty < connections_.size() ? empty : least;
       conn = connections_[slot];
     }
     if (conn != nullptr && (!conn->usable() || conn->Stale(clock_.Now()))) conn = nullptr;
