@@ -115,6 +115,8 @@ DEFINE_int32(hedge_us, 0,
 DEFINE_string(async_windows, "",
               "separate runs: also Fulcrum's asynchronous calls, each thread keeping this many "
               "in flight (comma-separated windows; 1 is a synchronous caller over the pipeline)");
+DEFINE_bool(batch_reads, false,
+            "the echo servers read several requests per recv() (ServerOptions)");
 DEFINE_int32(pipelined_connections, 0,
              "if > 0: PoolOptions::pipelined_connections of the Fulcrum clients (asynchronous "
              "calls)");
@@ -447,8 +449,10 @@ struct Servers {
 Servers StartServers(int n, const std::vector<std::string>& extra = {}, int slow = 0) {
   Servers s;
   for (int i = 0; i < n; ++i) {
-    std::vector<std::string> argv = {FLAGS_server_binary, "--port=0", "--id=s" + std::to_string(i),
-                                     "--server_type=" + FLAGS_server_type};
+    std::vector<std::string> argv = {
+        FLAGS_server_binary, "--port=0", "--id=s" + std::to_string(i),
+        "--server_type=" + FLAGS_server_type,
+        std::string("--batch_reads=") + (FLAGS_batch_reads ? "true" : "false")};
     argv.insert(argv.end(), extra.begin(), extra.end());
     if (i < slow) argv.push_back("--delay_us=" + std::to_string(FLAGS_slow_us));
     auto p = fulcrum::testing::Subprocess::Spawn(argv);

@@ -13,8 +13,10 @@ class SteadyClock final : public Clock {
 }  // namespace
 
 const Clock& Clock::Real() {
-  static const SteadyClock clock;
-  return clock;
+  // Never destroyed: threads that live until the process exits (the event loop of pipelined
+  // connections, the deadline watchdog) read it during static destruction.
+  static const SteadyClock* const clock = new SteadyClock;
+  return *clock;
 }
 
 }  // namespace fulcrum

@@ -26,6 +26,7 @@
 #include "fulcrum/framed_transport.h"
 #include "fulcrum/server_transport.h"
 #include "metrics/server_metrics.h"
+#include "transport/batched_reads.h"
 
 namespace fulcrum {
 
@@ -42,6 +43,7 @@ using apache::thrift::transport::TServerSocket;
 using apache::thrift::transport::TSocket;
 using apache::thrift::transport::TTransport;
 using apache::thrift::transport::TTransportException;
+using apache::thrift::transport::TTransportFactory;
 
 StatusOr<ServerType> ParseServerType(std::string_view name) {
   if (name == "threaded") return ServerType::kThreaded;
@@ -249,7 +251,11 @@ Status Server::Start() {
     // read is one recv() instead of poll() + recv().
     socket->setInterruptableChildren(false);
     auto framed = std::make_shared<FramedTransportFactory>(options_.max_frame_size);
-    server_ = std::make_shared<TThreadedServer>(counting_, socket, framed, protocol);
+    std::shared_ptr<TTransportFactory> in = framed;
+    if (options_.batch_reads) {
+      in = std::make_shared<internal::BatchedReadsFramedTransportFactory>(options_.max_frame_size);
+    }
+    server_ = std::make_shared<TThreadedServer>(counting_, socket, in, framed, protocol, protocol);
     stop_accepting_ = [socket] { socket->interrupt(); };
     listen_fd = [socket] { return socket->getSocketFD(); };
   } else {

@@ -78,11 +78,13 @@ bool Refuses(uint16_t port) { return !RawSocket(port).connected(); }
 struct ServerCase {
   ServerType type;
   Protocol protocol;
+  bool batch_reads = false;
 };
 
 std::string CaseName(const ::testing::TestParamInfo<ServerCase>& info) {
   return std::string(info.param.type == ServerType::kThreaded ? "Threaded" : "Nonblocking") +
-         (info.param.protocol == Protocol::kBinary ? "Binary" : "Compact");
+         (info.param.protocol == Protocol::kBinary ? "Binary" : "Compact") +
+         (info.param.batch_reads ? "BatchedReads" : "");
 }
 
 class ServerTest : public ::testing::TestWithParam<ServerCase> {
@@ -92,6 +94,7 @@ class ServerTest : public ::testing::TestWithParam<ServerCase> {
     options.id = "server-a";
     options.type = GetParam().type;
     options.protocol = GetParam().protocol;
+    options.batch_reads = GetParam().batch_reads;
     options.drain_timeout = drain_timeout;
     auto server = TestServer::Start(options);
     EXPECT_TRUE(server.ok()) << server.status();
@@ -192,6 +195,7 @@ std::unique_ptr<Server> StartGated(const std::shared_ptr<GatedHandler>& handler,
   ServerOptions options;
   options.type = c.type;
   options.protocol = c.protocol;
+  options.batch_reads = c.batch_reads;
   options.drain_timeout = drain_timeout;
   auto server = std::make_unique<Server>(std::make_shared<EchoProcessor>(handler), options);
   EXPECT_TRUE(server->Start().ok());
@@ -326,6 +330,8 @@ TEST_P(ServerTest, JunkOnOneConnectionLeavesTheOthersServed) {
 INSTANTIATE_TEST_SUITE_P(AllServers, ServerTest,
                          ::testing::Values(ServerCase{ServerType::kThreaded, Protocol::kBinary},
                                            ServerCase{ServerType::kThreaded, Protocol::kCompact},
+                                           ServerCase{ServerType::kThreaded, Protocol::kBinary,
+                                                      /*batch_reads=*/true},
                                            ServerCase{ServerType::kNonblocking, Protocol::kBinary},
                                            ServerCase{ServerType::kNonblocking,
                                                       Protocol::kCompact}),

@@ -33,6 +33,7 @@ DEFINE_string(protocol, "binary", "binary or compact");
 DEFINE_string(server_type, "threaded", "threaded or nonblocking");
 DEFINE_int32(drain_timeout_ms, 10000, "how long a graceful stop waits for calls in flight");
 DEFINE_bool(metrics, true, "record per-method metrics (ServerOptions::metrics)");
+DEFINE_bool(batch_reads, false, "threaded server: several requests per recv() (ServerOptions)");
 DEFINE_int32(delay_us, 0, "sleep this many microseconds in every echo() call (a slow node)");
 
 namespace {
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
   options.type = type.value();
   options.drain_timeout = std::chrono::milliseconds(FLAGS_drain_timeout_ms);
   options.metrics = FLAGS_metrics;
+  options.batch_reads = FLAGS_batch_reads;
   auto handler = std::make_shared<fulcrum::testing::EchoHandler>(
       id, std::chrono::microseconds(FLAGS_delay_us));
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);

@@ -31,6 +31,7 @@ StatusOr<std::unique_ptr<TestServer>> TestServer::Start(TestServerOptions option
   server_options.port = 0;
   server_options.protocol = options.protocol;
   server_options.type = options.type;
+  server_options.batch_reads = options.batch_reads;
   server_options.drain_timeout = options.drain_timeout;
   server_options.max_frame_size = options.max_frame_size;
   std::shared_ptr<apache::thrift::TProcessor> processor;

@@ -57,6 +57,10 @@ struct ServerOptions {
   int io_threads = 1;  // kNonblocking only
   int workers = 4;     // kNonblocking only
   uint32_t max_frame_size = 64u << 20;
+  // kThreaded only: read as much as has arrived in one recv() and serve the requests in it one
+  // after another (a pipelining client's requests cost one recv() per batch; a lone request one
+  // recv() instead of three).
+  bool batch_reads = false;
   // How long Stop() waits for calls in flight before closing connections under them.
   Duration drain_timeout = std::chrono::seconds(10);
   // Record calls per method for /metrics and the admin pages (fulcrum/metrics.h), through the
@@ -101,7 +105,7 @@ class Server {
   std::mutex stop_mu_;  // serialises Start and Stop
   std::mutex done_mu_;
   std::condition_variable done_cv_;
-  bool serve_done_ = true;  // not serving; guarded by done_mu_
+  bool serve_done_ = true;                            // not serving; guarded by done_mu_
   std::shared_ptr<internal::ServerMetrics> metrics_;  // null with ServerOptions::metrics off
 };
 
