@@ -448,7 +448,7 @@ Pipeline::Pipeline(Endpoint endpoint, PoolOptions options, const Clock& clock)
 Pipeline::~Pipeline() { Shutdown(); }
 
 void Pipeline::Send(std::string_view message, TimePoint deadline, PipelineRequest* request) {
-  std::string error = "connection to " + endpoint_.Address() + " closed";
+  std::string error;  // why a connect failed; built only on failure
   for (int tries = 0; tries < 2; ++tries) {
     std::shared_ptr<PipelinedConnection> conn;
     size_t slot = 0;
@@ -503,7 +503,9 @@ void Pipeline::Send(std::string_view message, TimePoint deadline, PipelineReques
   {
     std::lock_guard<std::mutex> lock(mu_);
     r.code = shutdown_ ? StatusCode::kResourceExhausted : StatusCode::kTransport;
-    r.detail = shutdown_ ? "endpoint " + endpoint_.Address() + " left the set" : error;
+    r.detail = shutdown_       ? "endpoint " + endpoint_.Address() + " left the set"
+               : error.empty() ? "connection to " + endpoint_.Address() + " closed"
+                               : error;
   }
   request->OnReply(r);
 }
