@@ -115,8 +115,9 @@ DEFINE_int32(hedge_us, 0,
 DEFINE_string(async_windows, "",
               "separate runs: also Fulcrum's asynchronous calls, each thread keeping this many "
               "in flight (comma-separated windows; 1 is a synchronous caller over the pipeline)");
-DEFINE_bool(batch_reads, false,
-            "the echo servers read several requests per recv() (ServerOptions)");
+DEFINE_bool(batch_reads, true,
+            "the Fulcrum clients' echo servers read several requests per recv() "
+            "(ServerOptions::batch_reads); raw Thrift's servers never do (--separate)");
 DEFINE_int32(pipelined_connections, 0,
              "if > 0: PoolOptions::pipelined_connections of the Fulcrum clients (asynchronous "
              "calls)");
@@ -446,13 +447,16 @@ struct Servers {
 };
 
 // `slow`: the first this many servers sleep --slow_us in every call.
-Servers StartServers(int n, const std::vector<std::string>& extra = {}, int slow = 0) {
+// `batch_reads`: ServerOptions::batch_reads (raw Thrift's servers in --separate runs read as a
+// stock Thrift server does).
+Servers StartServers(int n, const std::vector<std::string>& extra = {}, int slow = 0,
+                     bool batch_reads = FLAGS_batch_reads) {
   Servers s;
   for (int i = 0; i < n; ++i) {
     std::vector<std::string> argv = {
         FLAGS_server_binary, "--port=0", "--id=s" + std::to_string(i),
         "--server_type=" + FLAGS_server_type,
-        std::string("--batch_reads=") + (FLAGS_batch_reads ? "true" : "false")};
+        std::string("--batch_reads=") + (batch_reads ? "true" : "false")};
     argv.insert(argv.end(), extra.begin(), extra.end());
     if (i < slow) argv.push_back("--delay_us=" + std::to_string(FLAGS_slow_us));
     auto p = fulcrum::testing::Subprocess::Spawn(argv);
@@ -613,7 +617,7 @@ int Separate() {
       if (round % 2 == 0) std::reverse(order.begin(), order.end());
       std::vector<Totals> totals(kinds);
       for (size_t k : order) {
-        Servers servers = StartServers(n);
+        Servers servers = StartServers(n, {}, 0, /*batch_reads=*/k != 0 && FLAGS_batch_reads);
         std::vector<Client> one = {make(k, servers.ports)};
         names[k] = one[0].name;
         Drive(one, FLAGS_phase_ms / 1000.0);  // warm up: connections, server threads

@@ -33,7 +33,7 @@ DEFINE_string(protocol, "binary", "binary or compact");
 DEFINE_string(server_type, "threaded", "threaded or nonblocking");
 DEFINE_int32(drain_timeout_ms, 10000, "how long a graceful stop waits for calls in flight");
 DEFINE_bool(metrics, true, "record per-method metrics (ServerOptions::metrics)");
-DEFINE_bool(batch_reads, false, "threaded server: several requests per recv() (ServerOptions)");
+DEFINE_bool(batch_reads, true, "threaded server: several requests per recv() (ServerOptions)");
 DEFINE_int32(delay_us, 0, "sleep this many microseconds in every echo() call (a slow node)");
 
 namespace {

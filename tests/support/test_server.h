@@ -26,7 +26,7 @@ struct TestServerOptions {
   std::string id = "echo";
   Protocol protocol = Protocol::kBinary;
   ServerType type = ServerType::kThreaded;
-  bool batch_reads = false;  // ServerOptions::batch_reads
+  bool batch_reads = true;  // ServerOptions::batch_reads
   Duration drain_timeout = std::chrono::seconds(10);
   uint32_t max_frame_size = 64u << 20;
   // Every echo() sleeps this long first: a slow node.
