@@ -15,11 +15,12 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "control_plane.h"
 #include "fulcrum/command_line.h"
-#include "fulcrum/discovery/fulcrum.h"
 #include "kvstore_fulcrum.h"
 
-DEFINE_string(registry, "", "fulcrum-registry address (host:port)");
+DEFINE_string(registry, "",
+              "control plane: fulcrum-registry (host:port) or etcd (etcd://h1:p1,h2:p2)");
 DEFINE_string(service, "KvStore", "service name");
 DEFINE_string(address, "", "call this replica directly (host:port) instead of the master");
 DEFINE_bool(expect_absent, false, "cas: succeed only if the key has no value");
@@ -42,9 +43,9 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || (FLAGS_registry.empty() == FLAGS_address.empty())) return Usage();
-  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
+  CHECK(kvstore::RegisterDiscovery().ok());
   const std::string target = FLAGS_address.empty()
-                                 ? "fulcrum://" + FLAGS_registry + "/" + FLAGS_service
+                                 ? kvstore::ServiceUri(FLAGS_registry, FLAGS_service)
                                  : "static://" + FLAGS_address;
   fulcrum::ChannelOptions options = kvstore::rpc::fulcrum_gen::KvStoreChannelOptions();
   options.service_name = FLAGS_service;

@@ -14,11 +14,12 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "control_plane.h"
 #include "fulcrum/command_line.h"
-#include "fulcrum/discovery/fulcrum.h"
 #include "kvstore_fulcrum.h"
 
-DEFINE_string(registry, "", "fulcrum-registry address (host:port)");
+DEFINE_string(registry, "",
+              "control plane: fulcrum-registry (host:port) or etcd (etcd://h1:p1,h2:p2)");
 DEFINE_string(service, "KvStore", "service name");
 DEFINE_int32(threads, 8, "concurrent callers");
 DEFINE_int32(seconds, 10, "duration");
@@ -35,9 +36,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: kvstore_load --registry=H:P [--threads=N --seconds=S]\n");
     return 2;
   }
-  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
+  CHECK(kvstore::RegisterDiscovery().ok());
   kvstore::rpc::fulcrum_gen::KvStoreBalancedClient client(
-      "fulcrum://" + FLAGS_registry + "/" + FLAGS_service,
+      kvstore::ServiceUri(FLAGS_registry, FLAGS_service),
       kvstore::rpc::fulcrum_gen::KvStoreChannelOptions());
   const std::string value(static_cast<size_t>(FLAGS_value_size), 'v');
   using Clock = std::chrono::steady_clock;

@@ -15,15 +15,17 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "control_plane.h"
 #include "follower.h"
 #include "fulcrum/command_line.h"
-#include "fulcrum/discovery/fulcrum.h"
 #include "fulcrum/role.h"
 #include "kvstore_fulcrum.h"
 #include "kvstore_handler.h"
 #include "replica.h"
 
-DEFINE_string(registry, "", "fulcrum-registry address (host:port or fulcrum://host:port)");
+DEFINE_string(registry, "",
+              "control plane: fulcrum-registry (host:port or fulcrum://host:port) or etcd "
+              "(etcd://h1:p1,h2:p2[?ttl_s=2])");
 DEFINE_string(token_file, "", "file holding the registry's bearer token");
 DEFINE_string(host, "127.0.0.1", "address to listen on and to register");
 DEFINE_int32(port, 0, "port to listen on; 0 lets the OS pick (printed as LISTENING <port>)");
@@ -69,8 +71,7 @@ bool Valid() {
 }
 
 std::string RegistryUri() {
-  std::string uri = FLAGS_registry;
-  if (uri.find("://") == std::string::npos) uri = "fulcrum://" + uri;
+  std::string uri = kvstore::RegistryUri(FLAGS_registry);
   if (!FLAGS_token_file.empty()) {
     uri += (uri.find('?') == std::string::npos ? "?" : "&");
     uri += "token_file=" + FLAGS_token_file;
@@ -83,7 +84,8 @@ std::string RegistryUri() {
 int main(int argc, char** argv) {
   fulcrum::ParseCommandLine(
       &argc, &argv,
-      "usage: kvstore_server --registry=HOST:PORT --token_file=F [--port=N] [--group=G] [flags]\n  "
+      "usage: kvstore_server --registry=HOST:PORT|etcd://H:P [--token_file=F] [--port=N] "
+      "[--group=G] [flags]\n  "
       "A replica of the master-slave key-value store example.");
   google::InitGoogleLogging(argv[0]);
   if (!Valid()) return 2;
@@ -93,7 +95,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  CHECK(fulcrum::RegisterFulcrumDiscovery().ok());
+  CHECK(kvstore::RegisterDiscovery().ok());
 
   // The registry's heartbeat replies drive `role` (through the generated server's
   // registration); the generated processor admits writes only on a writable master.

@@ -96,14 +96,16 @@ TEST(EtcdDiscoveryTest, SchemeCreatesResolversAndRegistrarsAndRefusesBadUris) {
   EXPECT_NE(bad.status().message().find("etcd://127.0.0.1:1"), std::string::npos);
 }
 
-TEST(EtcdRegistrarTest, RefusesMasterSlaveGroupsWithoutTalkingToEtcd) {
-  EtcdRegistrar registrar({.endpoints = {{"127.0.0.1", 1}}});
-  ServiceInstance instance{.service = "kv", .host = "127.0.0.1", .port = 9000, .group = "g1"};
-  Status s = registrar.Register(instance, {});
-  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("fulcrum-registry"), std::string::npos) << s;
-  EXPECT_FALSE(registrar.registered());
-  EXPECT_TRUE(registrar.Deregister().ok());
+TEST(EtcdRegistrarTest, RefusesAGroupNameThatWouldBreakTheKeyLayoutWithoutTalkingToEtcd) {
+  for (const char* group : {"g/1", "~leader"}) {
+    EtcdRegistrar registrar({.endpoints = {{"127.0.0.1", 1}}});
+    ServiceInstance instance{.service = "kv", .host = "127.0.0.1", .port = 9000, .group = group};
+    Status s = registrar.Register(instance, {});
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << group;
+    EXPECT_NE(s.message().find("bad group name"), std::string::npos) << s;
+    EXPECT_FALSE(registrar.registered());
+    EXPECT_TRUE(registrar.Deregister().ok());
+  }
 }
 
 TEST(EtcdUriTest, CredentialsComeFromAPasswordFile) {

@@ -1,5 +1,6 @@
 #include "kv_cluster.h"
 
+#include <glog/logging.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -7,7 +8,10 @@
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/transport/TSocket.h>
 
-#include "fulcrum/discovery/fulcrum.h"
+#include <nlohmann/json.hpp>
+
+#include "control_plane.h"
+#include "etcd_codec.h"
 #include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/framed_transport.h"
 
@@ -20,14 +24,31 @@ using std::chrono::seconds;
 constexpr char kToken[] = "kvstore-test-token";
 constexpr char kService[] = "KvStore";
 
-KvCluster::KvCluster() {
-  registry_test::WriteFile(TokenFile(), kToken);
-  fulcrum::RegisterFulcrumDiscovery();
+std::string ControlPlaneName(ControlPlane plane) {
+  return plane == ControlPlane::kRegistry ? "Registry" : "Etcd";
 }
 
-KvCluster::~KvCluster() = default;  // ChildProcess SIGKILLs and reaps by PID
+KvCluster::KvCluster(ControlPlane plane) : plane_(plane) {
+  registry_test::WriteFile(TokenFile(), kToken);
+  CHECK(RegisterDiscovery().ok());
+}
+
+KvCluster::~KvCluster() = default;  // ChildProcess and EtcdProcess SIGKILL and reap by PID
+
+std::string KvCluster::RegistryUri() const {
+  if (plane_ == ControlPlane::kRegistry) return "fulcrum://" + RegistryAddress();
+  return "etcd://" + etcd_->address();
+}
 
 bool KvCluster::StartRegistry() {
+  if (plane_ == ControlPlane::kEtcd) {
+    if (etcd_ == nullptr) {
+      etcd_ = std::make_unique<fulcrum::etcd_test::EtcdProcess>(dir_.path() + "/etcd");
+    }
+    fulcrum::Status s = etcd_->Start();
+    if (!s.ok()) LOG(ERROR) << "etcd did not start: " << s;
+    return s.ok();
+  }
   std::vector<std::string> argv = {FULCRUM_REGISTRY_BIN,
                                    "--port=" + std::to_string(registry_port_.load()),
                                    "--data_dir=" + dir_.path() + "/registry-data",
@@ -42,8 +63,12 @@ bool KvCluster::StartRegistry() {
 }
 
 std::string KvCluster::Spawn(ServerProcess& s, const std::string& port_flag) {
-  std::vector<std::string> argv = {KVSTORE_SERVER_BIN, "--registry=" + RegistryAddress(),
-                                   "--token_file=" + TokenFile(), port_flag, "--logtostderr"};
+  // etcd: the replicas' leases live 2 s (the TTL the docs measure failover with).
+  const std::string registry =
+      plane_ == ControlPlane::kRegistry ? RegistryUri() : RegistryUri() + "?ttl_s=2";
+  std::vector<std::string> argv = {KVSTORE_SERVER_BIN, "--registry=" + registry, port_flag,
+                                   "--logtostderr"};
+  if (plane_ == ControlPlane::kRegistry) argv.push_back("--token_file=" + TokenFile());
   argv.insert(argv.end(), s.flags.begin(), s.flags.end());
   s.process.reset();
   s.process = ChildProcess::Spawn(argv, s.log);  // appends to the log of earlier runs
@@ -85,7 +110,26 @@ void KvCluster::Kill(int i) {
   p.Wait(seconds(10));
 }
 
+std::optional<GroupView> KvCluster::LookupEtcd() const {
+  namespace etcd = fulcrum::etcd;
+  const std::string key = etcd::LeaderKey("/fulcrum", kService, "g1");
+  auto body = etcd_->Post("/v3/kv/range", nlohmann::json{{"key", etcd::Base64Encode(key)}}.dump());
+  if (!body.ok()) return std::nullopt;
+  auto range = etcd::ParseRangeResponse(*body);
+  if (!range.ok()) return std::nullopt;
+  GroupView v;
+  v.known = true;
+  if (range->kvs.empty()) return v;
+  auto leader = etcd::DecodeLeader(range->kvs.front().value);
+  if (!leader.ok()) return std::nullopt;
+  v.epoch = range->kvs.front().create_revision;
+  v.master = leader->address;
+  v.up_masters = 1;
+  return v;
+}
+
 std::optional<GroupView> KvCluster::Lookup() const {
+  if (plane_ == ControlPlane::kEtcd) return LookupEtcd();
   fulcrum::registry_client::ConnectionOptions o;
   o.port = registry_port_.load();
   o.connect_timeout_ms = 200;
@@ -164,16 +208,17 @@ std::string KvCluster::LogTail() const {
     const std::string all = registry_test::ReadFile(path);
     return all.size() > 8000 ? all.substr(all.size() - 8000) : all;
   };
-  std::string out = "--- registry.log\n" + tail(dir_.path() + "/registry.log");
+  std::string out = plane_ == ControlPlane::kRegistry
+                        ? "--- registry.log\n" + tail(dir_.path() + "/registry.log")
+                        : "--- etcd.log\n" + tail(etcd_->log_path());
   for (const auto& s : servers_) out += "--- " + s.address + " (" + s.log + ")\n" + tail(s.log);
   return out;
 }
 
-Writer::Writer(const std::string& registry_address, int threads, milliseconds pause,
+Writer::Writer(const std::string& registry, int threads, milliseconds pause,
                milliseconds call_timeout)
     : client_(std::make_shared<rpc::fulcrum_gen::KvStoreBalancedClient>(
-          "fulcrum://" + registry_address + "/" + kService,
-          rpc::fulcrum_gen::KvStoreChannelOptions())),
+          ServiceUri(registry, kService), rpc::fulcrum_gen::KvStoreChannelOptions())),
       pause_(pause),
       call_timeout_(call_timeout) {
   for (int t = 0; t < threads; ++t) threads_.emplace_back([this, t] { Run(t); });
@@ -228,9 +273,9 @@ std::optional<SteadyTime> Writer::FirstAckStartedAfter(SteadyTime t) const {
   return first;
 }
 
-std::vector<std::string> MissingKeys(const std::string& registry_address,
+std::vector<std::string> MissingKeys(const std::string& registry,
                                      const std::vector<Writer::Ack>& acks) {
-  rpc::fulcrum_gen::KvStoreBalancedClient client("fulcrum://" + registry_address + "/" + kService,
+  rpc::fulcrum_gen::KvStoreBalancedClient client(ServiceUri(registry, kService),
                                                  rpc::fulcrum_gen::KvStoreChannelOptions());
   fulcrum::CallOptions call;
   call.timeout = seconds(5);

@@ -1,5 +1,6 @@
-// KvCluster: a fulcrum-registry and a group of kvstore_server processes on 127.0.0.1 for the
-// kvstore's multi-process tests, plus Writer, a background load of unique acknowledged puts.
+// KvCluster: a control plane (fulcrum-registry, or a single-member etcd) and a group of
+// kvstore_server processes on 127.0.0.1 for the kvstore's multi-process tests, plus Writer, a
+// background load of unique acknowledged puts.
 // Every process is started with port 0 (the registry keeps its first port across restarts),
 // and stopped by its PID: signals through ChildProcess, SIGKILL by the destructor at the
 // latest. Logs go to files in a temporary directory (LogTail prints them on failure).
@@ -8,7 +9,7 @@
 //   ASSERT_TRUE(c.StartRegistry());
 //   for (int i = 0; i < 3; ++i) ASSERT_GE(c.StartServer(), 0);
 //   auto group = c.WaitForMaster(0, std::chrono::seconds(10));   // {epoch, address}
-//   Writer w(c.RegistryAddress(), 2);  ... w.Stop();
+//   Writer w(c.RegistryUri(), 2);  ... w.Stop();
 //
 // Not thread-safe, except Writer's accessors and Lookup (which opens its own connection).
 #pragma once
@@ -24,9 +25,15 @@
 #include <vector>
 
 #include "child_process.h"
+#include "etcd_process.h"
 #include "kvstore_fulcrum.h"
 
 namespace kvstore::test {
+
+// Who elects the master: fulcrum-registry (its heartbeats and promotion) or etcd (the
+// replicas' own election on etcd, a 2 s lease TTL).
+enum class ControlPlane { kRegistry, kEtcd };
+std::string ControlPlaneName(ControlPlane plane);
 
 namespace registry_test = ::fulcrum::registry_test;
 
@@ -41,16 +48,21 @@ struct GroupView {
 
 class KvCluster {
  public:
-  KvCluster();
+  explicit KvCluster(ControlPlane plane = ControlPlane::kRegistry);
   ~KvCluster();
 
-  // Starts (or restarts, on the same port) fulcrum-registry with the default master-slave
-  // settings. False if it did not come up.
+  ControlPlane plane() const { return plane_; }
+  // Starts (or restarts, on the same port) the control plane: fulcrum-registry with the
+  // default master-slave settings, or etcd. False if it did not come up.
   bool StartRegistry();
+  // fulcrum-registry only.
   registry_test::ChildProcess& registry() { return *registry_; }
   std::string RegistryAddress() const {
     return "127.0.0.1:" + std::to_string(registry_port_.load());
   }
+  // The control plane as the clients' --registry takes it ("fulcrum://127.0.0.1:P" or
+  // "etcd://127.0.0.1:P"; the servers' etcd URI adds ?ttl_s=2).
+  std::string RegistryUri() const;
 
   // Starts a kvstore_server; returns its index (for Server/Address) or -1.
   int StartServer(std::vector<std::string> extra_flags = {});
@@ -65,7 +77,7 @@ class KvCluster {
   // plus `extra_flags`. False if it did not come up.
   bool Restart(int i, std::vector<std::string> extra_flags = {});
 
-  // The registry's view of the group, or nullopt if the registry cannot be asked.
+  // The control plane's view of the group, or nullopt if it cannot be asked.
   std::optional<GroupView> Lookup() const;
   // Waits until the registry names a master with an epoch > min_epoch.
   std::optional<GroupView> WaitForMaster(int64_t min_epoch, std::chrono::milliseconds timeout);
@@ -89,8 +101,11 @@ class KvCluster {
   };
   // Spawns a kvstore_server with `port_flag` and `flags`; the address it listens on, or "".
   std::string Spawn(ServerProcess& s, const std::string& port_flag);
+  std::optional<GroupView> LookupEtcd() const;
+  const ControlPlane plane_;
   registry_test::TempDir dir_;
   std::optional<registry_test::ChildProcess> registry_;
+  std::unique_ptr<fulcrum::etcd_test::EtcdProcess> etcd_;
   std::atomic<int> registry_port_{0};  // read by Lookup from other threads
   std::vector<ServerProcess> servers_;
 };
@@ -103,7 +118,8 @@ class Writer {
     SteadyTime start;
     SteadyTime end;
   };
-  Writer(const std::string& registry_address, int threads,
+  // `registry`: KvCluster::RegistryUri() (or a fulcrum-registry's bare host:port).
+  Writer(const std::string& registry, int threads,
          std::chrono::milliseconds pause = std::chrono::milliseconds(2),
          std::chrono::milliseconds call_timeout = std::chrono::milliseconds(5000));
   ~Writer();  // Stop()s
@@ -133,7 +149,7 @@ class Writer {
 
 // Reads every key through a fresh master-slave client; returns the keys missing or wrong
 // (the value of key k is k itself).
-std::vector<std::string> MissingKeys(const std::string& registry_address,
+std::vector<std::string> MissingKeys(const std::string& registry,
                                      const std::vector<Writer::Ack>& acks);
 
 // p-th percentile (0..1) of `values` in milliseconds.

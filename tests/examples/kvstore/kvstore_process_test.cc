@@ -1,7 +1,10 @@
-// The kvstore as real processes on 127.0.0.1: fulcrum-registry, three kvstore_server
-// replicas (min_insync_replicas 1), and clients through the fulcrum:// resolver. Masters are
-// SIGKILLed and SIGSTOPped, the registry is SIGKILLed, a switchover runs under load; after
-// each, every acknowledged write must be readable from the master.
+// The kvstore as real processes on 127.0.0.1: a control plane, three kvstore_server replicas
+// (min_insync_replicas 1), and clients through its resolver. Masters are SIGKILLed and
+// SIGSTOPped, the registry is SIGKILLed, a switchover runs under load; after each, every
+// acknowledged write must be readable from the master. The KvStoreProcessTest suite runs
+// against both control planes (fulcrum-registry, and etcd where the replicas elect their
+// master themselves); KvStoreRegistryTest's tests use what only fulcrum-registry has
+// (fulcrumctl promote, a registry restart).
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -14,6 +17,7 @@
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/transport/TSocket.h>
 
+#include "control_plane.h"
 #include "fulcrum/framed_transport.h"
 #include "fulcrum/role.h"
 #include "kv_cluster.h"
@@ -37,9 +41,11 @@ double Ms(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
-class KvStoreProcessTest : public ::testing::Test {
+class KvStoreFixture {
  protected:
-  void SetUp() override {
+  explicit KvStoreFixture(ControlPlane plane) : cluster_(plane) {}
+
+  void StartGroup() {
     ASSERT_TRUE(cluster_.StartRegistry()) << cluster_.LogTail();
     for (int i = 0; i < kReplicas; ++i) ASSERT_GE(cluster_.StartServer(), 0) << cluster_.LogTail();
     auto g = cluster_.WaitForMaster(0, seconds(10));
@@ -51,7 +57,7 @@ class KvStoreProcessTest : public ::testing::Test {
 
   void ExpectEveryAckReadable(const Writer& writer) {
     const std::vector<Writer::Ack> acks = writer.Acked();
-    const std::vector<std::string> missing = MissingKeys(cluster_.RegistryAddress(), acks);
+    const std::vector<std::string> missing = MissingKeys(cluster_.RegistryUri(), acks);
     EXPECT_TRUE(missing.empty()) << missing.size() << " of " << acks.size()
                                  << " acknowledged writes lost, first: " << missing.front() << "\n"
                                  << cluster_.LogTail();
@@ -61,11 +67,30 @@ class KvStoreProcessTest : public ::testing::Test {
   GroupView group_;
 };
 
+class KvStoreProcessTest : public KvStoreFixture, public ::testing::TestWithParam<ControlPlane> {
+ protected:
+  KvStoreProcessTest() : KvStoreFixture(GetParam()) {}
+  void SetUp() override { StartGroup(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(ControlPlanes, KvStoreProcessTest,
+                         ::testing::Values(ControlPlane::kRegistry, ControlPlane::kEtcd),
+                         [](const ::testing::TestParamInfo<ControlPlane>& info) {
+                           return ControlPlaneName(info.param);
+                         });
+
+class KvStoreRegistryTest : public KvStoreFixture, public ::testing::Test {
+ protected:
+  KvStoreRegistryTest() : KvStoreFixture(ControlPlane::kRegistry) {}
+  void SetUp() override { StartGroup(); }
+};
+
 // (a) SIGKILL the master at random moments under write load; restart it as a slave each time.
-TEST_F(KvStoreProcessTest, NoAcknowledgedWriteIsLostWhenMastersAreKilled) {
-  const int kills = KillsFromEnv(20);
+TEST_P(KvStoreProcessTest, NoAcknowledgedWriteIsLostWhenMastersAreKilled) {
+  // An etcd failover waits out the dead master's 2 s lease: fewer kills by default.
+  const int kills = KillsFromEnv(GetParam() == ControlPlane::kEtcd ? 6 : 20);
   std::mt19937 random(20261123);
-  Writer writer(cluster_.RegistryAddress(), 2);
+  Writer writer(cluster_.RegistryUri(), 2);
   std::vector<double> failover_ms;
   for (int k = 0; k < kills; ++k) {
     // Let writes flow for a random while, then kill whoever is master.
@@ -123,8 +148,8 @@ double LongestWriteGapMs(std::vector<Writer::Ack> acks, SteadyTime from) {
 // It is a new incarnation, not the master that held the lease: the registry must promote an
 // up-to-date slave, never hand the empty newcomer the old master's role (its slaves would then
 // resync from its empty log and drop every acknowledged write).
-TEST_F(KvStoreProcessTest, AMasterRestartedOnItsPortBeforePromotionIsANewInstance) {
-  Writer writer(cluster_.RegistryAddress(), 2);
+TEST_P(KvStoreProcessTest, AMasterRestartedOnItsPortBeforePromotionIsANewInstance) {
+  Writer writer(cluster_.RegistryUri(), 2);
   for (int k = 0; k < 3; ++k) {
     const auto deadline = std::chrono::steady_clock::now() + seconds(15);
     while (writer.acked() < static_cast<uint64_t>(200 * (k + 1)) &&
@@ -152,10 +177,10 @@ TEST_F(KvStoreProcessTest, AMasterRestartedOnItsPortBeforePromotionIsANewInstanc
 // writers. Writes may pause for a failover, but never stall for long: a restarted instance is
 // a new incarnation (clients and the new master must not hold its predecessor's record against
 // it). KVSTORE_FIXED_PORT_KILLS sets the kills (docs/benchmarks.md uses 50).
-TEST_F(KvStoreProcessTest, RepeatedFailoversOnFixedPortsNeverStallWrites) {
+TEST_P(KvStoreProcessTest, RepeatedFailoversOnFixedPortsNeverStallWrites) {
   const char* env = std::getenv("KVSTORE_FIXED_PORT_KILLS");
   const int kills = env != nullptr && std::atoi(env) > 0 ? std::atoi(env) : 8;
-  Writer writer(cluster_.RegistryAddress(), 4);
+  Writer writer(cluster_.RegistryUri(), 4);
   const SteadyTime began = std::chrono::steady_clock::now();
   std::vector<SteadyTime> killed_at;
   SteadyTime next_kill = began + milliseconds(2500);
@@ -234,8 +259,8 @@ DirectPut PutDirectly(const std::string& address, const std::string& key) {
 
 // (b) A master stopped past its lease comes back after a slave was promoted: it takes no
 // write, and a client talking to it is told where the new master is.
-TEST_F(KvStoreProcessTest, ZombieMasterAcceptsNoWriteAndRedirects) {
-  Writer writer(cluster_.RegistryAddress(), 2);
+TEST_P(KvStoreProcessTest, ZombieMasterAcceptsNoWriteAndRedirects) {
+  Writer writer(cluster_.RegistryUri(), 2);
   std::this_thread::sleep_for(milliseconds(300));
   const GroupView old = group_;
   const int zombie = cluster_.IndexOf(old.master);
@@ -266,9 +291,8 @@ TEST_F(KvStoreProcessTest, ZombieMasterAcceptsNoWriteAndRedirects) {
   }
   EXPECT_TRUE(named_new_master) << cluster_.LogTail();
   // Nothing the zombie was sent exists anywhere.
-  rpc::fulcrum_gen::KvStoreBalancedClient client(
-      "fulcrum://" + cluster_.RegistryAddress() + "/KvStore",
-      rpc::fulcrum_gen::KvStoreChannelOptions());
+  rpc::fulcrum_gen::KvStoreBalancedClient client(ServiceUri(cluster_.RegistryUri(), "KvStore"),
+                                                 rpc::fulcrum_gen::KvStoreChannelOptions());
   rpc::GetResult r;
   client.get(r, "zombie-0");
   EXPECT_FALSE(r.found);
@@ -281,8 +305,8 @@ TEST_F(KvStoreProcessTest, ZombieMasterAcceptsNoWriteAndRedirects) {
 
 // (c) The registry is SIGKILLed and restarted under load: never two masters, epochs never go
 // back, and no acknowledged write is lost.
-TEST_F(KvStoreProcessTest, RegistryRestartKeepsOneMasterAndEpochsOnlyGrow) {
-  Writer writer(cluster_.RegistryAddress(), 2);
+TEST_F(KvStoreRegistryTest, RegistryRestartKeepsOneMasterAndEpochsOnlyGrow) {
+  Writer writer(cluster_.RegistryUri(), 2);
   std::atomic<bool> stop{false};
   std::atomic<int> samples{0};
   std::mutex mu;
@@ -348,8 +372,8 @@ TEST_F(KvStoreProcessTest, RegistryRestartKeepsOneMasterAndEpochsOnlyGrow) {
 }
 
 // (d) A planned switchover under write load: no call fails.
-TEST_F(KvStoreProcessTest, PlannedSwitchoverUnderLoadFailsNoCall) {
-  Writer writer(cluster_.RegistryAddress(), 4, milliseconds(1));
+TEST_F(KvStoreRegistryTest, PlannedSwitchoverUnderLoadFailsNoCall) {
+  Writer writer(cluster_.RegistryUri(), 4, milliseconds(1));
   std::this_thread::sleep_for(milliseconds(500));
   for (int round = 0; round < 2; ++round) {
     std::string target;
@@ -378,10 +402,9 @@ TEST_F(KvStoreProcessTest, PlannedSwitchoverUnderLoadFailsNoCall) {
 
 // With both slaves gone the master refuses writes up front (nothing is written), and takes
 // them again once a new slave has caught up from a snapshot.
-TEST_F(KvStoreProcessTest, TooFewInSyncSlavesRefuseWritesUntilOneCatchesUp) {
-  rpc::fulcrum_gen::KvStoreBalancedClient client(
-      "fulcrum://" + cluster_.RegistryAddress() + "/KvStore",
-      rpc::fulcrum_gen::KvStoreChannelOptions());
+TEST_P(KvStoreProcessTest, TooFewInSyncSlavesRefuseWritesUntilOneCatchesUp) {
+  rpc::fulcrum_gen::KvStoreBalancedClient client(ServiceUri(cluster_.RegistryUri(), "KvStore"),
+                                                 rpc::fulcrum_gen::KvStoreChannelOptions());
   client.put("before", "before");
   for (int i = 0; i < kReplicas; ++i) {
     if (cluster_.Address(i) != group_.master) cluster_.Kill(i);
@@ -416,10 +439,9 @@ TEST_F(KvStoreProcessTest, TooFewInSyncSlavesRefuseWritesUntilOneCatchesUp) {
 }
 
 // The CLI from the README, against the cluster.
-TEST_F(KvStoreProcessTest, ClientCommandLine) {
+TEST_P(KvStoreProcessTest, ClientCommandLine) {
   auto run = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv = {KVSTORE_CLIENT_BIN,
-                                     "--registry=" + cluster_.RegistryAddress()};
+    std::vector<std::string> argv = {KVSTORE_CLIENT_BIN, "--registry=" + cluster_.RegistryUri()};
     argv.insert(argv.end(), args.begin(), args.end());
     return registry_test::RunCommand(argv, seconds(20));
   };

@@ -55,9 +55,13 @@ StatusOr<KeyValue> ParseKeyValue(const json& j) {
     *out = std::move(decoded).value();
   }
   if (kv.key.empty()) return Invalid("kv without a key");
-  StatusOr<int64_t> mod = Int64Field(j, "mod_revision");
-  if (!mod.ok()) return mod.status();
-  kv.mod_revision = *mod;
+  for (auto [field, out] :
+       {std::pair{"mod_revision", &kv.mod_revision},
+        std::pair{"create_revision", &kv.create_revision}, std::pair{"lease", &kv.lease}}) {
+    StatusOr<int64_t> v = Int64Field(j, field);
+    if (!v.ok()) return v.status();
+    *out = *v;
+  }
   return kv;
 }
 
@@ -124,6 +128,76 @@ std::string InstanceKey(const std::string& prefix, const std::string& service,
   return ServicePrefix(prefix, service) + host_port;
 }
 
+std::string LeaderKey(const std::string& prefix, const std::string& service,
+                      const std::string& group) {
+  return ServicePrefix(prefix, service) + "~leader/" + group;
+}
+
+std::string LeaderKeyGroup(std::string_view key) {
+  constexpr std::string_view kMarker = "/~leader/";
+  const size_t at = key.rfind(kMarker);
+  if (at == std::string_view::npos) return "";
+  std::string_view group = key.substr(at + kMarker.size());
+  if (group.find('/') != std::string_view::npos) return "";
+  return std::string(group);
+}
+
+std::string CandidatesPrefix(const std::string& prefix, const std::string& service,
+                             const std::string& group) {
+  return prefix + "/groups/" + service + "/" + group + "/";
+}
+
+std::string EncodeLeader(const LeaderValue& leader) {
+  return json{{"address", leader.address}, {"incarnation", leader.incarnation}}.dump();
+}
+
+StatusOr<LeaderValue> DecodeLeader(std::string_view value) {
+  StatusOr<json> parsed = ParseObject(value);
+  if (!parsed.ok()) return Invalid("leader value is not a JSON object");
+  LeaderValue out;
+  auto address = parsed->find("address");
+  if (address == parsed->end() || !address->is_string() ||
+      address->get_ref<const std::string&>().find(':') == std::string::npos) {
+    return Invalid("leader value has no host:port address");
+  }
+  out.address = address->get<std::string>();
+  if (auto inc = parsed->find("incarnation"); inc != parsed->end()) {
+    if (!inc->is_number_unsigned()) return Invalid("incarnation is not a non-negative integer");
+    out.incarnation = inc->get<uint64_t>();
+  }
+  return out;
+}
+
+std::string EncodeCandidate(const CandidateValue& candidate) {
+  return json{{"position", candidate.position},
+              {"priority", candidate.priority},
+              {"incarnation", candidate.incarnation}}
+      .dump();
+}
+
+StatusOr<CandidateValue> DecodeCandidate(std::string_view value) {
+  StatusOr<json> parsed = ParseObject(value);
+  if (!parsed.ok()) return Invalid("candidate value is not a JSON object");
+  CandidateValue out;
+  auto position = parsed->find("position");
+  if (position == parsed->end() || !position->is_number_integer()) {
+    return Invalid("candidate value has no integer position");
+  }
+  out.position = position->get<int64_t>();
+  if (auto p = parsed->find("priority"); p != parsed->end()) {
+    if (!p->is_number_integer() || p->get<int64_t>() < std::numeric_limits<int32_t>::min() ||
+        p->get<int64_t>() > std::numeric_limits<int32_t>::max()) {
+      return Invalid("priority is not a 32-bit integer");
+    }
+    out.priority = static_cast<int32_t>(p->get<int64_t>());
+  }
+  if (auto inc = parsed->find("incarnation"); inc != parsed->end()) {
+    if (!inc->is_number_unsigned()) return Invalid("incarnation is not a non-negative integer");
+    out.incarnation = inc->get<uint64_t>();
+  }
+  return out;
+}
+
 std::string PrefixRangeEnd(std::string key) {
   while (!key.empty()) {
     if (uint8_t(key.back()) < 0xff) {
@@ -142,6 +216,7 @@ std::string EncodeInstance(const ServiceInstance& instance, uint64_t incarnation
             {"zone", instance.zone},
             {"metadata", instance.metadata}};
   if (incarnation != 0) j["incarnation"] = incarnation;
+  if (!instance.group.empty()) j["group"] = instance.group;
   return j.dump();
 }
 
@@ -176,6 +251,10 @@ StatusOr<Endpoint> DecodeEndpoint(std::string_view value) {
     if (!inc->is_number_unsigned()) return Invalid("incarnation is not a non-negative integer");
     e.incarnation = inc->get<uint64_t>();
   }
+  if (auto g = j.find("group"); g != j.end()) {
+    if (!g->is_string()) return Invalid("group is not a string");
+    e.group = g->get<std::string>();
+  }
   if (auto m = j.find("metadata"); m != j.end() && !m->is_null()) {
     if (!m->is_object()) return Invalid("metadata is not an object");
     for (const auto& [k, v] : m->items()) {
@@ -201,6 +280,41 @@ StatusOr<RangeResult> ParseRangeResponse(std::string_view text) {
       StatusOr<KeyValue> kv = ParseKeyValue(item);
       if (!kv.ok()) return kv.status();
       r.kvs.push_back(std::move(kv).value());
+    }
+  }
+  return r;
+}
+
+StatusOr<TxnResult> ParseTxnResponse(std::string_view text) {
+  StatusOr<json> parsed = ParseObject(text);
+  if (!parsed.ok()) return Invalid("txn answer is not a JSON object");
+  const json& j = *parsed;
+  TxnResult r;
+  StatusOr<int64_t> rev = HeaderRevision(j);
+  if (!rev.ok()) return rev.status();
+  if (*rev <= 0) return Invalid("txn answer has no header.revision");
+  r.revision = *rev;
+  if (auto ok = j.find("succeeded"); ok != j.end()) {
+    if (!ok->is_boolean()) return Invalid("txn answer's succeeded is not a boolean");
+    r.succeeded = ok->get<bool>();
+  }
+  if (auto responses = j.find("responses"); responses != j.end()) {
+    if (!responses->is_array()) return Invalid("txn answer's responses is not an array");
+    for (const json& item : *responses) {
+      if (!item.is_object()) return Invalid("txn response is not an object");
+      auto range = item.find("response_range");
+      if (range == item.end()) continue;
+      if (!range->is_object()) return Invalid("txn response_range is not an object");
+      std::vector<KeyValue> kvs;
+      if (auto list = range->find("kvs"); list != range->end()) {
+        if (!list->is_array()) return Invalid("txn range's kvs is not an array");
+        for (const json& kv_json : *list) {
+          StatusOr<KeyValue> kv = ParseKeyValue(kv_json);
+          if (!kv.ok()) return kv.status();
+          kvs.push_back(std::move(kv).value());
+        }
+      }
+      r.ranges.push_back(std::move(kvs));
     }
   }
   return r;

@@ -4,6 +4,14 @@
 //
 //   key:   <prefix>/services/<service>/<host:port>
 //   value: {"host":"10.0.0.7","port":9090,"weight":1,"zone":"a","metadata":{"id":"x"}}
+//          (+ "group" for a master-slave instance, "incarnation" for its registration)
+//
+// Master-slave groups (etcd_election.h):
+//   <prefix>/services/<service>/~leader/<group>   {"address":"h:p","incarnation":N}, bound to
+//                                                 the master's lease; create_revision = epoch
+//   <prefix>/groups/<service>/<group>/<host:port> {"position":P,"priority":R,"incarnation":N},
+//                                                 bound to the instance's lease
+//   <prefix>/groups/<service>/<group>/~commit     {"position":P}: acknowledged up to here
 //
 //   std::string v = EncodeInstance(instance);
 //   StatusOr<Endpoint> e = DecodeEndpoint(v);
@@ -33,6 +41,30 @@ StatusOr<std::string> Base64Decode(std::string_view text);
 std::string ServicePrefix(const std::string& prefix, const std::string& service);
 std::string InstanceKey(const std::string& prefix, const std::string& service,
                         const std::string& host_port);
+// The master-slave keys above.
+std::string LeaderKey(const std::string& prefix, const std::string& service,
+                      const std::string& group);
+// The group of a leader key (any prefix and service), or "" when `key` is not one.
+std::string LeaderKeyGroup(std::string_view key);
+std::string CandidatesPrefix(const std::string& prefix, const std::string& service,
+                             const std::string& group);
+inline constexpr char kCommitKeyName[] = "~commit";
+
+struct LeaderValue {
+  std::string address;  // "host:port"
+  uint64_t incarnation = 0;
+};
+std::string EncodeLeader(const LeaderValue& leader);
+StatusOr<LeaderValue> DecodeLeader(std::string_view value);
+
+struct CandidateValue {
+  int64_t position = 0;  // replication position (the commit key: acknowledged position)
+  int32_t priority = 0;
+  uint64_t incarnation = 0;
+};
+std::string EncodeCandidate(const CandidateValue& candidate);
+StatusOr<CandidateValue> DecodeCandidate(std::string_view value);
+
 // The range_end that makes [key, range_end) cover every key starting with `key`.
 std::string PrefixRangeEnd(std::string key);
 
@@ -46,6 +78,8 @@ struct KeyValue {
   std::string key;    // decoded
   std::string value;  // decoded
   int64_t mod_revision = 0;
+  int64_t create_revision = 0;
+  int64_t lease = 0;  // 0: none
 };
 
 struct RangeResult {
@@ -53,6 +87,15 @@ struct RangeResult {
   std::vector<KeyValue> kvs;
 };
 StatusOr<RangeResult> ParseRangeResponse(std::string_view json);
+
+// /v3/kv/txn: whether the comparisons held, the revision, and the kvs of each range request
+// among the operations that ran (in order; puts contribute nothing).
+struct TxnResult {
+  bool succeeded = false;
+  int64_t revision = 0;
+  std::vector<std::vector<KeyValue>> ranges;
+};
+StatusOr<TxnResult> ParseTxnResponse(std::string_view json);
 
 struct WatchEvent {
   bool deleted = false;  // else a PUT

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "etcd_codec.h"
+#include "etcd_election.h"
+#include "fulcrum/clock.h"
 #include "fulcrum/random.h"
 
 namespace fulcrum::etcd {
@@ -29,9 +31,11 @@ bool EtcdRegistrar::registered() const {
 
 void EtcdRegistrar::AliveFor(std::chrono::steady_clock::time_point sent, int64_t ttl_s) {
   alive_until_ns_ = (sent + std::chrono::seconds(ttl_s)).time_since_epoch().count();
+  next_keepalive_ = sent + KeepAliveInterval();
 }
 
 Status EtcdRegistrar::RegisterOnce() {
+  const TimePoint sent_at = Clock::Real().Now();
   const auto sent = std::chrono::steady_clock::now();
   StatusOr<std::string> granted =
       http_.Post("/v3/lease/grant", nlohmann::json{{"TTL", options_.ttl_s}}.dump());
@@ -48,6 +52,7 @@ Status EtcdRegistrar::RegisterOnce() {
   if (!done.ok()) return done.status();  // the lease expires by itself
   granted_ttl_s_ = lease->ttl_s;
   lease_ = lease->id;
+  lease_sent_at_ = sent_at;
   AliveFor(sent, lease->ttl_s);
   registered_ = true;
   return Status::Ok();
@@ -55,7 +60,11 @@ Status EtcdRegistrar::RegisterOnce() {
 
 Status EtcdRegistrar::KeepAliveOnce(bool* gone) {
   *gone = false;
-  if (callbacks_.load) callbacks_.load();  // etcd has nowhere to put a load report
+  const bool grouped = !instance_.group.empty();
+  // A stateless instance's load report has nowhere to go in etcd; a group's goes with
+  // ElectionStep.
+  if (callbacks_.load && !grouped) callbacks_.load();
+  const TimePoint sent_at = Clock::Real().Now();
   const auto sent = std::chrono::steady_clock::now();
   StatusOr<std::string> answer = http_.Post(
       "/v3/lease/keepalive", nlohmann::json{{"ID", std::to_string(lease_.load())}}.dump());
@@ -67,8 +76,9 @@ Status EtcdRegistrar::KeepAliveOnce(bool* gone) {
     return Status::Ok();
   }
   granted_ttl_s_ = lease->ttl_s;
+  lease_sent_at_ = sent_at;
   AliveFor(sent, lease->ttl_s);
-  if (callbacks_.on_directives) callbacks_.on_directives(RegistrarDirectives{});
+  if (callbacks_.on_directives && !grouped) callbacks_.on_directives(RegistrarDirectives{});
   return Status::Ok();
 }
 
@@ -76,10 +86,10 @@ Status EtcdRegistrar::Register(const ServiceInstance& instance, RegistrationOpti
   if (thread_.joinable()) {
     return Status::Error(StatusCode::kInvalidArgument, "Register called twice");
   }
-  if (!instance.group.empty()) {
+  if (instance.group.find('/') != std::string::npos ||
+      instance.group.find('~') != std::string::npos) {
     return Status::Error(StatusCode::kInvalidArgument,
-                         "etcd:// registers stateless services only: instance group '" +
-                             instance.group + "' is master-slave, which needs fulcrum-registry");
+                         "bad group name '" + instance.group + "' (has '/' or '~')");
   }
   if (instance.service.empty() || instance.service.find('/') != std::string::npos) {
     return Status::Error(StatusCode::kInvalidArgument,
@@ -94,8 +104,12 @@ Status EtcdRegistrar::Register(const ServiceInstance& instance, RegistrationOpti
   do {
     incarnation_ = Random::ThreadLocal().Next();
   } while (incarnation_ == 0);
-  key_ = InstanceKey(options_.prefix, instance.service,
-                     EtcdAddress{instance.host, instance.port}.ToString());
+  address_ = EtcdAddress{instance.host, instance.port}.ToString();
+  key_ = InstanceKey(options_.prefix, instance.service, address_);
+  if (!instance.group.empty()) {
+    leader_key_ = LeaderKey(options_.prefix, instance.service, instance.group);
+    candidates_prefix_ = CandidatesPrefix(options_.prefix, instance.service, instance.group);
+  }
   callbacks_ = std::move(options);
   // The instance is valid, so whatever etcd says now (unreachable, no leader yet after a
   // restart, a lease that expired between grant and put) may pass: keep trying.
@@ -114,13 +128,26 @@ bool EtcdRegistrar::Wait(std::chrono::milliseconds d) {
 }
 
 void EtcdRegistrar::Loop() {
+  const bool grouped = !instance_.group.empty();
   bool outage = lease_.load() == 0;
   auto backoff = options_.min_backoff;
-  if (!outage && !Wait(KeepAliveInterval())) return;
+  // A group instance reads its group at once (to learn its role); a stateless one has just
+  // registered.
+  if (!outage && !grouped && !Wait(KeepAliveInterval())) return;
   while (true) {
     bool gone = false;
-    const bool had_lease = lease_.load() != 0;
-    Status s = had_lease ? KeepAliveOnce(&gone) : RegisterOnce();
+    Status s;
+    if (lease_.load() == 0) {
+      s = RegisterOnce();
+    } else if (std::chrono::steady_clock::now() >= next_keepalive_) {
+      s = KeepAliveOnce(&gone);
+    }
+    if (s.ok() && !gone && grouped) {
+      s = ElectionStep();
+      // The lease may be what failed it (etcd refuses a put on an expired lease): check the
+      // lease first on the next round.
+      if (!s.ok()) next_keepalive_ = {};
+    }
     if (http_.cancelled()) return;
     if (!s.ok()) {
       if (!outage) {
@@ -143,8 +170,122 @@ void EtcdRegistrar::Loop() {
     if (outage) LOG(INFO) << "registered " << key_ << " in etcd at " << http_.current_address();
     outage = false;
     backoff = options_.min_backoff;
-    if (!Wait(KeepAliveInterval())) return;
+    if (!Wait(grouped ? std::min(options_.election_interval, KeepAliveInterval())
+                      : KeepAliveInterval())) {
+      return;
+    }
   }
+}
+
+namespace {
+
+nlohmann::json PutOp(const std::string& key, const std::string& value, int64_t lease) {
+  nlohmann::json put = {{"key", Base64Encode(key)}, {"value", Base64Encode(value)}};
+  if (lease != 0) put["lease"] = std::to_string(lease);
+  return {{"request_put", std::move(put)}};
+}
+
+nlohmann::json RangeOp(const std::string& key, bool prefix) {
+  nlohmann::json range = {{"key", Base64Encode(key)}};
+  if (prefix) range["range_end"] = Base64Encode(PrefixRangeEnd(key));
+  return {{"request_range", std::move(range)}};
+}
+
+}  // namespace
+
+Status EtcdRegistrar::ElectionStep() {
+  const LoadReport load = callbacks_.load ? callbacks_.load() : LoadReport{};
+  const int64_t lease = lease_.load();
+  // Publish what changed, and read the group, in one transaction (no comparisons).
+  nlohmann::json ops = nlohmann::json::array();
+  const bool publish =
+      load.replication_position != published_position_ || lease != published_lease_;
+  if (publish) {
+    ops.push_back(PutOp(candidates_prefix_ + address_,
+                        EncodeCandidate({.position = load.replication_position,
+                                         .priority = instance_.priority,
+                                         .incarnation = incarnation_}),
+                        lease));
+  }
+  // The commit position goes up only, and only from the master: the next master must reach it.
+  const bool commit = master_ && load.commit_position > commit_seen_;
+  if (commit) {
+    ops.push_back(PutOp(candidates_prefix_ + kCommitKeyName,
+                        EncodeCandidate({.position = load.commit_position}), 0));
+  }
+  ops.push_back(RangeOp(candidates_prefix_, /*prefix=*/true));
+  ops.push_back(RangeOp(leader_key_, /*prefix=*/false));
+  StatusOr<std::string> body =
+      http_.Post("/v3/kv/txn", nlohmann::json{{"success", std::move(ops)}}.dump());
+  if (!body.ok()) return body.status();
+  StatusOr<TxnResult> read = ParseTxnResponse(*body);
+  if (!read.ok()) return read.status();
+  if (read->ranges.size() != 2) {
+    return Status::Error(StatusCode::kInternal, "etcd's txn answer lacks its ranges: " + *body);
+  }
+  if (publish) {
+    published_position_ = load.replication_position;
+    published_lease_ = lease;
+  }
+  GroupState group = ReadGroupState(read->ranges[0], read->ranges[1]);
+  commit_seen_ = std::max(commit_seen_, group.commit);
+
+  bool mine = group.leader && group.leader->incarnation == incarnation_ &&
+              group.leader->address == address_ && group.leader_lease == lease;
+  int64_t epoch = group.epoch;
+  if (!group.leader && ShouldCampaign(group, address_)) {
+    StatusOr<bool> won = Campaign(&epoch);
+    if (!won.ok()) return won.status();
+    mine = *won;
+  }
+  epoch_seen_ = std::max(epoch_seen_, epoch);
+  if (mine != master_) {
+    LOG(INFO) << key_ << " (group " << instance_.group << "): "
+              << (mine ? "master at epoch " + std::to_string(epoch)
+                       : "no longer master; master is " +
+                             (group.leader ? group.leader->address : std::string("unknown")));
+  }
+  master_ = mine;
+  if (!callbacks_.on_directives) return Status::Ok();
+  RegistrarDirectives d;
+  d.epoch = epoch_seen_;
+  if (mine) {
+    d.role = InstanceRole::kMaster;
+    d.master_address = address_;
+    d.master_lease = std::chrono::seconds(granted_ttl_s_.load());
+    d.sent_at = lease_sent_at_;
+  } else {
+    d.role = InstanceRole::kSlave;
+    // A leader key at our own address that is not ours is a dead predecessor's (this process
+    // restarted on its port before the key expired): no master to follow yet.
+    if (group.leader && group.epoch == epoch_seen_ && group.leader->address != address_) {
+      d.master_address = group.leader->address;
+    }
+  }
+  callbacks_.on_directives(d);
+  return Status::Ok();
+}
+
+StatusOr<bool> EtcdRegistrar::Campaign(int64_t* epoch) {
+  // Create the leader key with this instance's lease if it does not exist. The put fails with
+  // the whole transaction if the lease has expired meanwhile (etcd issue 11456 cannot hand us
+  // a key on a dead lease); the lease's end that counts is ours (lease_sent_at_ + TTL).
+  nlohmann::json txn = {
+      {"compare", nlohmann::json::array({{{"key", Base64Encode(leader_key_)},
+                                          {"target", "CREATE"},
+                                          {"result", "EQUAL"},
+                                          {"create_revision", "0"}}})},
+      {"success", nlohmann::json::array({PutOp(
+                      leader_key_, EncodeLeader({.address = address_, .incarnation = incarnation_}),
+                      lease_.load())})}};
+  StatusOr<std::string> body = http_.Post("/v3/kv/txn", txn.dump());
+  if (!body.ok()) return body.status();
+  StatusOr<TxnResult> result = ParseTxnResponse(*body);
+  if (!result.ok()) return result.status();
+  if (!result->succeeded) return false;  // someone else was faster: the next tick reads them
+  *epoch = result->revision;             // the put's revision is the key's create_revision
+  elections_won_.fetch_add(1);
+  return true;
 }
 
 void EtcdRegistrar::StopThread() {

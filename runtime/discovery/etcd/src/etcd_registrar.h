@@ -9,8 +9,14 @@
 // the granted TTL is what counts), puts <prefix>/services/<service>/<host:port> with it, and a
 // background thread keeps the lease alive every TTL/3. When etcd says the lease is gone (it
 // expired while we could not reach etcd), the thread grants a new one and puts the key again.
-// Deregister revokes the lease, which deletes the key at once. Stateless services only: an
-// instance with a master-slave group is refused (that needs fulcrum-registry).
+// Deregister revokes the lease, which deletes the key at once.
+//
+// A master-slave instance (ServiceInstance::group set) also takes part in its group's
+// election every election_interval (etcd_election.h): it publishes its replication position,
+// reads the group, campaigns when it is the most up-to-date live instance and there is no
+// master, and hands RegistrarDirectives (role, epoch = the leader key's create_revision,
+// master, and as master the lease: the send time of the last keepalive etcd answered + the
+// granted TTL) to on_directives, which RoleState applies as it does the registry's.
 //
 // Thread-safe as fulcrum::Registrar says.
 #pragma once
@@ -37,6 +43,8 @@ struct EtcdRegistrarOptions {
   std::optional<EtcdCredentials> credentials;  // etcd's authentication on
   std::optional<EtcdTls> tls;                  // https to etcd
   int ttl_s = 3;                               // asked for; etcd may grant more
+  // Master-slave instances: how often the group is read (and positions published).
+  std::chrono::milliseconds election_interval{200};
   // Each HTTP call, per etcd endpoint tried.
   std::chrono::milliseconds request_timeout{1000};
   // Retry backoff while etcd is unreachable (doubles up to max).
@@ -59,6 +67,8 @@ class EtcdRegistrar final : public Registrar {
   int64_t granted_ttl_s() const { return granted_ttl_s_.load(); }
   // How many times the lease was found gone and the instance registered again.
   int64_t reregistrations() const { return reregistrations_.load(); }
+  // Master-slave: elections this instance won.
+  int64_t elections_won() const { return elections_won_.load(); }
 
  private:
   void Loop();
@@ -69,6 +79,10 @@ class EtcdRegistrar final : public Registrar {
   // OK with `gone` set when etcd no longer knows the lease.
   Status KeepAliveOnce(bool* gone);
   std::chrono::milliseconds KeepAliveInterval() const;
+  // Master-slave: one election tick (publish, read, maybe campaign) and the directives.
+  Status ElectionStep();
+  // Campaigns for the empty leader key; true if this instance won (then *epoch is set).
+  StatusOr<bool> Campaign(int64_t* epoch);
   bool Wait(std::chrono::milliseconds d);  // false when stopping
   void StopThread();
 
@@ -84,6 +98,19 @@ class EtcdRegistrar final : public Registrar {
   // steady_clock nanoseconds: the lease lives at least until then (from the last answer).
   std::atomic<int64_t> alive_until_ns_{0};
   std::atomic<int64_t> reregistrations_{0};
+  std::atomic<int64_t> elections_won_{0};
+
+  // Master-slave state, the background thread's own.
+  std::string address_;  // "host:port"
+  std::string leader_key_;
+  std::string candidates_prefix_;
+  TimePoint lease_sent_at_{};  // when the request that last renewed the lease left
+  std::chrono::steady_clock::time_point next_keepalive_{};
+  int64_t published_position_ = -1;  // on lease published_lease_
+  int64_t published_lease_ = 0;
+  int64_t commit_seen_ = 0;
+  int64_t epoch_seen_ = 0;
+  bool master_ = false;
 
   std::mutex mu_;
   std::condition_variable cv_;

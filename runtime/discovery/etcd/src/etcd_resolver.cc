@@ -9,7 +9,18 @@
 
 namespace fulcrum::etcd {
 
-bool InstanceTable::Put(const std::string& key, const std::string& value) {
+bool InstanceTable::Put(const std::string& key, const std::string& value, int64_t create_revision) {
+  if (std::string group = LeaderKeyGroup(key); !group.empty()) {
+    StatusOr<LeaderValue> leader = DecodeLeader(value);
+    if (!leader.ok()) {
+      LOG(WARNING) << "etcd key " << key << ": skipping a value that is not a leader ("
+                   << leader.status().message() << ")";
+      leaders_.erase(key);
+      return false;
+    }
+    leaders_[key] = Leader{std::move(group), std::move(leader).value(), create_revision};
+    return true;
+  }
   StatusOr<Endpoint> e = DecodeEndpoint(value);
   if (!e.ok()) {
     LOG(WARNING) << "etcd key " << key << ": skipping a value that is not an instance ("
@@ -25,7 +36,20 @@ EndpointSet InstanceTable::Snapshot(int64_t revision) const {
   EndpointSet set;
   set.version = static_cast<uint64_t>(revision);
   set.endpoints.reserve(by_key_.size());
-  for (const auto& [key, endpoint] : by_key_) set.endpoints.push_back(endpoint);
+  std::map<std::string, const Leader*> by_group;
+  for (const auto& [key, leader] : leaders_) by_group[leader.group] = &leader;
+  for (const auto& [key, endpoint] : by_key_) {
+    set.endpoints.push_back(endpoint);
+    Endpoint& e = set.endpoints.back();
+    if (e.group.empty()) continue;
+    auto it = by_group.find(e.group);
+    const Leader* leader = it == by_group.end() ? nullptr : it->second;
+    e.epoch = leader == nullptr ? 0 : leader->epoch;
+    e.role = leader != nullptr && leader->value.address == e.Address() &&
+                     leader->value.incarnation == e.incarnation
+                 ? InstanceRole::kMaster
+                 : InstanceRole::kSlave;
+  }
   return set;
 }
 
@@ -72,7 +96,7 @@ Status EtcdResolver::List() {
                                                        range.status().message());
   }
   table_.Clear();
-  for (const KeyValue& kv : range->kvs) table_.Put(kv.key, kv.value);
+  for (const KeyValue& kv : range->kvs) table_.Put(kv.key, kv.value, kv.create_revision);
   revision_ = range->revision;
   return Status::Ok();
 }
@@ -137,7 +161,7 @@ Status EtcdResolver::Watch(bool* relist, bool* outage) {
         if (e.deleted) {
           table_.Delete(e.kv.key);
         } else {
-          table_.Put(e.kv.key, e.kv.value);
+          table_.Put(e.kv.key, e.kv.value, e.kv.create_revision);
         }
         revision_ = std::max(revision_, e.kv.mod_revision);
       }

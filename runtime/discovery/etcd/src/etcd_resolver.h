@@ -44,20 +44,35 @@ struct EtcdResolverOptions {
   std::chrono::milliseconds max_backoff{1000};
 };
 
-// The service's instances keyed by etcd key: what a list or a watch event leaves standing.
-// Thread-compatible.
+// The service's instances keyed by etcd key, and its groups' leader keys: what a list or a
+// watch event leaves standing. Thread-compatible.
 class InstanceTable {
  public:
   // A value that does not decode is logged and drops the key (a PUT of garbage over a good
-  // value removes the instance). Returns false for such a value.
-  bool Put(const std::string& key, const std::string& value);
-  void Delete(const std::string& key) { by_key_.erase(key); }
-  void Clear() { by_key_.clear(); }
+  // value removes the instance). Returns false for such a value. `create_revision`: a leader
+  // key's epoch.
+  bool Put(const std::string& key, const std::string& value, int64_t create_revision = 0);
+  void Delete(const std::string& key) {
+    by_key_.erase(key);
+    leaders_.erase(key);
+  }
+  void Clear() {
+    by_key_.clear();
+    leaders_.clear();
+  }
+  // Instances of a group are its master (the leader key names their address and
+  // incarnation) or slaves, with the group's epoch (0 while it has no master).
   EndpointSet Snapshot(int64_t revision) const;
   size_t size() const { return by_key_.size(); }
 
  private:
+  struct Leader {
+    std::string group;
+    LeaderValue value;
+    int64_t epoch = 0;
+  };
   std::map<std::string, Endpoint> by_key_;
+  std::map<std::string, Leader> leaders_;  // by leader key
 };
 
 class EtcdResolver final : public Resolver {
