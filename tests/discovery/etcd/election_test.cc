@@ -74,6 +74,17 @@ TEST(ElectionTest, NobodyBelowTheCommitPositionCampaigns) {
   EXPECT_FALSE(ShouldCampaign(g, "b:1"));
 }
 
+TEST(ElectionTest, TheTermKeysRevisionIsKeptForTheCampaignsComparison) {
+  KeyValue term = Commit(0);
+  term.key = CandidatesPrefix("/f", "kv", "g1") + kTermKeyName;
+  term.value = EncodeCandidate({.position = 40});
+  term.mod_revision = 41;
+  GroupState g = ReadGroupState({Candidate("a:1", 10), term}, {});
+  EXPECT_EQ(g.term_revision, 41);
+  EXPECT_EQ(g.candidates.size(), 1u);  // the term key is no candidate
+  EXPECT_TRUE(ShouldCampaign(g, "a:1"));
+}
+
 TEST(ElectionTest, NobodyCampaignsWhileThereIsALeader) {
   GroupState g = ReadGroupState({Candidate("a:1", 10)}, {Leader("b:1", 4, 1234)});
   ASSERT_TRUE(g.leader.has_value());

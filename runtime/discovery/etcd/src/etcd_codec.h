@@ -12,6 +12,7 @@
 //   <prefix>/groups/<service>/<group>/<host:port> {"position":P,"priority":R,"incarnation":N},
 //                                                 bound to the instance's lease
 //   <prefix>/groups/<service>/<group>/~commit     {"position":P}: acknowledged up to here
+//   <prefix>/groups/<service>/<group>/~term       {"position":E}: rewritten by every winner
 //
 //   std::string v = EncodeInstance(instance);
 //   StatusOr<Endpoint> e = DecodeEndpoint(v);
@@ -49,6 +50,7 @@ std::string LeaderKeyGroup(std::string_view key);
 std::string CandidatesPrefix(const std::string& prefix, const std::string& service,
                              const std::string& group);
 inline constexpr char kCommitKeyName[] = "~commit";
+inline constexpr char kTermKeyName[] = "~term";
 
 struct LeaderValue {
   std::string address;  // "host:port"

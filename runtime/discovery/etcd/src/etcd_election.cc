@@ -17,6 +17,8 @@ GroupState ReadGroupState(const std::vector<KeyValue>& candidates,
     }
     if (name == kCommitKeyName) {
       g.commit = c->position;
+    } else if (name == kTermKeyName) {
+      g.term_revision = kv.mod_revision;
     } else {
       g.candidates[name] = *c;
     }

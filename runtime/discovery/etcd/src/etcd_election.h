@@ -6,7 +6,9 @@
 // its own lease, (2) reads the group's candidates, its commit position and the leader key in
 // the same transaction, and (3) when there is no leader and ShouldCampaign() says it is the
 // most up-to-date live instance, puts the leader key with its lease if it still does not
-// exist (a transaction on create_revision == 0). The leader key's create_revision is the
+// exist and no one has won since the read (a transaction on the leader key's create_revision
+// == 0 and the term key's mod_revision unchanged: what it read of the candidates still
+// describes the group). The leader key's create_revision is the
 // group's epoch: global, increasing, durable. A master admits writes until the send time of
 // its last keepalive that etcd answered + TTL - a margin (RoleState), never on etcd's word
 // that the lease expired: etcd deletes the key no earlier than TTL after it received that
@@ -35,6 +37,8 @@ struct GroupState {
   // Live instances (their keys go with their leases), by "host:port".
   std::map<std::string, CandidateValue> candidates;
   int64_t commit = 0;  // the highest acknowledged position a master published
+  // The term key's mod_revision (0: no election won yet): a campaign requires it unchanged.
+  int64_t term_revision = 0;
 };
 
 // From the two ranges of one read: every key under CandidatesPrefix (the candidates and the

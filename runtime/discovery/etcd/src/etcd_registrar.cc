@@ -234,7 +234,7 @@ Status EtcdRegistrar::ElectionStep() {
               group.leader->address == address_ && group.leader_lease == lease;
   int64_t epoch = group.epoch;
   if (!group.leader && ShouldCampaign(group, address_)) {
-    StatusOr<bool> won = Campaign(&epoch);
+    StatusOr<bool> won = Campaign(group.term_revision, &epoch);
     if (!won.ok()) return won.status();
     mine = *won;
   }
@@ -252,7 +252,9 @@ Status EtcdRegistrar::ElectionStep() {
   if (mine) {
     d.role = InstanceRole::kMaster;
     d.master_address = address_;
-    d.master_lease = std::chrono::seconds(granted_ttl_s_.load());
+    // Three quarters of the TTL: the deadline tests/model/etcd.pml checks (TTL 4 ticks, the
+    // master's deadline 3 after its keepalive left), which leaves room for a slow clock.
+    d.master_lease = std::chrono::milliseconds(granted_ttl_s_.load() * 750);
     d.sent_at = lease_sent_at_;
   } else {
     d.role = InstanceRole::kSlave;
@@ -266,18 +268,27 @@ Status EtcdRegistrar::ElectionStep() {
   return Status::Ok();
 }
 
-StatusOr<bool> EtcdRegistrar::Campaign(int64_t* epoch) {
-  // Create the leader key with this instance's lease if it does not exist. The put fails with
-  // the whole transaction if the lease has expired meanwhile (etcd issue 11456 cannot hand us
-  // a key on a dead lease); the lease's end that counts is ours (lease_sent_at_ + TTL).
+StatusOr<bool> EtcdRegistrar::Campaign(int64_t term_revision, int64_t* epoch) {
+  // Create the leader key with this instance's lease if it does not exist and nobody has won
+  // since our read (the term key unchanged: a master elected and lost meanwhile may have
+  // acknowledged writes our read of the positions does not show). The put fails with the whole
+  // transaction if the lease has expired meanwhile (etcd issue 11456 cannot hand us a key on a
+  // dead lease); either way the end of our writes is our own deadline (lease_sent_at_ + lease).
+  const std::string term_key = candidates_prefix_ + kTermKeyName;
   nlohmann::json txn = {
       {"compare", nlohmann::json::array({{{"key", Base64Encode(leader_key_)},
                                           {"target", "CREATE"},
                                           {"result", "EQUAL"},
-                                          {"create_revision", "0"}}})},
-      {"success", nlohmann::json::array({PutOp(
-                      leader_key_, EncodeLeader({.address = address_, .incarnation = incarnation_}),
-                      lease_.load())})}};
+                                          {"create_revision", "0"}},
+                                         {{"key", Base64Encode(term_key)},
+                                          {"target", "MOD"},
+                                          {"result", "EQUAL"},
+                                          {"mod_revision", std::to_string(term_revision)}}})},
+      {"success",
+       nlohmann::json::array(
+           {PutOp(leader_key_, EncodeLeader({.address = address_, .incarnation = incarnation_}),
+                  lease_.load()),
+            PutOp(term_key, EncodeCandidate({.position = term_revision}), 0)})}};
   StatusOr<std::string> body = http_.Post("/v3/kv/txn", txn.dump());
   if (!body.ok()) return body.status();
   StatusOr<TxnResult> result = ParseTxnResponse(*body);

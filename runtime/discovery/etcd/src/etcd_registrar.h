@@ -81,8 +81,9 @@ class EtcdRegistrar final : public Registrar {
   std::chrono::milliseconds KeepAliveInterval() const;
   // Master-slave: one election tick (publish, read, maybe campaign) and the directives.
   Status ElectionStep();
-  // Campaigns for the empty leader key; true if this instance won (then *epoch is set).
-  StatusOr<bool> Campaign(int64_t* epoch);
+  // Campaigns for the empty leader key, if the term key's mod_revision is still
+  // `term_revision`; true if this instance won (then *epoch is set).
+  StatusOr<bool> Campaign(int64_t term_revision, int64_t* epoch);
   bool Wait(std::chrono::milliseconds d);  // false when stopping
   void StopThread();
 
