@@ -208,6 +208,10 @@ Status EtcdProcess::EnableAuth(const std::string& user, const std::string& passw
   return Status::Ok();
 }
 
+void EtcdProcess::AdoptAuth(const std::string& password) {
+  root_ = etcd::EtcdCredentials{"root", "root-" + password};
+}
+
 Status EtcdProcess::PutRaw(const std::string& key, const std::string& value) {
   const nlohmann::json put = {{"key", etcd::Base64Encode(key)},
                               {"value", etcd::Base64Encode(value)}};
@@ -241,6 +245,14 @@ Status EtcdCluster::Start() {
   for (auto& m : members_) {
     if (Status s = m->WaitReady(deadline); !s.ok()) return s;
   }
+  return Status::Ok();
+}
+
+Status EtcdCluster::EnableAuth(const std::string& user, const std::string& password,
+                               const std::string& prefix) {
+  if (members_.empty()) return Status::Error(StatusCode::kUnavailable, "no members");
+  if (Status s = members_[0]->EnableAuth(user, password, prefix); !s.ok()) return s;
+  for (size_t i = 1; i < members_.size(); ++i) members_[i]->AdoptAuth(password);
   return Status::Ok();
 }
 

@@ -81,6 +81,9 @@ class EtcdProcess {
   // POSTs to this etcd (1 s timeout).
   StatusOr<std::string> Post(const std::string& path, const std::string& body);
   Status PutRaw(const std::string& key, const std::string& value);
+  // Another member of a cluster turned authentication on (EnableAuth with this `password`):
+  // this object's own calls authenticate as root from then on.
+  void AdoptAuth(const std::string& password);
 
  private:
   Status StartOnce();
@@ -107,6 +110,9 @@ class EtcdCluster {
   int size() const { return static_cast<int>(members_.size()); }
   // Every member's client address, "127.0.0.1:P", in member order.
   std::vector<std::string> addresses() const;
+  // EtcdProcess::EnableAuth through member 0, for the whole cluster.
+  Status EnableAuth(const std::string& user, const std::string& password,
+                    const std::string& prefix);
   // The index of the member the live members name as leader.
   StatusOr<int> Leader();
   // Every member's log, for a failure message.

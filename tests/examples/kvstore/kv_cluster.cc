@@ -12,6 +12,7 @@
 
 #include "control_plane.h"
 #include "etcd_codec.h"
+#include "etcd_http_client.h"
 #include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/framed_transport.h"
 
@@ -35,17 +36,23 @@ KvCluster::KvCluster(ControlPlane plane) : plane_(plane) {
 
 KvCluster::~KvCluster() = default;  // ChildProcess and EtcdProcess SIGKILL and reap by PID
 
+constexpr char kEtcdUser[] = "kv";
+constexpr char kEtcdPassword[] = "kv-secret";
+
 std::string KvCluster::RegistryUri() const {
   if (plane_ == ControlPlane::kRegistry) return "fulcrum://" + RegistryAddress();
-  return "etcd://" + etcd_->address();
+  std::string hosts;
+  for (const std::string& a : etcd_->addresses()) hosts += (hosts.empty() ? "" : ",") + a;
+  return "etcd://" + hosts + "?user=" + kEtcdUser + "&password_file=" + dir_.path() + "/etcd.pw";
 }
 
 bool KvCluster::StartRegistry() {
   if (plane_ == ControlPlane::kEtcd) {
-    if (etcd_ == nullptr) {
-      etcd_ = std::make_unique<fulcrum::etcd_test::EtcdProcess>(dir_.path() + "/etcd");
-    }
+    if (etcd_ != nullptr) return false;  // started once per cluster
+    registry_test::WriteFile(dir_.path() + "/etcd.pw", kEtcdPassword);
+    etcd_ = std::make_unique<fulcrum::etcd_test::EtcdCluster>(dir_.path() + "/etcd");
     fulcrum::Status s = etcd_->Start();
+    if (s.ok()) s = etcd_->EnableAuth(kEtcdUser, kEtcdPassword, "/fulcrum");
     if (!s.ok()) LOG(ERROR) << "etcd did not start: " << s;
     return s.ok();
   }
@@ -65,7 +72,7 @@ bool KvCluster::StartRegistry() {
 std::string KvCluster::Spawn(ServerProcess& s, const std::string& port_flag) {
   // etcd: the replicas' leases live 2 s (the TTL the docs measure failover with).
   const std::string registry =
-      plane_ == ControlPlane::kRegistry ? RegistryUri() : RegistryUri() + "?ttl_s=2";
+      plane_ == ControlPlane::kRegistry ? RegistryUri() : RegistryUri() + "&ttl_s=2";
   std::vector<std::string> argv = {KVSTORE_SERVER_BIN, "--registry=" + registry, port_flag,
                                    "--logtostderr"};
   if (plane_ == ControlPlane::kRegistry) argv.push_back("--token_file=" + TokenFile());
@@ -113,7 +120,13 @@ void KvCluster::Kill(int i) {
 std::optional<GroupView> KvCluster::LookupEtcd() const {
   namespace etcd = fulcrum::etcd;
   const std::string key = etcd::LeaderKey("/fulcrum", kService, "g1");
-  auto body = etcd_->Post("/v3/kv/range", nlohmann::json{{"key", etcd::Base64Encode(key)}}.dump());
+  std::vector<etcd::EtcdAddress> members;
+  for (int i = 0; i < etcd_->size(); ++i) {
+    members.push_back({"127.0.0.1", static_cast<uint16_t>(etcd_->member(i).client_port())});
+  }
+  etcd::EtcdHttpClient http(members, milliseconds(1000),
+                            etcd::EtcdCredentials{kEtcdUser, kEtcdPassword});
+  auto body = http.Post("/v3/kv/range", nlohmann::json{{"key", etcd::Base64Encode(key)}}.dump());
   if (!body.ok()) return std::nullopt;
   auto range = etcd::ParseRangeResponse(*body);
   if (!range.ok()) return std::nullopt;
@@ -210,7 +223,10 @@ std::string KvCluster::LogTail() const {
   };
   std::string out = plane_ == ControlPlane::kRegistry
                         ? "--- registry.log\n" + tail(dir_.path() + "/registry.log")
-                        : "--- etcd.log\n" + tail(etcd_->log_path());
+                        : "";
+  for (int i = 0; plane_ == ControlPlane::kEtcd && i < etcd_->size(); ++i) {
+    out += "--- " + etcd_->member(i).log_path() + "\n" + tail(etcd_->member(i).log_path());
+  }
   for (const auto& s : servers_) out += "--- " + s.address + " (" + s.log + ")\n" + tail(s.log);
   return out;
 }

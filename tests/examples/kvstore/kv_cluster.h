@@ -1,4 +1,5 @@
-// KvCluster: a control plane (fulcrum-registry, or a single-member etcd) and a group of
+// KvCluster: a control plane (fulcrum-registry, or a 3-member etcd cluster with authentication
+// on: a user allowed only the keys under /fulcrum) and a group of
 // kvstore_server processes on 127.0.0.1 for the kvstore's multi-process tests, plus Writer, a
 // background load of unique acknowledged puts.
 // Every process is started with port 0 (the registry keeps its first port across restarts),
@@ -31,7 +32,7 @@
 namespace kvstore::test {
 
 // Who elects the master: fulcrum-registry (its heartbeats and promotion) or etcd (the
-// replicas' own election on etcd, a 2 s lease TTL).
+// replicas' own election on a 3-member etcd cluster, a 2 s lease TTL).
 enum class ControlPlane { kRegistry, kEtcd };
 std::string ControlPlaneName(ControlPlane plane);
 
@@ -61,8 +62,10 @@ class KvCluster {
     return "127.0.0.1:" + std::to_string(registry_port_.load());
   }
   // The control plane as the clients' --registry takes it ("fulcrum://127.0.0.1:P" or
-  // "etcd://127.0.0.1:P"; the servers' etcd URI adds ?ttl_s=2).
+  // "etcd://127.0.0.1:P1,...?user=kv&password_file=F"; the servers' etcd URI adds ttl_s=2).
   std::string RegistryUri() const;
+  // etcd only.
+  fulcrum::etcd_test::EtcdCluster& etcd() { return *etcd_; }
 
   // Starts a kvstore_server; returns its index (for Server/Address) or -1.
   int StartServer(std::vector<std::string> extra_flags = {});
@@ -105,7 +108,7 @@ class KvCluster {
   const ControlPlane plane_;
   registry_test::TempDir dir_;
   std::optional<registry_test::ChildProcess> registry_;
-  std::unique_ptr<fulcrum::etcd_test::EtcdProcess> etcd_;
+  std::unique_ptr<fulcrum::etcd_test::EtcdCluster> etcd_;
   std::atomic<int> registry_port_{0};  // read by Lookup from other threads
   std::vector<ServerProcess> servers_;
 };
