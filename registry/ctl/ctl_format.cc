@@ -37,6 +37,7 @@ nlohmann::json GroupJson(const thrift::GroupState& g) {
 }
 
 std::string Age(int64_t ms) {
+  if (ms < 0) return "-";  // not known (etcd)
   char buf[32];
   if (ms < 10'000) {
     std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(ms) / 1000.0);

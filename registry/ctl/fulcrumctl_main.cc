@@ -5,6 +5,7 @@
 //   fulcrumctl --token_file=/etc/fulcrum/token set-weight calc 10.0.0.1:9090 5
 //   fulcrumctl --token_file=... drain|undrain|remove calc 10.0.0.1:9090
 //   fulcrumctl --token_file=... promote kv 10.0.0.2:7000      (planned master switchover)
+//   fulcrumctl --registry=etcd://h1:p1,h2:p2?user=u&password_file=F show kv   (etcd: list, show)
 //
 // Exit status: 0 done, 1 the registry refused (unknown service/instance, bad input, wrong
 // token), 2 usage error, 3 the registry is unreachable.
@@ -18,11 +19,15 @@
 #include <thrift/TOutput.h>
 
 #include "ctl/ctl_format.h"
+#include "ctl/etcd_view.h"
+#include "etcd_uri.h"
 #include "fulcrum/command_line.h"
 #include "fulcrum/discovery/registry_connection.h"
 #include "fulcrum/discovery/token_file.h"
 
-DEFINE_string(registry, "127.0.0.1:7000", "The registry, host:port");
+DEFINE_string(registry, "127.0.0.1:7000",
+              "The registry, host:port (or fulcrum://host:port); or etcd, etcd://h1:p1,h2:p2[?prefix=P&user=U&"
+              "password_file=F&tls_ca_file=F] (list and show only)");
 DEFINE_string(token_file, "", "File holding the registry's token (needed for changes)");
 DEFINE_bool(json, false, "Print JSON instead of tables");
 DEFINE_string(tls_ca_file, "", "Verify the registry's TLS certificate with this CA (enables TLS)");
@@ -58,12 +63,53 @@ const char* kUsageText =
     "                                    has caught up (master-slave services); with\n"
     "                                    --accept_data_loss, of a group whose master is\n"
     "                                    gone and whose slaves all lack acknowledged writes\n"
-    "flags: --registry=host:port --token_file=F --json --tls_ca_file=F --timeout_ms=N\n"
+    "on etcd (--registry=etcd://...): list and show; the other commands change\n"
+    "fulcrum-registry's admin state, which etcd does not have\n"
+    "flags: --registry=host:port|etcd://... --token_file=F --json --tls_ca_file=F\n"
+    "       --timeout_ms=N\n"
     "       --promote_timeout_ms=N --accept_data_loss";
 
 int Usage(const std::string& why) {
   std::cerr << "fulcrumctl: " << why << "\n" << kUsageText << "\n";
   return kUsage;
+}
+
+// list and show against etcd's keys (ctl/etcd_view.h).
+int RunOnEtcd(const std::string& cmd, const std::vector<std::string>& args, bool show_all,
+              bool mutating) {
+  namespace etcd = fulcrum::etcd;
+  if (mutating) {
+    std::cerr << "fulcrumctl: " << cmd
+              << " is not available on etcd: it changes fulcrum-registry's admin state (weights, "
+                 "drains, switchovers), which etcd does not have. On etcd a server's weight is "
+                 "the one it registers with, a drain is the server's own (SIGTERM), and a "
+                 "master is moved by draining it (the most up-to-date slave takes over).\n";
+    return kRefused;
+  }
+  fulcrum::StatusOr<etcd::EtcdUri> uri =
+      etcd::ParseEtcdUri(FLAGS_registry.substr(7), etcd::EtcdUriKind::kRegistrar);
+  if (!uri.ok()) return Usage(uri.status().message() + " (--registry)");
+  etcd::EtcdHttpClient http(uri->endpoints, std::chrono::milliseconds(FLAGS_timeout_ms),
+                            uri->credentials, uri->tls);
+  const auto unreachable = [](const fulcrum::Status& s) {
+    std::cerr << "fulcrumctl: " << s.message() << "\n";
+    return s.code() == fulcrum::StatusCode::kUnavailable ? kUnreachable : kRefused;
+  };
+  if (cmd == "show" && !show_all) {
+    auto snapshot = reg::EtcdLookup(http, uri->prefix, args[1]);
+    if (!snapshot.ok()) return unreachable(snapshot.status());
+    if (snapshot->instances.empty()) {
+      std::cerr << "fulcrumctl: unknown service '" << args[1] << "' (no instance registered)\n";
+      return kRefused;
+    }
+    std::cout << reg::FormatInstances(*snapshot, FLAGS_json);
+    return 0;
+  }
+  auto all = reg::EtcdLookupAll(http, uri->prefix);
+  if (!all.ok()) return unreachable(all.status());
+  std::cout << (cmd == "list" ? reg::FormatServices(reg::Summaries(*all), FLAGS_json)
+                              : reg::FormatAllInstances(*all, FLAGS_json));
+  return 0;
 }
 
 int Run(const std::vector<std::string>& args) {
@@ -89,8 +135,10 @@ int Run(const std::vector<std::string>& args) {
     weight = static_cast<int32_t>(w);
   }
 
-  std::string token;
   const bool mutating = cmd != "list" && cmd != "show";
+  if (FLAGS_registry.rfind("etcd://", 0) == 0) return RunOnEtcd(cmd, args, show_all, mutating);
+
+  std::string token;
   if (mutating && !FLAGS_token_file.empty()) {
     fulcrum::StatusOr<std::string> t = fulcrum::registry_client::ReadTokenFile(FLAGS_token_file);
     if (!t.ok()) {
@@ -101,8 +149,10 @@ int Run(const std::vector<std::string>& args) {
   }
 
   fulcrum::registry_client::ConnectionOptions options;
+  std::string address = FLAGS_registry;
+  if (address.rfind("fulcrum://", 0) == 0) address = address.substr(10);  // the URI form
   fulcrum::Status parsed =
-      fulcrum::registry_client::ParseRegistryAddress(FLAGS_registry, &options.host, &options.port);
+      fulcrum::registry_client::ParseRegistryAddress(address, &options.host, &options.port);
   if (!parsed.ok()) return Usage(parsed.message() + " (--registry)");
   options.connect_timeout_ms = FLAGS_timeout_ms;
   // promote waits for the switchover (up to the registry's switchover timeout).

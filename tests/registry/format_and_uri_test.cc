@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctl/ctl_format.h"
+#include "ctl/etcd_view.h"
 #include "fulcrum_resolver.h"
 #include "fulcrum_uri.h"
 
@@ -222,6 +223,39 @@ TEST(FulcrumUriTest, RejectsMalformed) {
   StatusOr<FulcrumUri> bad = ParseFulcrumUri("host:1/calc?colour=blue");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("unknown parameter 'colour'"), std::string::npos);
+}
+
+TEST(EtcdViewTest, AGroupOnEtcdShowsRolesEpochPositionsAndTheMaster) {
+  using etcd::KeyValue;
+  ServiceInstance a{.service = "kv", .host = "127.0.0.1", .port = 1, .group = "g1"};
+  ServiceInstance b{.service = "kv", .host = "127.0.0.1", .port = 2, .group = "g1"};
+  const std::vector<KeyValue> instances = {
+      {.key = "/f/services/kv/127.0.0.1:1", .value = etcd::EncodeInstance(a, 11)},
+      {.key = "/f/services/kv/127.0.0.1:2", .value = etcd::EncodeInstance(b, 22)},
+      {.key = "/f/services/kv/~leader/g1",
+       .value = etcd::EncodeLeader({.address = "127.0.0.1:2", .incarnation = 22}),
+       .create_revision = 40}};
+  const std::vector<KeyValue> groups = {
+      {.key = "/f/groups/kv/g1/127.0.0.1:1",
+       .value = etcd::EncodeCandidate({.position = 7, .priority = 3})},
+      {.key = "/f/groups/kv/g1/127.0.0.1:2", .value = etcd::EncodeCandidate({.position = 9})},
+      {.key = "/f/groups/kv/g1/~commit", .value = etcd::EncodeCandidate({.position = 6})}};
+  thrift::ServiceSnapshot s = SnapshotFromEtcd("kv", 50, instances, groups);
+  EXPECT_EQ(s.version, 50);
+  ASSERT_EQ(s.instances.size(), 2u);
+  EXPECT_EQ(s.instances[0].role, thrift::Role::SLAVE);
+  EXPECT_EQ(s.instances[0].replication_position, 7);
+  EXPECT_EQ(s.instances[0].priority, 3);
+  EXPECT_EQ(s.instances[1].role, thrift::Role::MASTER);
+  EXPECT_EQ(s.instances[1].epoch, 40);
+  EXPECT_EQ(s.instances[1].health, thrift::Health::UP);
+  ASSERT_EQ(s.groups.size(), 1u);
+  EXPECT_EQ(s.groups[0].master_address, "127.0.0.1:2");
+  EXPECT_EQ(s.groups[0].epoch, 40);
+  EXPECT_EQ(s.groups[0].commit_floor, 6);
+  const std::string table = FormatInstances(s, /*json=*/false);
+  EXPECT_NE(table.find("MASTER"), std::string::npos) << table;
+  EXPECT_EQ(Summaries({s})[0].up, 2);
 }
 
 }  // namespace

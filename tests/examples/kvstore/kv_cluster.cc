@@ -210,8 +210,9 @@ bool KvCluster::WaitForInSync(const std::string& address, int n, milliseconds ti
 }
 
 registry_test::CommandResult KvCluster::Ctl(std::vector<std::string> args) const {
-  std::vector<std::string> argv = {FULCRUMCTL_BIN, "--registry=" + RegistryAddress(),
-                                   "--token_file=" + TokenFile(), "--timeout_ms=15000"};
+  std::vector<std::string> argv = {FULCRUMCTL_BIN, "--registry=" + RegistryUri(),
+                                   "--timeout_ms=15000"};
+  if (plane_ == ControlPlane::kRegistry) argv.push_back("--token_file=" + TokenFile());
   argv.insert(argv.end(), args.begin(), args.end());
   return registry_test::RunCommand(argv, seconds(30));
 }

@@ -89,7 +89,7 @@ class KvCluster {
   // Waits until the master at `address` counts `n` in-sync slaves.
   bool WaitForInSync(const std::string& address, int n, std::chrono::milliseconds timeout);
 
-  // fulcrumctl with the registry and token filled in.
+  // fulcrumctl with the control plane (and the registry's token) filled in.
   registry_test::CommandResult Ctl(std::vector<std::string> args) const;
   std::string TokenFile() const { return dir_.path() + "/token"; }
   // The last lines of every process's log, for failure messages.
