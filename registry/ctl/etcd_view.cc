@@ -1,6 +1,8 @@
 #include "ctl/etcd_view.h"
 
+#include <algorithm>
 #include <map>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -125,6 +127,83 @@ StatusOr<std::vector<thrift::ServiceSnapshot>> EtcdLookupAll(etcd::EtcdHttpClien
     if (!s->instances.empty()) out.push_back(std::move(s).value());
   }
   return out;
+}
+
+StatusOr<thrift::GroupState> EtcdPromote(etcd::EtcdHttpClient& http, const std::string& prefix,
+                                         const std::string& service, const std::string& address,
+                                         std::chrono::milliseconds timeout) {
+  const auto invalid = [](const std::string& why) {
+    return Status::Error(StatusCode::kInvalidArgument, why);
+  };
+  StatusOr<thrift::ServiceSnapshot> snapshot = EtcdLookup(http, prefix, service);
+  if (!snapshot.ok()) return snapshot.status();
+  std::string group;
+  bool found = false;
+  for (const thrift::InstanceState& i : snapshot->instances) {
+    if (i.instance.host + ":" + std::to_string(i.instance.port) != address) continue;
+    found = true;
+    group = i.group;
+    if (i.role == thrift::Role::MASTER) return invalid(address + " is already master");
+  }
+  if (!found) return invalid("unknown instance " + service + "/" + address);
+  if (group.empty()) return invalid(service + "/" + address + " is in no master-slave group");
+  const thrift::GroupState* state = nullptr;
+  for (const thrift::GroupState& g : snapshot->groups) {
+    if (g.group == group && !g.master_address.empty()) state = &g;
+  }
+  if (state == nullptr) {
+    return invalid("group " + group +
+                   " has no master to hand over (after a master's loss the "
+                   "most up-to-date slave is elected by itself)");
+  }
+  // The switchover's key lives as long as this lease: at most `timeout`, and no longer than
+  // this command if it dies (then the master resumes writes within a TTL of the lease).
+  const int64_t ttl_s = std::max<int64_t>(2, (timeout.count() + 999) / 1000);
+  StatusOr<std::string> granted =
+      http.Post("/v3/lease/grant", nlohmann::json{{"TTL", ttl_s}}.dump());
+  if (!granted.ok()) return granted.status();
+  StatusOr<etcd::LeaseResult> lease = etcd::ParseLeaseResponse(*granted);
+  if (!lease.ok()) return lease.status();
+  const std::string key = etcd::CandidatesPrefix(prefix, service, group) + etcd::kSwitchoverKeyName;
+  const nlohmann::json put = {{"key", etcd::Base64Encode(key)},
+                              {"value", etcd::Base64Encode(etcd::EncodeLeader({address, 0}))},
+                              {"lease", std::to_string(lease->id)}};
+  Status outcome = Status::Ok();
+  thrift::GroupState done;
+  if (StatusOr<std::string> r = http.Post("/v3/kv/put", put.dump()); !r.ok()) {
+    outcome = r.status();
+  } else {
+    const std::string leader_key = etcd::LeaderKey(prefix, service, group);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    outcome = Status::Error(StatusCode::kDeadlineExceeded,
+                            "the switchover to " + address + " did not complete within " +
+                                std::to_string(timeout.count()) +
+                                " ms (the target did not catch up, or the master did not stop "
+                                "its writes); the master resumes writes");
+    while (std::chrono::steady_clock::now() < deadline) {
+      StatusOr<std::string> body =
+          http.Post("/v3/kv/range", nlohmann::json{{"key", etcd::Base64Encode(leader_key)}}.dump());
+      if (body.ok()) {
+        StatusOr<etcd::RangeResult> range = etcd::ParseRangeResponse(*body);
+        if (range.ok() && !range->kvs.empty()) {
+          StatusOr<etcd::LeaderValue> leader = etcd::DecodeLeader(range->kvs.front().value);
+          if (leader.ok() && leader->address == address) {
+            done.service_name = service;
+            done.group = group;
+            done.epoch = range->kvs.front().create_revision;
+            done.master_address = address;
+            outcome = Status::Ok();
+            break;
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  // The key goes with the lease, done or not.
+  (void)http.Post("/v3/lease/revoke", nlohmann::json{{"ID", std::to_string(lease->id)}}.dump());
+  if (!outcome.ok()) return outcome;
+  return done;
 }
 
 std::vector<thrift::ServiceSummary> Summaries(const std::vector<thrift::ServiceSnapshot>& all) {

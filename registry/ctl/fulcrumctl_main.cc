@@ -26,8 +26,9 @@
 #include "fulcrum/discovery/token_file.h"
 
 DEFINE_string(registry, "127.0.0.1:7000",
-              "The registry, host:port (or fulcrum://host:port); or etcd, etcd://h1:p1,h2:p2[?prefix=P&user=U&"
-              "password_file=F&tls_ca_file=F] (list and show only)");
+              "The registry, host:port (or fulcrum://host:port); or etcd, "
+              "etcd://h1:p1,h2:p2[?prefix=P&user=U&"
+              "password_file=F&tls_ca_file=F] (list, show, promote)");
 DEFINE_string(token_file, "", "File holding the registry's token (needed for changes)");
 DEFINE_bool(json, false, "Print JSON instead of tables");
 DEFINE_string(tls_ca_file, "", "Verify the registry's TLS certificate with this CA (enables TLS)");
@@ -63,8 +64,8 @@ const char* kUsageText =
     "                                    has caught up (master-slave services); with\n"
     "                                    --accept_data_loss, of a group whose master is\n"
     "                                    gone and whose slaves all lack acknowledged writes\n"
-    "on etcd (--registry=etcd://...): list and show; the other commands change\n"
-    "fulcrum-registry's admin state, which etcd does not have\n"
+    "on etcd (--registry=etcd://...): list, show and promote; the other commands\n"
+    "change fulcrum-registry's admin state, which etcd does not have\n"
     "flags: --registry=host:port|etcd://... --token_file=F --json --tls_ca_file=F\n"
     "       --timeout_ms=N\n"
     "       --promote_timeout_ms=N --accept_data_loss";
@@ -78,12 +79,14 @@ int Usage(const std::string& why) {
 int RunOnEtcd(const std::string& cmd, const std::vector<std::string>& args, bool show_all,
               bool mutating) {
   namespace etcd = fulcrum::etcd;
-  if (mutating) {
-    std::cerr << "fulcrumctl: " << cmd
+  if (mutating && (cmd != "promote" || FLAGS_accept_data_loss)) {
+    std::cerr << "fulcrumctl: " << cmd << (FLAGS_accept_data_loss ? " --accept_data_loss" : "")
               << " is not available on etcd: it changes fulcrum-registry's admin state (weights, "
-                 "drains, switchovers), which etcd does not have. On etcd a server's weight is "
-                 "the one it registers with, a drain is the server's own (SIGTERM), and a "
-                 "master is moved by draining it (the most up-to-date slave takes over).\n";
+                 "drains, forced promotions), which etcd does not have. On etcd a server's "
+                 "weight is the one it registers with, a drain is the server's own (SIGTERM), "
+                 "and a "
+                 "master is moved by `promote` or by draining it. --accept_data_loss has no "
+                 "etcd form: delete the group's ~commit key by hand (docs/master-slave.md).\n";
     return kRefused;
   }
   fulcrum::StatusOr<etcd::EtcdUri> uri =
@@ -95,6 +98,16 @@ int RunOnEtcd(const std::string& cmd, const std::vector<std::string>& args, bool
     std::cerr << "fulcrumctl: " << s.message() << "\n";
     return s.code() == fulcrum::StatusCode::kUnavailable ? kUnreachable : kRefused;
   };
+  if (cmd == "promote") {
+    auto group = reg::EtcdPromote(http, uri->prefix, args[1], args[2],
+                                  std::chrono::milliseconds(FLAGS_promote_timeout_ms));
+    if (!group.ok()) {
+      std::cerr << "fulcrumctl: promote on etcd: " << group.status().message() << "\n";
+      return group.status().code() == fulcrum::StatusCode::kUnavailable ? kUnreachable : kRefused;
+    }
+    std::cout << reg::FormatPromoted(*group, FLAGS_json);
+    return 0;
+  }
   if (cmd == "show" && !show_all) {
     auto snapshot = reg::EtcdLookup(http, uri->prefix, args[1]);
     if (!snapshot.ok()) return unreachable(snapshot.status());

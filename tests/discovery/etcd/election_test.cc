@@ -85,6 +85,41 @@ TEST(ElectionTest, TheTermKeysRevisionIsKeptForTheCampaignsComparison) {
   EXPECT_TRUE(ShouldCampaign(g, "a:1"));
 }
 
+KeyValue Switchover(const std::string& target) {
+  return {.key = CandidatesPrefix("/f", "kv", "g1") + kSwitchoverKeyName,
+          .value = EncodeLeader({.address = target})};
+}
+
+TEST(ElectionTest, APlannedSwitchoverStopsTheMastersWritesAndHandsOverOnceTheTargetCaughtUp) {
+  // The master (b) is asked to hand over to a.
+  GroupState g = ReadGroupState({Candidate("a:1", 10), Candidate("b:1", 12), Switchover("a:1")},
+                                {Leader("b:1", 2, 30)});
+  EXPECT_EQ(g.switchover_target, "a:1");
+  EXPECT_TRUE(SwitchoverAsked(g, "b:1"));
+  EXPECT_FALSE(SwitchoverAsked(g, "a:1"));  // the target is not asked to stop anything
+  EXPECT_FALSE(MayResign(g, "b:1", 12));    // a has not caught up with b's final position
+  g.candidates["a:1"].position = 12;
+  EXPECT_TRUE(MayResign(g, "b:1", 12));
+  // A target that is not a live candidate asks nothing (the master keeps writing).
+  GroupState gone =
+      ReadGroupState({Candidate("b:1", 12), Switchover("z:9")}, {Leader("b:1", 2, 30)});
+  EXPECT_FALSE(SwitchoverAsked(gone, "b:1"));
+}
+
+TEST(ElectionTest, DuringASwitchoverOnlyItsTargetCampaignsAndOnlyIfNobodyIsAhead) {
+  // b resigned at 12; a has 12 too, and c (priority and address ahead otherwise) must wait.
+  GroupState g = ReadGroupState(
+      {Candidate("a:1", 12), Candidate("b:1", 12), Candidate("0:1", 12, 9), Switchover("a:1")}, {});
+  EXPECT_TRUE(ShouldCampaign(g, "a:1"));
+  EXPECT_FALSE(ShouldCampaign(g, "b:1"));
+  EXPECT_FALSE(ShouldCampaign(g, "0:1"));
+  // Someone is further ahead than the target (the master died mid-switchover): nobody runs
+  // until the switchover's key expires and the usual rule applies.
+  g.candidates["b:1"].position = 13;
+  EXPECT_FALSE(ShouldCampaign(g, "a:1"));
+  EXPECT_FALSE(ShouldCampaign(g, "b:1"));
+}
+
 TEST(ElectionTest, NobodyCampaignsWhileThereIsALeader) {
   GroupState g = ReadGroupState({Candidate("a:1", 10)}, {Leader("b:1", 4, 1234)});
   ASSERT_TRUE(g.leader.has_value());

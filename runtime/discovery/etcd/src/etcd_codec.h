@@ -13,6 +13,8 @@
 //                                                 bound to the instance's lease
 //   <prefix>/groups/<service>/<group>/~commit     {"position":P}: acknowledged up to here
 //   <prefix>/groups/<service>/<group>/~term       {"position":E}: rewritten by every winner
+//   <prefix>/groups/<service>/<group>/~switchover {"address":"h:p"}: a planned switchover's
+//                                                 target, bound to the requester's lease
 //
 //   std::string v = EncodeInstance(instance);
 //   StatusOr<Endpoint> e = DecodeEndpoint(v);
@@ -51,6 +53,7 @@ std::string CandidatesPrefix(const std::string& prefix, const std::string& servi
                              const std::string& group);
 inline constexpr char kCommitKeyName[] = "~commit";
 inline constexpr char kTermKeyName[] = "~term";
+inline constexpr char kSwitchoverKeyName[] = "~switchover";
 
 struct LeaderValue {
   std::string address;  // "host:port"

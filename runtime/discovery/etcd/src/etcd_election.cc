@@ -10,6 +10,19 @@ GroupState ReadGroupState(const std::vector<KeyValue>& candidates,
   for (const KeyValue& kv : candidates) {
     const size_t slash = kv.key.rfind('/');
     const std::string name = slash == std::string::npos ? kv.key : kv.key.substr(slash + 1);
+    if (name == kTermKeyName) {
+      g.term_revision = kv.mod_revision;
+      continue;
+    }
+    if (name == kSwitchoverKeyName) {
+      StatusOr<LeaderValue> target = DecodeLeader(kv.value);
+      if (target.ok()) {
+        g.switchover_target = target->address;
+      } else {
+        LOG(WARNING) << "etcd key " << kv.key << ": skipping (" << target.status().message() << ")";
+      }
+      continue;
+    }
     StatusOr<CandidateValue> c = DecodeCandidate(kv.value);
     if (!c.ok()) {
       LOG(WARNING) << "etcd key " << kv.key << ": skipping (" << c.status().message() << ")";
@@ -17,8 +30,6 @@ GroupState ReadGroupState(const std::vector<KeyValue>& candidates,
     }
     if (name == kCommitKeyName) {
       g.commit = c->position;
-    } else if (name == kTermKeyName) {
-      g.term_revision = kv.mod_revision;
     } else {
       g.candidates[name] = *c;
     }
@@ -55,10 +66,27 @@ bool ShouldCampaign(const GroupState& group, const std::string& self) {
   auto me = group.candidates.find(self);
   if (me == group.candidates.end()) return false;
   if (me->second.position < group.commit) return false;
+  if (!group.switchover_target.empty()) {
+    if (self != group.switchover_target) return false;
+    for (const auto& [address, c] : group.candidates) {
+      if (c.position > me->second.position) return false;
+    }
+    return true;
+  }
   for (const auto& [address, c] : group.candidates) {
     if (address != self && Ahead(address, c, self, me->second)) return false;
   }
   return true;
+}
+
+bool SwitchoverAsked(const GroupState& group, const std::string& self) {
+  return !group.switchover_target.empty() && group.switchover_target != self &&
+         group.candidates.count(group.switchover_target) > 0;
+}
+
+bool MayResign(const GroupState& group, const std::string& self, int64_t final_position) {
+  if (!SwitchoverAsked(group, self)) return false;
+  return group.candidates.at(group.switchover_target).position >= final_position;
 }
 
 }  // namespace fulcrum::etcd

@@ -39,6 +39,8 @@ struct GroupState {
   int64_t commit = 0;  // the highest acknowledged position a master published
   // The term key's mod_revision (0: no election won yet): a campaign requires it unchanged.
   int64_t term_revision = 0;
+  // A planned switchover's target ("host:port"; empty: none asked).
+  std::string switchover_target;
 };
 
 // From the two ranges of one read: every key under CandidatesPrefix (the candidates and the
@@ -52,6 +54,14 @@ GroupState ReadGroupState(const std::vector<KeyValue>& candidates,
 // candidate, its position is at least the commit position (promoting it would lose no
 // acknowledged write), and no other live candidate is more up to date (higher position,
 // then higher priority, then the lower address): Patroni's _is_healthiest_node rule.
+// During a planned switchover only its target campaigns, and only while no live candidate
+// has a higher position (else nobody does until the switchover's key expires).
 bool ShouldCampaign(const GroupState& group, const std::string& self);
+
+// The master's side of a planned switchover: whether it should stop admitting writes (a
+// switchover to another live candidate was asked) and, once its writes are quiesced at
+// `final_position`, whether it may hand over (the target has published at least that).
+bool SwitchoverAsked(const GroupState& group, const std::string& self);
+bool MayResign(const GroupState& group, const std::string& self, int64_t final_position);
 
 }  // namespace fulcrum::etcd

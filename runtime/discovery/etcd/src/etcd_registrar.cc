@@ -233,8 +233,22 @@ Status EtcdRegistrar::ElectionStep() {
   bool mine = group.leader && group.leader->incarnation == incarnation_ &&
               group.leader->address == address_ && group.leader_lease == lease;
   int64_t epoch = group.epoch;
+  // A planned switchover: stop admitting writes; once none is in flight (the position read
+  // after that is final) and the target has published at least that position, hand over.
+  const bool stop_writes = mine && SwitchoverAsked(group, address_);
+  if (stop_writes && load.writes_quiesced &&
+      MayResign(group, address_, load.replication_position)) {
+    StatusOr<bool> resigned = Resign(group.epoch);
+    if (!resigned.ok()) return resigned.status();
+    if (*resigned) {
+      LOG(INFO) << key_ << " (group " << instance_.group << "): handing over to "
+                << group.switchover_target << " at position " << load.replication_position;
+      mine = false;
+      group.leader.reset();
+    }
+  }
   if (!group.leader && ShouldCampaign(group, address_)) {
-    StatusOr<bool> won = Campaign(group.term_revision, &epoch);
+    StatusOr<bool> won = Campaign(group.term_revision, group.switchover_target == address_, &epoch);
     if (!won.ok()) return won.status();
     mine = *won;
   }
@@ -256,6 +270,7 @@ Status EtcdRegistrar::ElectionStep() {
     // master's deadline 3 after its keepalive left), which leaves room for a slow clock.
     d.master_lease = std::chrono::milliseconds(granted_ttl_s_.load() * 750);
     d.sent_at = lease_sent_at_;
+    d.stop_writes = stop_writes;
   } else {
     d.role = InstanceRole::kSlave;
     // A leader key at our own address that is not ours is a dead predecessor's (this process
@@ -268,7 +283,24 @@ Status EtcdRegistrar::ElectionStep() {
   return Status::Ok();
 }
 
-StatusOr<bool> EtcdRegistrar::Campaign(int64_t term_revision, int64_t* epoch) {
+StatusOr<bool> EtcdRegistrar::Resign(int64_t epoch) {
+  // Delete the leader key if it is still the one this instance created.
+  nlohmann::json txn = {
+      {"compare", nlohmann::json::array({{{"key", Base64Encode(leader_key_)},
+                                          {"target", "CREATE"},
+                                          {"result", "EQUAL"},
+                                          {"create_revision", std::to_string(epoch)}}})},
+      {"success",
+       nlohmann::json::array({{{"request_delete_range", {{"key", Base64Encode(leader_key_)}}}}})}};
+  StatusOr<std::string> body = http_.Post("/v3/kv/txn", txn.dump());
+  if (!body.ok()) return body.status();
+  StatusOr<TxnResult> result = ParseTxnResponse(*body);
+  if (!result.ok()) return result.status();
+  return result->succeeded;
+}
+
+StatusOr<bool> EtcdRegistrar::Campaign(int64_t term_revision, bool switchover_target,
+                                       int64_t* epoch) {
   // Create the leader key with this instance's lease if it does not exist and nobody has won
   // since our read (the term key unchanged: a master elected and lost meanwhile may have
   // acknowledged writes our read of the positions does not show). The put fails with the whole
@@ -289,6 +321,10 @@ StatusOr<bool> EtcdRegistrar::Campaign(int64_t term_revision, int64_t* epoch) {
            {PutOp(leader_key_, EncodeLeader({.address = address_, .incarnation = incarnation_}),
                   lease_.load()),
             PutOp(term_key, EncodeCandidate({.position = term_revision}), 0)})}};
+  if (switchover_target) {  // the switchover is done
+    txn["success"].push_back({{"request_delete_range",
+                               {{"key", Base64Encode(candidates_prefix_ + kSwitchoverKeyName)}}}});
+  }
   StatusOr<std::string> body = http_.Post("/v3/kv/txn", txn.dump());
   if (!body.ok()) return body.status();
   StatusOr<TxnResult> result = ParseTxnResponse(*body);

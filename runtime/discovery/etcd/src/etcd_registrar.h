@@ -82,8 +82,12 @@ class EtcdRegistrar final : public Registrar {
   // Master-slave: one election tick (publish, read, maybe campaign) and the directives.
   Status ElectionStep();
   // Campaigns for the empty leader key, if the term key's mod_revision is still
-  // `term_revision`; true if this instance won (then *epoch is set).
-  StatusOr<bool> Campaign(int64_t term_revision, int64_t* epoch);
+  // `term_revision`; true if this instance won (then *epoch is set). The target of a planned
+  // switchover also deletes the switchover's key.
+  StatusOr<bool> Campaign(int64_t term_revision, bool switchover_target, int64_t* epoch);
+  // A master handing over: deletes the leader key it created at `epoch`; false if it is not
+  // that key any more.
+  StatusOr<bool> Resign(int64_t epoch);
   bool Wait(std::chrono::milliseconds d);  // false when stopping
   void StopThread();
 
