@@ -115,6 +115,10 @@ DEFINE_int32(hedge_us, 0,
 DEFINE_string(async_windows, "",
               "separate runs: also Fulcrum's asynchronous calls, each thread keeping this many "
               "in flight (comma-separated windows; 1 is a synchronous caller over the pipeline)");
+DEFINE_bool(stock_raw_servers, true,
+            "--separate: raw Thrift's servers are Apache Thrift's own TThreadPoolServer "
+            "(fulcrum_test_echo_server --stock_thrift); false: fulcrum::Server with stock reads "
+            "(--batch_reads=false), the baseline of the measurements before 2026-12-06");
 DEFINE_bool(batch_reads, true,
             "the Fulcrum clients' echo servers read several requests per recv() "
             "(ServerOptions::batch_reads); raw Thrift's servers never do (--separate)");
@@ -617,7 +621,10 @@ int Separate() {
       if (round % 2 == 0) std::reverse(order.begin(), order.end());
       std::vector<Totals> totals(kinds);
       for (size_t k : order) {
-        Servers servers = StartServers(n, {}, 0, /*batch_reads=*/k != 0 && FLAGS_batch_reads);
+        const bool stock = k == 0 && FLAGS_stock_raw_servers;
+        Servers servers = StartServers(
+            n, stock ? std::vector<std::string>{"--stock_thrift"} : std::vector<std::string>{}, 0,
+            /*batch_reads=*/k != 0 && FLAGS_batch_reads);
         std::vector<Client> one = {make(k, servers.ports)};
         names[k] = one[0].name;
         Drive(one, FLAGS_phase_ms / 1000.0);  // warm up: connections, server threads

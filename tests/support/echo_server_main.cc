@@ -5,7 +5,9 @@
 //   LISTENING 40123        <- on stdout once the port accepts
 //
 // --delay_us makes every echo() call sleep that long before answering: a slow node for the
-// balancing benchmarks (fulcrum_load --slow_servers).
+// balancing benchmarks (fulcrum_load --slow_servers). --stock_thrift serves the same handler
+// with Apache Thrift's own TThreadPoolServer (TServerSocket, TFramedTransport, TBinaryProtocol;
+// no Fulcrum server code): raw Thrift's server in fulcrum_load --separate.
 //
 // SIGTERM or SIGINT: stops gracefully (in-flight calls finish, up to --drain_timeout_ms) and
 // exits 0. Bad flags: a message on stderr and exit status 2.
@@ -21,6 +23,15 @@
 
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <thrift/concurrency/ThreadFactory.h>
+#include <thrift/concurrency/ThreadManager.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/server/TThreadPoolServer.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TServerSocket.h>
 
 #include "fulcrum/command_line.h"
 #include "fulcrum/server.h"
@@ -35,12 +46,62 @@ DEFINE_int32(drain_timeout_ms, 10000, "how long a graceful stop waits for calls 
 DEFINE_bool(metrics, true, "record per-method metrics (ServerOptions::metrics)");
 DEFINE_bool(batch_reads, true, "threaded server: several requests per recv() (ServerOptions)");
 DEFINE_int32(delay_us, 0, "sleep this many microseconds in every echo() call (a slow node)");
+DEFINE_bool(stock_thrift, false,
+            "serve with Apache Thrift's TThreadPoolServer (framed, binary, 32 workers) instead "
+            "of fulcrum::Server (--protocol, --server_type, --batch_reads, --metrics and "
+            "--drain_timeout_ms do not apply)");
 
 namespace {
 
 int Usage(const std::string& message) {
   std::fprintf(stderr, "fulcrum_test_echo_server: %s\n", message.c_str());
   return 2;
+}
+
+// Signals when the stock server listens.
+class Ready final : public apache::thrift::server::TServerEventHandler {
+ public:
+  void preServe() override { listening_.set_value(); }
+  std::future<void> Listening() { return listening_.get_future(); }
+
+ private:
+  std::promise<void> listening_;
+};
+
+// --stock_thrift: Apache Thrift's TThreadPoolServer as a user of stock Thrift would write it.
+int ServeStock(std::shared_ptr<fulcrum::testing::EchoHandler> handler, sigset_t* stop_signals) {
+  namespace at = apache::thrift;
+  auto socket = std::make_shared<at::transport::TServerSocket>(FLAGS_host, FLAGS_port);
+  auto workers = at::concurrency::ThreadManager::newSimpleThreadManager(32);
+  workers->threadFactory(std::make_shared<at::concurrency::ThreadFactory>());
+  workers->start();
+  at::server::TThreadPoolServer server(
+      std::make_shared<fulcrum::test::EchoProcessor>(handler), socket,
+      std::make_shared<at::transport::TFramedTransportFactory>(),
+      std::make_shared<at::protocol::TBinaryProtocolFactory>(), workers);
+  auto ready = std::make_shared<Ready>();
+  std::future<void> listening = ready->Listening();
+  server.setServerEventHandler(ready);
+  std::thread serving([&server] { server.serve(); });
+  if (listening.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    std::fprintf(stderr, "fulcrum_test_echo_server: the stock server did not start\n");
+    std::_Exit(1);
+  }
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  ::getsockname(socket->getSocketFD(), reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t port = addr.ss_family == AF_INET6
+                            ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                            : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  std::printf("LISTENING %u\n", static_cast<unsigned>(port));
+  std::fflush(stdout);
+  int sig = 0;
+  while (sigwait(stop_signals, &sig) != 0) {
+  }
+  server.stop();
+  serving.join();
+  LOG(INFO) << "stock server: signal " << sig << ", served " << handler->calls() << " call(s)";
+  return 0;
 }
 
 }  // namespace
@@ -82,6 +143,7 @@ int main(int argc, char** argv) {
   options.batch_reads = FLAGS_batch_reads;
   auto handler = std::make_shared<fulcrum::testing::EchoHandler>(
       id, std::chrono::microseconds(FLAGS_delay_us));
+  if (FLAGS_stock_thrift) return ServeStock(handler, &stop_signals);
   fulcrum::Server server(std::make_shared<fulcrum::test::EchoProcessor>(handler), options);
   fulcrum::Status started = server.Start();
   if (!started.ok()) {

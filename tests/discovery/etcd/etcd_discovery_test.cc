@@ -396,6 +396,41 @@ class EtcdClusterTest : public ::testing::Test {
   etcd_test::EtcdCluster cluster_{dir_.path()};
 };
 
+TEST_F(EtcdClusterTest, PreferLeaderMovesCallsToTheLeaderAndFollowsALeaderChange) {
+  StatusOr<int> leader = cluster_.Leader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const int follower = (*leader + 1) % cluster_.size();
+  EtcdHttpClient http(MembersFrom(follower), std::chrono::milliseconds(1000));
+  EXPECT_EQ(http.current_address(), cluster_.member(follower).address());
+  ASSERT_TRUE(http.PreferLeader().ok());
+  EXPECT_EQ(http.current_address(), cluster_.member(*leader).address());
+  ASSERT_TRUE(http.PreferLeader().ok());  // already there
+  EXPECT_EQ(http.current_address(), cluster_.member(*leader).address());
+  // The leader dies: calls fail over to a member that answers, and the next check finds the
+  // new leader.
+  cluster_.member(*leader).Kill();
+  StatusOr<int> next = Status::Error(StatusCode::kUnavailable, "no leader yet");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    next = cluster_.Leader();
+    if (next.ok() && *next != *leader) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(next.ok()) << next.status();
+  Status moved = http.PreferLeader();
+  ASSERT_TRUE(moved.ok()) << moved;
+  EXPECT_EQ(http.current_address(), cluster_.member(*next).address());
+  // A leader outside the endpoints given is reported, and the current endpoint kept.
+  const int third = 3 - *leader - *next;  // the member neither leader was
+  EtcdHttpClient others(
+      {{"127.0.0.1", static_cast<uint16_t>(cluster_.member(third).client_port())},
+       {"127.0.0.1", static_cast<uint16_t>(cluster_.member(*leader).client_port())}},
+      std::chrono::milliseconds(1000));
+  Status outside = others.PreferLeader();
+  EXPECT_EQ(outside.code(), StatusCode::kNotFound) << outside;
+  EXPECT_EQ(others.current_address(), cluster_.member(third).address());
+}
+
 TEST_F(EtcdClusterTest, RegistrarsAndAResolverRideOutTheLeadersSigkill) {
   StatusOr<int> leader = cluster_.Leader();
   ASSERT_TRUE(leader.ok()) << leader.status();

@@ -113,6 +113,47 @@ std::string EtcdHttpClient::current_address() const {
   return endpoints_.empty() ? "(no etcd endpoint)" : endpoints_[current_].ToString();
 }
 
+Status EtcdHttpClient::PreferLeader() {
+  if (endpoints_.size() < 2) return Status::Ok();
+  // Member IDs are uint64: the gateway writes them as strings.
+  const auto id = [](const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  };
+  StatusOr<std::string> status = Post("/v3/maintenance/status", "{}");
+  if (!status.ok()) return status.status();
+  const nlohmann::json s = nlohmann::json::parse(*status, nullptr, false);
+  if (s.is_discarded() || !s.contains("leader") || !s.contains("header") ||
+      !s["header"].contains("member_id")) {
+    return Status::Error(StatusCode::kUnavailable, "etcd's status names no leader: " + *status);
+  }
+  const std::string leader = id(s["leader"]);
+  if (leader == id(s["header"]["member_id"])) return Status::Ok();  // already there
+  StatusOr<std::string> list = Post("/v3/cluster/member/list", "{}");
+  if (!list.ok()) return list.status();
+  const nlohmann::json members = nlohmann::json::parse(*list, nullptr, false);
+  if (members.is_discarded() || !members.contains("members")) {
+    return Status::Error(StatusCode::kUnavailable, "etcd's member list is unreadable: " + *list);
+  }
+  for (const nlohmann::json& m : members["members"]) {
+    if (!m.contains("ID") || id(m["ID"]) != leader || !m.contains("clientURLs")) continue;
+    for (const nlohmann::json& url : m["clientURLs"]) {
+      if (!url.is_string()) continue;
+      std::string host_port = url.get<std::string>();
+      if (const size_t scheme = host_port.find("://"); scheme != std::string::npos) {
+        host_port = host_port.substr(scheme + 3);
+      }
+      for (size_t i = 0; i < endpoints_.size(); ++i) {
+        if (endpoints_[i].ToString() == host_port) {
+          current_ = i;
+          return Status::Ok();
+        }
+      }
+    }
+  }
+  return Status::Error(StatusCode::kNotFound,
+                       "etcd's leader (member " + leader + ") is not among the endpoints");
+}
+
 void EtcdHttpClient::Cancel() {
   std::lock_guard lock(mu_);
   cancelled_ = true;

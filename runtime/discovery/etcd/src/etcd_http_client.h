@@ -74,6 +74,11 @@ class EtcdHttpClient {
 
   // The endpoint calls go to first (the one that answered last).
   std::string current_address() const;
+  // Makes etcd's leader the endpoint calls go to first, if it is one of the endpoints (asks the
+  // current one for the cluster's status and member list). Writes sent to a follower are
+  // forwarded to the leader, so this saves a hop, not correctness. kNotFound when the leader
+  // is not among the endpoints; other errors as Post.
+  Status PreferLeader();
   // Makes the call in progress and every later call return kUnavailable "cancelled" at once.
   void Cancel();
   bool cancelled() const;
