@@ -36,6 +36,9 @@ DEFINE_int32(timeout_ms, 3000, "Connect and call timeout");
 DEFINE_int32(promote_timeout_ms, 30000,
              "How long `promote` waits for the registry's answer (longer than the registry's "
              "--switchover_timeout_ms)");
+DEFINE_int32(switchover_timeout_ms, 5000,
+             "etcd only: how long `promote` may keep the master's writes stopped before the "
+             "switchover is abandoned (fulcrum-registry has its own --switchover_timeout_ms)");
 DEFINE_bool(accept_data_loss, false,
             "promote: make a slave master although the group's master is gone and the slave "
             "lacks writes it acknowledged (the group is stalled below its commit floor)");
@@ -68,7 +71,7 @@ const char* kUsageText =
     "change fulcrum-registry's admin state, which etcd does not have\n"
     "flags: --registry=host:port|etcd://... --token_file=F --json --tls_ca_file=F\n"
     "       --timeout_ms=N\n"
-    "       --promote_timeout_ms=N --accept_data_loss";
+    "       --promote_timeout_ms=N --switchover_timeout_ms=N (etcd) --accept_data_loss";
 
 int Usage(const std::string& why) {
   std::cerr << "fulcrumctl: " << why << "\n" << kUsageText << "\n";
@@ -99,8 +102,9 @@ int RunOnEtcd(const std::string& cmd, const std::vector<std::string>& args, bool
     return s.code() == fulcrum::StatusCode::kUnavailable ? kUnreachable : kRefused;
   };
   if (cmd == "promote") {
+    if (FLAGS_switchover_timeout_ms <= 0) return Usage("--switchover_timeout_ms must be > 0");
     auto group = reg::EtcdPromote(http, uri->prefix, args[1], args[2],
-                                  std::chrono::milliseconds(FLAGS_promote_timeout_ms));
+                                  std::chrono::milliseconds(FLAGS_switchover_timeout_ms));
     if (!group.ok()) {
       std::cerr << "fulcrumctl: promote on etcd: " << group.status().message() << "\n";
       return group.status().code() == fulcrum::StatusCode::kUnavailable ? kUnreachable : kRefused;

@@ -407,6 +407,37 @@ TEST_P(KvStoreProcessTest, PlannedSwitchoverUnderLoadFailsNoCall) {
   ExpectEveryAckReadable(writer);
 }
 
+// A switchover to a slave that cannot catch up (SIGSTOPped) is abandoned within its timeout
+// and the master takes writes again: fulcrumctl says so, the master and epoch are unchanged.
+TEST_P(KvStoreProcessTest, AStuckSwitchoverIsAbandonedAndTheMasterWritesAgain) {
+  Writer writer(cluster_.RegistryUri(), 2);
+  std::string target;
+  for (int i = 0; i < kReplicas; ++i) {
+    if (cluster_.Address(i) != group_.master) target = cluster_.Address(i);
+  }
+  cluster_.Server(cluster_.IndexOf(target)).Signal(SIGSTOP);
+  const auto asked = std::chrono::steady_clock::now();
+  registry_test::CommandResult r =
+      cluster_.Ctl({"--switchover_timeout_ms=3000", "promote", "KvStore", target});
+  const double took_ms = Ms(std::chrono::steady_clock::now() - asked);
+  cluster_.Server(cluster_.IndexOf(target)).Signal(SIGCONT);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  std::printf("stuck switchover: fulcrumctl returned after %.0f ms: %s", took_ms, r.err.c_str());
+  const auto resumed_after = std::chrono::steady_clock::now();
+  const auto deadline = resumed_after + seconds(10);
+  while (!writer.FirstAckStartedAfter(resumed_after) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_TRUE(writer.FirstAckStartedAfter(resumed_after).has_value()) << cluster_.LogTail();
+  auto g = cluster_.Lookup();
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->master, group_.master);
+  EXPECT_EQ(g->epoch, group_.epoch);
+  writer.Stop();
+  ExpectEveryAckReadable(writer);
+}
+
 // With both slaves gone the master refuses writes up front (nothing is written), and takes
 // them again once a new slave has caught up from a snapshot.
 TEST_P(KvStoreProcessTest, TooFewInSyncSlavesRefuseWritesUntilOneCatchesUp) {
