@@ -239,6 +239,23 @@ Status EtcdRegistrar::ElectionStep() {
   }
   GroupState group = ReadGroupState(read->ranges[0], read->ranges[1]);
   commit_seen_ = std::max(commit_seen_, group.commit);
+  // A group that cannot elect: no live replica has the commit position (those that had the
+  // acknowledged writes are gone). It waits, as with the registry, rather than lose them;
+  // said once per episode.
+  const bool stalled = !group.leader && std::none_of(group.candidates.begin(),
+                                                     group.candidates.end(), [&](const auto& c) {
+                                                       return c.second.position >= group.commit;
+                                                     });
+  if (stalled && !stalled_) {
+    int64_t highest = 0;
+    for (const auto& [address, c] : group.candidates) highest = std::max(highest, c.position);
+    LOG(WARNING) << "group " << instance_.group << " of " << instance_.service
+                 << " has no master and cannot elect one: no live replica has the commit position "
+                 << group.commit << " (highest " << highest
+                 << "); waiting for a replica that has it (or delete the ~commit key to accept "
+                    "the loss)";
+  }
+  stalled_ = stalled;
 
   bool mine = group.leader && group.leader->incarnation == incarnation_ &&
               group.leader->address == address_ && group.leader_lease == lease;

@@ -116,6 +116,7 @@ class EtcdRegistrar final : public Registrar {
   int64_t commit_seen_ = 0;
   int64_t epoch_seen_ = 0;
   bool master_ = false;
+  bool stalled_ = false;  // the group cannot elect (logged once)
 
   std::mutex mu_;
   std::condition_variable cv_;
